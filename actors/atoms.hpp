@@ -1,0 +1,39 @@
+// Every atom of the actor protocols, in one place (CAF 0.17: at most 10
+// characters each).
+#pragma once
+
+#include <caf/atom.hpp>
+
+namespace jobsmith::atom {
+
+using append = caf::atom_constant<caf::atom("append")>;
+using flush = caf::atom_constant<caf::atom("flush")>;
+using subscribe = caf::atom_constant<caf::atom("subscribe")>;
+using unsubscrib = caf::atom_constant<caf::atom("unsubscrib")>;
+using committed = caf::atom_constant<caf::atom("committed")>;
+using read_job = caf::atom_constant<caf::atom("read_job")>;
+using command = caf::atom_constant<caf::atom("command")>;
+using submit = caf::atom_constant<caf::atom("submit")>;
+using job_ref = caf::atom_constant<caf::atom("job_ref")>;
+using revived = caf::atom_constant<caf::atom("revived")>;
+using progress = caf::atom_constant<caf::atom("progress")>;
+using tick = caf::atom_constant<caf::atom("tick")>;
+using acquire = caf::atom_constant<caf::atom("acquire")>;
+using release = caf::atom_constant<caf::atom("release")>;
+using granted = caf::atom_constant<caf::atom("granted")>;
+using waits = caf::atom_constant<caf::atom("waits")>;
+using run = caf::atom_constant<caf::atom("run")>;
+using cancel = caf::atom_constant<caf::atom("cancel")>;
+using finished = caf::atom_constant<caf::atom("finished")>;
+using lease = caf::atom_constant<caf::atom("lease")>;
+using heartbeat = caf::atom_constant<caf::atom("heartbeat")>;
+using queue_op = caf::atom_constant<caf::atom("queue_op")>;
+using queues = caf::atom_constant<caf::atom("queues")>;
+using schedule = caf::atom_constant<caf::atom("schedule")>;
+using attach = caf::atom_constant<caf::atom("attach")>;
+using stats = caf::atom_constant<caf::atom("stats")>;
+using started = caf::atom_constant<caf::atom("started")>;
+using list = caf::atom_constant<caf::atom("list")>;
+using stop = caf::atom_constant<caf::atom("stop")>;
+
+}  // namespace jobsmith::atom

@@ -1,0 +1,474 @@
+#include "actors/engine.hpp"
+
+#include <filesystem>
+#include <mutex>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "actors/caf_error.hpp"
+#include "actors/engine_actors.hpp"
+#include "actors/projector.hpp"
+#include "actors/scheduler.hpp"
+#include "actors/worker_pool.hpp"
+#include "store/memory_log.hpp"
+#include "store/rocksdb_log.hpp"
+
+#ifndef JOBSMITH_VERSION
+#define JOBSMITH_VERSION "0.0.0"
+#endif
+
+namespace jobsmith {
+
+// -- errors -------------------------------------------------------------------------
+
+std::string_view to_string(engine_errc c) {
+  switch (c) {
+    case engine_errc::invalid_argument: return "invalid_argument";
+    case engine_errc::illegal_transition: return "illegal_transition";
+    case engine_errc::stale_token: return "stale_token";
+    case engine_errc::not_found: return "not_found";
+    case engine_errc::unknown_kind: return "unknown_kind";
+    case engine_errc::overloaded: return "overloaded";
+    case engine_errc::storage: return "storage";
+    case engine_errc::closed: return "closed";
+    case engine_errc::corruption: return "corruption";
+    case engine_errc::rejected: return "rejected";
+  }
+  return "unknown";
+}
+
+std::string engine_error::to_string() const {
+  return std::string{jobsmith::to_string(code)} + ": " + message;
+}
+
+engine_errc from_job_errc(job_errc c) {
+  switch (c) {
+    case job_errc::invalid_argument: return engine_errc::invalid_argument;
+    case job_errc::illegal_transition: return engine_errc::illegal_transition;
+    case job_errc::stale_token: return engine_errc::stale_token;
+    case job_errc::unknown_job: return engine_errc::not_found;
+  }
+  return engine_errc::invalid_argument;
+}
+
+engine_error from_caf(const caf::error& err) {
+  if (err.category() == engine_error_category) {
+    std::string message;
+    if (err.context().match_elements<std::string>()) message = err.context().get_as<std::string>(0);
+    return engine_error{static_cast<engine_errc>(err.code()), std::move(message)};
+  }
+  return engine_error{engine_errc::closed, "engine actor unavailable: " + caf::to_string(err)};
+}
+
+// -- spawning -------------------------------------------------------------------------
+
+engine_core spawn_core(caf::actor_system& sys, store::event_log& log, recovered_state seed,
+                       job_index index, const engine_options& options, wall_clock clock,
+                       bool detached) {
+  engine_core core;
+  core.metrics = std::make_shared<journal_metrics>();
+  journal_config jcfg;
+  jcfg.max_pending_events = options.max_pending_events;
+  if (detached)
+    core.journal = sys.spawn<caf::detached>(journal, &log, jcfg, core.metrics);
+  else
+    core.journal = sys.spawn(journal, &log, jcfg, core.metrics);
+  core.projector = sys.spawn(projector, std::move(index), clock);
+  // Subscribed before anything can append, so it misses nothing.
+  caf::anon_send(core.journal, atom::subscribe::value, caf::actor_cast<caf::actor>(core.projector));
+
+  std::random_device rd;
+  char name[32];
+  std::snprintf(name, sizeof(name), "local:%08x", static_cast<unsigned>(rd()));
+  core.worker_name = name;
+  if (!options.handlers.empty()) {
+    worker_pool_config pcfg;
+    pcfg.worker_name = core.worker_name;
+    pcfg.threads = options.worker_threads;
+    pcfg.detached = detached;
+    pcfg.flush_interval = options.progress_flush;
+    core.pool = sys.spawn(worker_pool, pcfg, &options.handlers);
+  }
+  scheduler_config scfg;
+  scfg.local_worker = core.pool ? core.worker_name : std::string{};
+  scfg.local_slots = options.worker_slots;
+  scfg.max_live_jobs = options.max_live_jobs;
+  scfg.max_pending_submits = options.max_pending_events / 2;
+  scfg.seed = rd() * 0x9e3779b97f4a7c15ULL + rd();
+  core.scheduler = sys.spawn(scheduler, scfg, std::move(seed), core.journal, core.pool, clock);
+  return core;
+}
+
+void stop_core(const engine_core& core) {
+  auto reason = caf::exit_reason::user_shutdown;
+  caf::anon_send_exit(core.scheduler, reason);
+  if (core.pool) caf::anon_send_exit(core.pool, reason);
+  caf::anon_send_exit(core.projector, reason);
+  caf::anon_send_exit(core.journal, reason);
+}
+
+// -- the facade -------------------------------------------------------------------------
+
+struct subscription::impl {
+  caf::actor subscriber;
+  journal_actor journal;
+  void stop() {
+    if (!subscriber) return;
+    caf::anon_send(journal, atom::unsubscrib::value, subscriber);
+    caf::anon_send_exit(subscriber, caf::exit_reason::user_shutdown);
+    subscriber = nullptr;
+    journal = journal_actor{};
+  }
+};
+
+subscription::~subscription() { cancel(); }
+
+void subscription::cancel() {
+  if (impl_) impl_->stop();
+  impl_.reset();
+}
+
+struct engine::impl {
+  engine_options options;
+  wall_clock clock;
+  std::unique_ptr<store::event_log> log;
+  std::unique_ptr<caf::actor_system_config> config;
+  std::unique_ptr<caf::actor_system> system;
+  engine_core core;
+  recovery_report report;
+  std::atomic<std::size_t> inflight_submits{0};
+  std::mutex close_mutex;
+  bool closed = false;
+  std::vector<std::weak_ptr<subscription::impl>> subscriptions;
+
+  std::string principal_or_default(std::string p) const {
+    return p.empty() ? options.default_principal : p;
+  }
+
+  /// Blocking request to an actor of the engine.
+  template <class R, class Handle, class... Ts>
+  result<R> ask(const Handle& dest, Ts&&... xs) const {
+    if (closed) return engine_error{engine_errc::closed, "engine is closed"};
+    caf::scoped_actor self{*system};
+    result<R> out = engine_error{engine_errc::closed, "no answer"};
+    self->request(dest, caf::infinite, std::forward<Ts>(xs)...)
+        .receive([&](R& value) { out = std::move(value); },
+                 [&](caf::error& err) { out = from_caf(err); });
+    return out;
+  }
+
+  result<job_record> command(job_id id, job_command cmd, std::string principal) const {
+    return ask<job_record>(core.scheduler, atom::command::value, id, std::move(cmd),
+                           principal_or_default(std::move(principal)));
+  }
+};
+
+engine::engine(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+
+engine::~engine() { close(); }
+
+result<std::unique_ptr<engine>> engine::open(engine_options options) {
+  auto started = std::chrono::steady_clock::now();
+  auto im = std::make_unique<impl>();
+  im->clock = options.clock ? options.clock : wall_clock{system_wall_now};
+  im->options = std::move(options);
+  auto& opts = im->options;
+
+  // Recovery step 1: open the store (it verifies the tail of the chain).
+  if (opts.in_memory) {
+    im->log = store::make_memory_log();
+  } else {
+    std::error_code ec;
+    std::filesystem::create_directories(opts.data_dir, ec);
+    if (ec)
+      return engine_error{engine_errc::storage,
+                          "cannot create data directory " + opts.data_dir + ": " + ec.message()};
+    store::rocksdb_log_options lopts;
+    auto status = store::open_rocksdb_log(opts.data_dir, lopts, &im->log);
+    if (!status.is_ok()) {
+      auto code = status.code() == store::status_code::corruption ? engine_errc::corruption
+                                                                   : engine_errc::storage;
+      return engine_error{code, status.to_string()};
+    }
+  }
+
+  // Step 2: replay the log into the live state and the projections.
+  job_index index;
+  auto seed = recover(*im->log, [&](const event& ev) { index.apply(ev); });
+  if (!seed) return seed.error();
+  im->report.events_replayed = seed->events_replayed;
+  im->report.live_jobs = seed->live_jobs.size();
+  im->report.head = seed->head;
+
+  // Step 3: the actors, seeded with what recovery rebuilt.
+  im->config = std::make_unique<caf::actor_system_config>();
+  if (opts.scheduler_threads > 0)
+    im->config->set("scheduler.max-threads", static_cast<int>(opts.scheduler_threads));
+  im->system = std::make_unique<caf::actor_system>(*im->config);
+  im->core = spawn_core(*im->system, *im->log, std::move(*seed), std::move(index), opts,
+                        im->clock, true);
+
+  // Step 4: record that the engine started, then serve.
+  auto now = im->clock();
+  std::vector<event> started_event{
+      event{0, 0, now, "engine",
+            engine_started{JOBSMITH_VERSION, im->report.events_replayed, im->report.live_jobs}}};
+  auto appended = im->ask<sequence_t>(im->core.journal, atom::append::value, std::move(started_event));
+  if (!appended) {
+    stop_core(im->core);
+    im->system->await_all_actors_done();
+    return appended.error();
+  }
+  im->report.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return std::unique_ptr<engine>(new engine(std::move(im)));
+}
+
+void engine::close() {
+  if (!impl_) return;
+  std::lock_guard<std::mutex> guard{impl_->close_mutex};
+  if (impl_->closed) return;
+  impl_->closed = true;
+  for (auto& weak : impl_->subscriptions)
+    if (auto sub = weak.lock()) sub->stop();
+  stop_core(impl_->core);
+  impl_->system->await_all_actors_done();
+  impl_->core = engine_core{};
+  impl_->system.reset();
+  impl_->log.reset();
+}
+
+const engine::recovery_report& engine::recovered() const { return impl_->report; }
+
+// -- producing -------------------------------------------------------------------------
+
+result<std::vector<job_id>> engine::submit_many(std::vector<job_submitted> specs,
+                                                const submit_options& opts) {
+  auto& im = *impl_;
+  if (opts.delay < 0)
+    return engine_error{engine_errc::invalid_argument, "delay must not be negative"};
+  auto now = im.clock();
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    auto& spec = specs[i];
+    auto where = specs.size() > 1 ? "jobs[" + std::to_string(i) + "]: " : std::string{};
+    if (!im.options.allow_unknown_kinds && !spec.kind.empty() &&
+        im.options.handlers.find(spec.kind) == nullptr)
+      return engine_error{engine_errc::unknown_kind,
+                          where + "no handler is registered for kind '" + spec.kind + "'"};
+    // The log keeps payloads in compact form, so exports round-trip exactly.
+    auto parsed = nlohmann::json::parse(spec.payload, nullptr, false);
+    if (parsed.is_discarded())
+      return engine_error{engine_errc::invalid_argument, where + "payload is not valid JSON"};
+    spec.payload = parsed.dump();
+    if (spec.run_at == 0 && opts.delay > 0) spec.run_at = now + opts.delay;
+  }
+  if (specs.empty()) return std::vector<job_id>{};
+  auto inflight = im.inflight_submits.fetch_add(specs.size()) + specs.size();
+  struct release {
+    std::atomic<std::size_t>& n;
+    std::size_t k;
+    ~release() { n.fetch_sub(k); }
+  } guard{im.inflight_submits, specs.size()};
+  if (inflight > im.options.max_inflight_submits)
+    return engine_error{engine_errc::overloaded,
+                        std::to_string(inflight - specs.size()) +
+                            " jobs are being submitted already; try again later"};
+  return im.ask<std::vector<job_id>>(im.core.scheduler, atom::submit::value, std::move(specs),
+                                     im.principal_or_default(opts.principal));
+}
+
+result<job_id> engine::submit(job_submitted spec, const submit_options& opts) {
+  std::vector<job_submitted> one;
+  one.push_back(std::move(spec));
+  auto ids = submit_many(std::move(one), opts);
+  if (!ids) return ids.error();
+  return ids->front();
+}
+
+// -- acting on jobs -------------------------------------------------------------------------
+
+result<job_record> engine::cancel(job_id id, std::string reason, std::string principal) {
+  if (reason.empty()) reason = "cancelled by request";
+  return impl_->command(id, cmd_cancel{std::move(reason)}, std::move(principal));
+}
+
+result<job_record> engine::run_now(job_id id, std::string principal) {
+  return impl_->command(id, cmd_request{request_kind::run_now}, std::move(principal));
+}
+
+result<job_record> engine::retry(job_id id, std::string principal) {
+  return impl_->command(id, cmd_request{request_kind::retry}, std::move(principal));
+}
+
+result<job_record> engine::discard(job_id id, std::string reason, std::string principal) {
+  if (reason.empty()) reason = "discarded by request";
+  return impl_->command(id, cmd_discard{std::move(reason)}, std::move(principal));
+}
+
+result<job_record> engine::review(job_id id, bool accept, std::string comment,
+                                  std::string principal) {
+  if (accept) {
+    auto view = get(id);
+    if (!view) return view.error();
+    auto& job = view->job;
+    if (job.state != job_state::pending_review)
+      return engine_error{engine_errc::illegal_transition,
+                          "job " + std::to_string(id) + " is not pending review (" +
+                              std::string{to_string(job.state)} + ")"};
+    if (auto entry = impl_->options.handlers.find(job.spec.kind); entry && entry->on_accept) {
+      try {
+        entry->on_accept(id, job.spec.payload, job.result);
+      } catch (const std::exception& e) {
+        return engine_error{engine_errc::rejected,
+                            "on-accept hook of kind '" + job.spec.kind + "' failed: " + e.what()};
+      }
+    }
+  }
+  return impl_->command(id, cmd_review{accept, std::move(comment)}, std::move(principal));
+}
+
+result<bool> engine::delete_schedule(schedule_id id, std::string principal) {
+  auto& im = *impl_;
+  return im.ask<bool>(im.core.scheduler, atom::schedule::value, id,
+                      im.principal_or_default(std::move(principal)));
+}
+
+// -- reading -------------------------------------------------------------------------------
+
+result<job_view> engine::get(job_id id) const {
+  auto& im = *impl_;
+  if (im.closed) return engine_error{engine_errc::closed, "engine is closed"};
+  auto events = read_job_events(*im.log, id);
+  if (!events) return events.error();
+  if (events->empty())
+    return engine_error{engine_errc::not_found, "job " + std::to_string(id) + " does not exist"};
+  job_view view;
+  for (auto& ev : *events) apply(view.job, ev);
+  view.history = std::move(*events);
+  return view;
+}
+
+result<std::vector<job_record>> engine::list(const job_filter& filter) const {
+  return impl_->ask<std::vector<job_record>>(impl_->core.projector, atom::list::value, filter);
+}
+
+result<std::vector<std::size_t>> engine::counts() const {
+  return impl_->ask<std::vector<std::size_t>>(impl_->core.projector, atom::stats::value);
+}
+
+result<dispatch_explanation> engine::explain(job_id id) const {
+  return impl_->ask<dispatch_explanation>(impl_->core.scheduler, atom::waits::value, id);
+}
+
+result<std::vector<queue_info>> engine::queues() const {
+  return impl_->ask<std::vector<queue_info>>(impl_->core.scheduler, atom::queues::value);
+}
+
+result<scheduler_stats> engine::stats() const {
+  return impl_->ask<scheduler_stats>(impl_->core.scheduler, atom::stats::value);
+}
+
+engine_metrics engine::metrics() const {
+  auto& im = *impl_;
+  engine_metrics out;
+  if (!im.core.metrics) return out;
+  auto& m = *im.core.metrics;
+  out.journal_batches = m.batches.load();
+  out.journal_events = m.events.load();
+  out.journal_max_batch = m.max_batch.load();
+  out.journal_mean_write_ms =
+      out.journal_batches ? m.write_nanos.load() / 1e6 / out.journal_batches : 0;
+  out.journal_max_write_ms = m.max_write_nanos.load() / 1e6;
+  out.refused_overloaded = m.refused_overloaded.load();
+  if (im.log) {
+    out.log_bytes = im.log->size_bytes();
+    out.head = im.log->head();
+  }
+  return out;
+}
+
+// -- queues ------------------------------------------------------------------------------
+
+result<queue_info> engine::pause(std::string queue, std::string principal) {
+  auto& im = *impl_;
+  return im.ask<queue_info>(im.core.scheduler, atom::queue_op::value,
+                            queue_command{queue_op::pause, std::move(queue), 0},
+                            im.principal_or_default(std::move(principal)));
+}
+
+result<queue_info> engine::resume(std::string queue, std::string principal) {
+  auto& im = *impl_;
+  return im.ask<queue_info>(im.core.scheduler, atom::queue_op::value,
+                            queue_command{queue_op::resume, std::move(queue), 0},
+                            im.principal_or_default(std::move(principal)));
+}
+
+result<queue_info> engine::configure(std::string queue, std::uint32_t concurrency,
+                                     std::string principal) {
+  auto& im = *impl_;
+  return im.ask<queue_info>(im.core.scheduler, atom::queue_op::value,
+                            queue_command{queue_op::configure, std::move(queue), concurrency},
+                            im.principal_or_default(std::move(principal)));
+}
+
+// -- remote workers ---------------------------------------------------------------------------
+
+result<std::vector<job_record>> engine::lease(lease_request request) {
+  return impl_->ask<std::vector<job_record>>(impl_->core.scheduler, atom::lease::value,
+                                             std::move(request));
+}
+
+result<heartbeat_reply> engine::heartbeat(heartbeat_request request) {
+  return impl_->ask<heartbeat_reply>(impl_->core.scheduler, atom::heartbeat::value,
+                                     std::move(request));
+}
+
+result<job_record> engine::complete(job_id id, std::uint64_t lease_token, std::string result_json,
+                                    std::string principal) {
+  auto parsed = nlohmann::json::parse(result_json, nullptr, false);
+  if (parsed.is_discarded())
+    return engine_error{engine_errc::invalid_argument, "result is not valid JSON"};
+  return impl_->command(id, cmd_succeed{lease_token, parsed.dump()}, std::move(principal));
+}
+
+result<job_record> engine::fail(job_id id, std::uint64_t lease_token, std::string error,
+                                bool retryable, std::string principal, std::string handover) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  auto draw = std::uniform_real_distribution<double>(0, 1)(rng);
+  return impl_->command(
+      id, cmd_fail{lease_token, std::move(error), retryable, std::move(handover), draw},
+      std::move(principal));
+}
+
+// -- events ------------------------------------------------------------------------------------
+
+namespace {
+
+caf::behavior subscriber(caf::event_based_actor*, std::function<void(const event&)> fn) {
+  return {
+      [fn](atom::committed, const committed_batch& batch) {
+        for (auto& ev : *batch) fn(ev);
+      },
+  };
+}
+
+}  // namespace
+
+subscription engine::subscribe(std::function<void(const event&)> fn) {
+  auto& im = *impl_;
+  if (im.closed) return {};
+  auto sub = std::make_shared<subscription::impl>();
+  sub->journal = im.core.journal;
+  sub->subscriber = im.system->spawn<caf::detached>(subscriber, std::move(fn));
+  caf::anon_send(im.core.journal, atom::subscribe::value, sub->subscriber);
+  std::lock_guard<std::mutex> guard{im.close_mutex};
+  im.subscriptions.push_back(sub);
+  return subscription{sub};
+}
+
+caf::actor_system& actor_system_of(engine& e) { return *e.internals().system; }
+
+const engine_core& core_of(engine& e) { return e.internals().core; }
+
+}  // namespace jobsmith

@@ -1,0 +1,171 @@
+// The embedding API: open a data directory, register handlers per kind,
+// submit jobs, act on them, read them, subscribe to what happens. CAF stays
+// hidden here; actors/engine_actors.hpp exposes the actor handles for
+// services that speak CAF themselves.
+//
+//   jobsmith::engine_options opts;
+//   opts.data_dir = "./data";
+//   opts.handlers.add("resize", [](jobsmith::job_context& ctx) {
+//     ctx.info("resizing " + ctx.payload());
+//     return jobsmith::outcome::success(R"({"ok":true})");
+//   });
+//   auto eng = jobsmith::engine::open(std::move(opts));
+//   if (!eng) { /* eng.error().message */ }
+//   jobsmith::job_submitted job;
+//   job.kind = "resize";
+//   job.payload = R"({"image":"a.png"})";
+//   auto id = (*eng)->submit(job);  // returns once the submission is fsynced
+//
+// Every call is thread-safe and blocks until the engine answered; a call
+// that changes something answers only after its events are durable.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/clock.hpp"
+#include "actors/engine_error.hpp"
+#include "actors/engine_types.hpp"
+#include "actors/handler.hpp"
+#include "events/event.hpp"
+#include "events/job_state.hpp"
+#include "projections/job_index.hpp"
+
+namespace jobsmith {
+
+struct engine_options {
+  std::string data_dir = "./data";
+  /// Keep the log in memory (tests, demos that must not touch disk).
+  bool in_memory = false;
+  handler_registry handlers;
+  /// Accept kinds without a handler here (remote workers run them).
+  bool allow_unknown_kinds = false;
+  std::size_t worker_threads = 2;   // threads running handlers
+  std::uint32_t worker_slots = 256;  // jobs the in-process pool holds at once
+  std::size_t scheduler_threads = 0;  // CAF scheduler threads; 0 = CAF's default
+  std::size_t max_pending_events = 200'000;  // journal buffer bound
+  std::size_t max_live_jobs = 1'000'000;
+  std::size_t max_inflight_submits = 100'000;  // jobs in submit calls at once
+  std::string default_principal = "embedded";
+  std::chrono::milliseconds progress_flush{1000};
+  wall_clock clock;  // empty = the system clock
+};
+
+struct submit_options {
+  std::string principal;  // empty = options.default_principal
+  millis delay = 0;       // added to now when spec.run_at is 0; must be >= 0
+};
+
+/// A job with its whole committed history.
+struct job_view {
+  job_record job;
+  std::vector<event> history;
+};
+
+struct engine_metrics {
+  std::uint64_t journal_batches = 0;
+  std::uint64_t journal_events = 0;
+  std::uint64_t journal_max_batch = 0;
+  double journal_mean_write_ms = 0;
+  double journal_max_write_ms = 0;
+  std::uint64_t refused_overloaded = 0;
+  std::uint64_t log_bytes = 0;
+  sequence_t head = 0;
+};
+
+/// Ends its subscription when destroyed.
+class subscription {
+ public:
+  subscription() = default;
+  subscription(subscription&&) noexcept = default;
+  subscription& operator=(subscription&&) noexcept = default;
+  ~subscription();
+  void cancel();
+  struct impl;
+  explicit subscription(std::shared_ptr<impl> p) : impl_(std::move(p)) {}
+
+ private:
+  std::shared_ptr<impl> impl_;
+};
+
+class engine {
+ public:
+  /// Opens (or creates) the data directory, recovers (actors/recovery.hpp)
+  /// and starts serving.
+  static result<std::unique_ptr<engine>> open(engine_options options);
+
+  ~engine();
+  engine(const engine&) = delete;
+  engine& operator=(const engine&) = delete;
+
+  /// Stops every actor and closes the log. Idempotent.
+  void close();
+
+  // -- producing --------------------------------------------------------------
+  result<job_id> submit(job_submitted spec, const submit_options& opts = {});
+  /// All or nothing: one invalid submission refuses the whole batch.
+  result<std::vector<job_id>> submit_many(std::vector<job_submitted> specs,
+                                          const submit_options& opts = {});
+
+  // -- acting on jobs (principal empty = options.default_principal) ------------
+  result<job_record> cancel(job_id id, std::string reason = {}, std::string principal = {});
+  result<job_record> run_now(job_id id, std::string principal = {});
+  result<job_record> retry(job_id id, std::string principal = {});
+  result<job_record> discard(job_id id, std::string reason = {}, std::string principal = {});
+  /// Accepting runs the kind's on-accept hook first; if it throws, nothing
+  /// is recorded and the error is engine_errc::rejected.
+  result<job_record> review(job_id id, bool accept, std::string comment = {},
+                            std::string principal = {});
+  result<bool> delete_schedule(schedule_id id, std::string principal = {});
+
+  // -- reading ------------------------------------------------------------------
+  result<job_view> get(job_id id) const;
+  result<std::vector<job_record>> list(const job_filter& filter) const;
+  /// Jobs per state now, indexed by job_state.
+  result<std::vector<std::size_t>> counts() const;
+  result<dispatch_explanation> explain(job_id id) const;
+  result<std::vector<queue_info>> queues() const;
+  result<scheduler_stats> stats() const;
+  engine_metrics metrics() const;
+
+  // -- queues --------------------------------------------------------------------
+  result<queue_info> pause(std::string queue, std::string principal = {});
+  result<queue_info> resume(std::string queue, std::string principal = {});
+  result<queue_info> configure(std::string queue, std::uint32_t concurrency,
+                               std::string principal = {});
+
+  // -- remote workers ---------------------------------------------------------------
+  result<std::vector<job_record>> lease(lease_request request);
+  result<heartbeat_reply> heartbeat(heartbeat_request request);
+  result<job_record> complete(job_id id, std::uint64_t lease_token, std::string result_json,
+                              std::string principal);
+  result<job_record> fail(job_id id, std::uint64_t lease_token, std::string error,
+                          bool retryable, std::string principal, std::string handover = {});
+
+  // -- events ------------------------------------------------------------------------
+  /// `fn` sees every event committed from now on, in sequence order, on a
+  /// thread of its own (it may block; events wait for it).
+  subscription subscribe(std::function<void(const event&)> fn);
+
+  /// How recovery went when the engine opened.
+  struct recovery_report {
+    std::uint64_t events_replayed = 0;
+    std::uint64_t live_jobs = 0;
+    sequence_t head = 0;
+    double seconds = 0;
+  };
+  const recovery_report& recovered() const;
+
+  struct impl;
+  impl& internals() { return *impl_; }
+
+ private:
+  explicit engine(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace jobsmith

@@ -1,0 +1,125 @@
+#include "actors/job_actor.hpp"
+
+#include "actors/caf_error.hpp"
+
+namespace jobsmith {
+
+namespace {
+
+using self_ptr = job_actor::stateful_pointer<job_actor_state>;
+
+void process_next(self_ptr self);
+
+/// Stops the actor once the job is terminal and nothing waits.
+void maybe_stop(self_ptr self) {
+  auto& st = self->state;
+  if (st.hydrated && !st.appending && st.waiting.empty() && is_terminal(st.record.state))
+    self->quit();
+}
+
+void process(self_ptr self, job_command& cmd, std::string& principal,
+             caf::typed_response_promise<job_record>& promise) {
+  auto& st = self->state;
+  auto now = st.clock();
+  auto decided = decide(st.record, cmd, now);
+  if (!decided.ok()) {
+    promise.deliver(to_caf(*decided.error));
+    return;
+  }
+  if (decided.events.empty()) {
+    promise.deliver(st.record);
+    return;
+  }
+  std::vector<event> events;
+  events.reserve(decided.events.size());
+  for (auto& body : decided.events)
+    events.push_back(event{0, st.record.id, now, principal, std::move(body)});
+  auto to_apply = events;  // applied only once committed
+  st.appending = true;
+  auto was_terminal = is_terminal(st.record.state);
+  self->request(st.journal, caf::infinite, atom::append::value, std::move(events))
+      .then(
+          [self, promise, to_apply = std::move(to_apply), was_terminal](
+              sequence_t first) mutable {
+            auto& st = self->state;
+            for (auto& ev : to_apply) {
+              ev.seq = first++;
+              apply(st.record, ev);
+            }
+            st.appending = false;
+            promise.deliver(st.record);
+            if (was_terminal && !is_terminal(st.record.state))
+              self->send(st.scheduler, atom::revived::value, st.record);
+            process_next(self);
+          },
+          [self, promise](caf::error& err) mutable {
+            self->state.appending = false;
+            promise.deliver(std::move(err));
+            process_next(self);
+          });
+}
+
+void process_next(self_ptr self) {
+  auto& st = self->state;
+  while (st.hydrated && !st.appending && !st.waiting.empty()) {
+    auto next = std::move(st.waiting.front());
+    st.waiting.pop_front();
+    process(self, next.command, next.principal, next.promise);
+  }
+  maybe_stop(self);
+}
+
+void hydrate(self_ptr self) {
+  auto& st = self->state;
+  self->request(st.journal, caf::infinite, atom::read_job::value, st.record.id)
+      .then(
+          [self](std::vector<event>& events) {
+            auto& st = self->state;
+            if (events.empty()) {
+              auto err = to_caf(engine_errc::not_found,
+                                "job " + std::to_string(st.record.id) + " does not exist");
+              for (auto& w : st.waiting) w.promise.deliver(err);
+              st.waiting.clear();
+              self->quit();
+              return;
+            }
+            for (auto& ev : events) apply(st.record, ev);
+            st.hydrated = true;
+            process_next(self);
+          },
+          [self](caf::error& err) {
+            for (auto& w : self->state.waiting) w.promise.deliver(err);
+            self->state.waiting.clear();
+            self->quit(err);
+          });
+}
+
+}  // namespace
+
+job_actor::behavior_type job_behavior(job_actor::stateful_pointer<job_actor_state> self,
+                                      job_record record, bool hydrated, journal_actor journal,
+                                      scheduler_actor scheduler, wall_clock clock) {
+  auto& st = self->state;
+  st.record = std::move(record);
+  st.hydrated = hydrated;
+  st.journal = std::move(journal);
+  st.scheduler = std::move(scheduler);
+  st.clock = std::move(clock);
+  if (!hydrated) hydrate(self);
+  return {
+      [self](atom::command, job_command& cmd,
+             std::string& principal) -> caf::typed_response_promise<job_record> {
+        auto& st = self->state;
+        auto promise = self->make_response_promise<job_record>();
+        if (st.hydrated && !st.appending && st.waiting.empty()) {
+          process(self, cmd, principal, promise);
+          maybe_stop(self);
+        } else {
+          st.waiting.push_back({std::move(cmd), std::move(principal), promise});
+        }
+        return promise;
+      },
+  };
+}
+
+}  // namespace jobsmith

@@ -1,0 +1,50 @@
+// One actor per live job: the only place that decides this job's
+// transitions while the engine runs.
+//
+// A command is decided against the current fold (events/job_state.hpp); the
+// resulting events are appended through the journal; only after the commit
+// are they applied and the requester answered. Commands that arrive while an
+// append is in flight wait their turn, so every decision sees every earlier
+// committed event. A job that reaches a terminal state stops its actor; a
+// later command (retry, say) spawns a fresh one that rehydrates from the
+// job's stream in the log.
+#pragma once
+
+#include <deque>
+#include <string>
+
+#include "actors/clock.hpp"
+#include "actors/protocol.hpp"
+
+namespace jobsmith {
+
+struct job_actor_state {
+  // Not an aggregate: CAF would construct the state from the self pointer.
+  job_actor_state() = default;
+  static inline const char* name = "job";
+
+  struct waiting_command {
+    job_command command;
+    std::string principal;
+    caf::typed_response_promise<job_record> promise;
+  };
+
+  // Constant after construction.
+  journal_actor journal;
+  scheduler_actor scheduler;  // told when a retry brings a stopped job back
+  wall_clock clock;
+
+  // Owned by the actor.
+  job_record record;
+  bool hydrated = false;  // record holds the job's whole committed stream
+  bool appending = false;
+  std::deque<waiting_command> waiting;
+};
+
+/// With `hydrated`, `record` is the job's current fold; without, the actor
+/// first reads the stream of `record.id` through the journal.
+job_actor::behavior_type job_behavior(job_actor::stateful_pointer<job_actor_state> self,
+                                      job_record record, bool hydrated, journal_actor journal,
+                                      scheduler_actor scheduler, wall_clock clock);
+
+}  // namespace jobsmith

@@ -1,0 +1,150 @@
+#include "actors/journal.hpp"
+
+#include <chrono>
+
+#include "actors/caf_error.hpp"
+#include "events/codec.hpp"
+
+namespace jobsmith {
+
+namespace {
+
+void raise_max(std::atomic<std::uint64_t>& slot, std::uint64_t value) {
+  auto seen = slot.load(std::memory_order_relaxed);
+  while (value > seen && !slot.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
+  }
+}
+
+/// Writes everything gathered since the last flush as one durable batch,
+/// answers each requester, then publishes the batch.
+void flush_pending(journal_actor::stateful_pointer<journal_state> self) {
+  auto& st = self->state;
+  st.flush_scheduled = false;
+  if (st.pending.empty()) return;
+
+  st.records.clear();
+  st.records.reserve(st.pending_events);
+  for (auto& p : st.pending) {
+    for (auto& ev : p.events) {
+      store::record_input rec;
+      rec.job = ev.job;
+      encode_to(ev, rec.body);
+      st.records.push_back(std::move(rec));
+    }
+  }
+
+  auto started = std::chrono::steady_clock::now();
+  sequence_t first = 0;
+  auto status = st.log->append(st.records, &first);
+  auto nanos = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                           started)
+          .count());
+
+  auto pending = std::move(st.pending);
+  st.pending.clear();
+  st.pending_events = 0;
+
+  if (!status.is_ok()) {
+    // Nothing of this batch is acknowledged; the log refuses later appends
+    // too, so no acknowledged write can ever follow a lost one.
+    st.failure = status.to_string();
+    auto err = to_caf(engine_errc::storage, "journal write failed: " + st.failure);
+    for (auto& p : pending) p.promise.deliver(err);
+    return;
+  }
+
+  auto batch = std::make_shared<std::vector<event>>();
+  batch->reserve(st.records.size());
+  auto seq = first;
+  for (auto& p : pending) {
+    p.promise.deliver(seq);
+    for (auto& ev : p.events) {
+      ev.seq = seq++;
+      batch->push_back(std::move(ev));
+    }
+  }
+
+  auto& m = *st.metrics;
+  m.batches.fetch_add(1, std::memory_order_relaxed);
+  m.events.fetch_add(batch->size(), std::memory_order_relaxed);
+  m.write_nanos.fetch_add(nanos, std::memory_order_relaxed);
+  raise_max(m.max_batch, batch->size());
+  raise_max(m.max_write_nanos, nanos);
+
+  committed_batch published = std::move(batch);
+  for (auto& sub : st.subscribers) caf::anon_send(sub, atom::committed::value, published);
+}
+
+}  // namespace
+
+result<std::vector<event>> read_job_events(const store::event_log& log, job_id job) {
+  std::vector<event> out;
+  std::string error;
+  auto status = log.read_job(job, [&](const store::record& rec) {
+    event ev;
+    if (!decode(rec.body, ev, &error)) {
+      error = "record " + std::to_string(rec.seq) + ": " + error;
+      return false;
+    }
+    ev.seq = rec.seq;
+    ev.job = rec.job;
+    out.push_back(std::move(ev));
+    return true;
+  });
+  if (!error.empty()) return engine_error{engine_errc::corruption, error};
+  if (!status.is_ok()) {
+    auto code = status.code() == store::status_code::corruption ? engine_errc::corruption
+                                                                 : engine_errc::storage;
+    return engine_error{code, status.to_string()};
+  }
+  return out;
+}
+
+journal_actor::behavior_type journal(journal_actor::stateful_pointer<journal_state> self,
+                                     store::event_log* log, journal_config config,
+                                     std::shared_ptr<journal_metrics> metrics) {
+  self->state.log = log;
+  self->state.config = config;
+  self->state.metrics = std::move(metrics);
+  return {
+      [=](atom::append, std::vector<event>& events) -> caf::result<sequence_t> {
+        auto& st = self->state;
+        if (!st.failure.empty())
+          return to_caf(engine_errc::storage,
+                        "the log refuses appends after a failed write: " + st.failure);
+        if (events.empty()) return st.log->head() + 1;
+        if (st.pending_events + events.size() > st.config.max_pending_events) {
+          st.metrics->refused_overloaded.fetch_add(1, std::memory_order_relaxed);
+          return to_caf(engine_errc::overloaded,
+                        "journal has " + std::to_string(st.pending_events) +
+                            " events waiting for disk; try again later");
+        }
+        auto promise = self->make_response_promise<sequence_t>();
+        st.pending_events += events.size();
+        st.pending.push_back({std::move(events), promise});
+        if (!st.flush_scheduled) {
+          // The flush goes behind whatever already waits in the mailbox, so
+          // it takes every append that arrived during the previous write.
+          st.flush_scheduled = true;
+          self->send(self, atom::flush::value);
+        }
+        return promise;
+      },
+      [=](atom::flush) { flush_pending(self); },
+      [=](atom::read_job, job_id job) -> caf::result<std::vector<event>> {
+        auto events = read_job_events(*self->state.log, job);
+        if (!events) return to_caf(events.error().code, events.error().message);
+        return std::move(*events);
+      },
+      [=](atom::subscribe, caf::actor& sub) {
+        self->state.subscribers.push_back(std::move(sub));
+      },
+      [=](atom::unsubscrib, const caf::actor& sub) {
+        auto& subs = self->state.subscribers;
+        std::erase(subs, sub);
+      },
+  };
+}
+
+}  // namespace jobsmith

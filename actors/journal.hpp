@@ -1,0 +1,71 @@
+// The journal: the single writer of the event log, with group commit.
+//
+// While one write (a WriteBatch with sync=true) is in flight the actor is
+// blocked, so every append that arrives meanwhile waits in its mailbox; the
+// next flush takes all of them as one batch. Durability therefore costs one
+// fsync per batch, and batches grow with load. Each requester gets its first
+// sequence number only after its events are durable; then the whole batch
+// is published to subscribers, in sequence order.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "actors/engine_error.hpp"
+#include "actors/protocol.hpp"
+#include "store/event_log.hpp"
+
+namespace jobsmith {
+
+/// Counters the journal updates and anyone may read (metrics, bench).
+struct journal_metrics {
+  std::atomic<std::uint64_t> batches{0};
+  std::atomic<std::uint64_t> events{0};
+  std::atomic<std::uint64_t> max_batch{0};
+  std::atomic<std::uint64_t> write_nanos{0};      // sum over batches
+  std::atomic<std::uint64_t> max_write_nanos{0};
+  std::atomic<std::uint64_t> refused_overloaded{0};
+};
+
+struct journal_config {
+  /// Appends beyond this many buffered events are refused as overloaded.
+  std::size_t max_pending_events = 200'000;
+};
+
+struct journal_state {
+  // Not an aggregate: CAF would construct the state from the self pointer.
+  journal_state() = default;
+  static inline const char* name = "journal";
+
+  struct pending_append {
+    std::vector<event> events;
+    caf::typed_response_promise<sequence_t> promise;
+  };
+
+  // Constant after construction.
+  store::event_log* log = nullptr;  // not owned; outlives the actor
+  journal_config config;
+  std::shared_ptr<journal_metrics> metrics;
+
+  // Owned by the actor.
+  std::vector<pending_append> pending;
+  std::size_t pending_events = 0;
+  bool flush_scheduled = false;
+  std::string failure;  // non-empty once a write failed: refuse everything after
+  std::vector<caf::actor> subscribers;
+  std::vector<store::record_input> records;  // reused across flushes
+};
+
+/// REQUIRES: `log` outlives the actor. Spawn detached (it blocks on fsync),
+/// except under CAF's deterministic test coordinator.
+journal_actor::behavior_type journal(journal_actor::stateful_pointer<journal_state> self,
+                                     store::event_log* log, journal_config config,
+                                     std::shared_ptr<journal_metrics> metrics);
+
+/// Reads and decodes one job's events from the log (used by the journal and
+/// by readers holding the log directly; the log's reads are thread-safe).
+result<std::vector<event>> read_job_events(const store::event_log& log, job_id job);
+
+}  // namespace jobsmith

@@ -1,0 +1,131 @@
+// Every actor's protocol in one place: one typed-actor alias per actor, one
+// comment per handler. Messages are values (or shared pointers to immutable
+// values). Handlers marked "internal" are self-messages, not for callers.
+//
+// These types stay in one process: they are allowed as unsafe message types
+// (no serialization). Remote access goes through the HTTP API.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/engine_types.hpp"
+#include "actors/lock_table.hpp"
+#include "events/event.hpp"
+#include "events/job_state.hpp"
+#include "projections/job_index.hpp"
+
+namespace jobsmith {
+
+/// Events the journal committed in one group commit, with their sequences.
+/// Shared by every subscriber; never modified after publication.
+using committed_batch = std::shared_ptr<const std::vector<event>>;
+
+}  // namespace jobsmith
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::committed_batch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<jobsmith::event>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<jobsmith::job_submitted>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<jobsmith::job_id>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<jobsmith::job_record>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<jobsmith::resource_claim>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<jobsmith::lock_table::wait_reason>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<jobsmith::queue_info>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::queue_info)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::job_record)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::job_filter)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::job_command)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::lease_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::heartbeat_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::heartbeat_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::queue_command)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::dispatch_explanation)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::scheduler_stats)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<const std::atomic<bool>>)
+
+namespace jobsmith {
+
+/// The single writer of the log. Detached: RocksDB blocks.
+using journal_actor = caf::typed_actor<
+    /// Appends the events (seq fields ignored) in one group commit; replies
+    /// with the first assigned sequence after the batch is durable. Errors:
+    /// engine_errc::overloaded (too much pending), storage (write failed).
+    caf::replies_to<atom::append, std::vector<event>>::with<sequence_t>,
+    /// Reads one job's committed events, in order.
+    caf::replies_to<atom::read_job, job_id>::with<std::vector<event>>,
+    /// Adds an actor that receives (atom::committed, committed_batch) after
+    /// each commit.
+    caf::reacts_to<atom::subscribe, caf::actor>,
+    caf::reacts_to<atom::unsubscrib, caf::actor>,
+    /// Internal: writes what gathered since the last write.
+    caf::reacts_to<atom::flush>>;
+
+/// One live job. Serializes the commands of its job.
+using job_actor = caf::typed_actor<
+    /// Decides, appends, applies; replies with the job after the events are
+    /// committed (or the refusal). `principal` is recorded in the events.
+    caf::replies_to<atom::command, job_command, std::string>::with<job_record>>;
+
+/// Grants declared resources, all at once or none, FIFO per resource.
+using lock_actor = caf::typed_actor<
+    /// true when granted now; otherwise the job waits and the scheduler gets
+    /// (atom::granted, job) once it holds everything.
+    caf::replies_to<atom::acquire, job_id, std::vector<resource_claim>>::with<bool>,
+    /// Releases what the job holds or withdraws its wait.
+    caf::reacts_to<atom::release, job_id>,
+    /// What the job waits for and who holds it.
+    caf::replies_to<atom::waits, job_id>::with<std::vector<lock_table::wait_reason>>>;
+
+/// The in-process handler pool.
+using worker_pool_actor = caf::typed_actor<
+    /// Runs the started job's handler (job.started is committed).
+    caf::reacts_to<atom::run, job_record, job_actor>,
+    /// Asks a running handler to stop (job cancelled or reclaimed).
+    caf::reacts_to<atom::cancel, job_id>,
+    /// Internal: a runner finished the job's handler.
+    caf::reacts_to<atom::finished, job_id>>;
+
+/// Hosts the read-side projections and answers queries from them.
+using projector_actor = caf::typed_actor<
+    /// Committed events from the journal, folded into every projection.
+    caf::reacts_to<atom::committed, committed_batch>,
+    /// Jobs matching the filter, in id order.
+    caf::replies_to<atom::list, job_filter>::with<std::vector<job_record>>,
+    /// Jobs per state (indexed by job_state).
+    caf::replies_to<atom::stats>::with<std::vector<std::size_t>>>;
+
+/// Decides what runs: ready index, timers, queue limits, leases, schedules.
+using scheduler_actor = caf::typed_actor<
+    /// Validates and appends the submissions atomically; replies with one id
+    /// per submission (an existing job's id for a live unique key).
+    caf::replies_to<atom::submit, std::vector<job_submitted>, std::string>::with<
+        std::vector<job_id>>,
+    /// Routes a command to the job's actor, rehydrating a stopped job.
+    caf::replies_to<atom::command, job_id, job_command, std::string>::with<job_record>,
+    /// Committed events from the journal: the scheduler's index is a fold.
+    caf::reacts_to<atom::committed, committed_batch>,
+    /// From the lock actor: the job now holds its resources.
+    caf::reacts_to<atom::granted, job_id>,
+    /// From a job actor that a retry brought back to life.
+    caf::reacts_to<atom::revived, job_record>,
+    /// A remote worker leases jobs (long poll up to request.wait).
+    caf::replies_to<atom::lease, lease_request>::with<std::vector<job_record>>,
+    /// A remote worker renews a lease; stale_token when it lost the job.
+    caf::replies_to<atom::heartbeat, heartbeat_request>::with<heartbeat_reply>,
+    /// Pause, resume or configure a queue (appends the queue event).
+    caf::replies_to<atom::queue_op, queue_command, std::string>::with<queue_info>,
+    caf::replies_to<atom::queues>::with<std::vector<queue_info>>,
+    /// Ends a recurring schedule.
+    caf::replies_to<atom::schedule, schedule_id, std::string>::with<bool>,
+    /// Why a job is not running (yet).
+    caf::replies_to<atom::waits, job_id>::with<dispatch_explanation>,
+    caf::replies_to<atom::stats>::with<scheduler_stats>,
+    /// Internal: timers for due times, leases and phase limits.
+    caf::reacts_to<atom::tick>>;
+
+}  // namespace jobsmith

@@ -1,0 +1,194 @@
+#include "apps/bench.hpp"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "actors/engine.hpp"
+
+namespace jobsmith::apps {
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now().time_since_epoch())
+      .count();
+}
+
+/// Reads "i" and "t" from the bench's own payload {"i":N,"t":NS} without a
+/// JSON parser: the handler must cost next to nothing.
+bool parse_payload(const std::string& p, std::uint64_t& index, std::int64_t& t) {
+  auto i = p.find("\"i\":");
+  auto tt = p.find("\"t\":");
+  if (i == std::string::npos || tt == std::string::npos) return false;
+  index = std::strtoull(p.c_str() + i + 4, nullptr, 10);
+  t = std::strtoll(p.c_str() + tt + 4, nullptr, 10);
+  return true;
+}
+
+double percentile(std::vector<std::int64_t>& v, double q) {
+  if (v.empty()) return 0;
+  auto k = static_cast<std::size_t>(q * static_cast<double>(v.size() - 1));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return static_cast<double>(v[k]) / 1e6;
+}
+
+long peak_rss_mb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss / 1024;  // kB on Linux
+}
+
+}  // namespace
+
+int run_embedded_bench(const embedded_bench_options& o) {
+  auto dir = o.data_dir;
+  bool remove_dir = false;
+  if (dir.empty() && !o.in_memory) {
+    dir = (std::filesystem::temp_directory_path() /
+           ("jobsmith-bench-" + std::to_string(::getpid())))
+              .string();
+    remove_dir = true;
+  }
+
+  std::vector<std::int64_t> start_latency(o.jobs, -1);
+  std::atomic<std::uint64_t> handled{0};
+
+  engine_options opts;
+  opts.data_dir = dir;
+  opts.in_memory = o.in_memory;
+  opts.worker_threads = o.worker_threads;
+  opts.worker_slots = o.worker_slots;
+  opts.max_inflight_submits = std::max<std::size_t>(100'000, o.batch * o.producers * 2);
+  opts.handlers.add("noop", [&](job_context& ctx) {
+    std::uint64_t index = 0;
+    std::int64_t t = 0;
+    if (parse_payload(ctx.payload(), index, t) && index < start_latency.size())
+      start_latency[index] = now_ns() - t;
+    handled.fetch_add(1, std::memory_order_relaxed);
+    return outcome::success();
+  });
+
+  auto opened = engine::open(std::move(opts));
+  if (!opened) {
+    std::fprintf(stderr, "bench: %s\n", opened.error().to_string().c_str());
+    return 1;
+  }
+  auto& eng = *opened.value();
+
+  // Completion is the committed job.succeeded event, not the handler's return.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::uint64_t succeeded = 0;
+  auto sub = eng.subscribe([&](const event& ev) {
+    if (std::holds_alternative<job_succeeded>(ev.body)) {
+      std::lock_guard<std::mutex> g{mu};
+      if (++succeeded == o.jobs) cv.notify_all();
+    }
+  });
+
+  auto before = eng.metrics();
+  std::atomic<std::uint64_t> next{0};
+  std::atomic<std::uint64_t> refused{0};
+  std::atomic<bool> failed{false};
+  auto started = steady::now();
+
+  auto producer = [&](std::uint32_t k) {
+    std::uint64_t batch = o.batch;
+    std::chrono::nanoseconds interval{0};
+    if (o.rate > 0) {
+      // Small batches at a steady pace: `producers` threads share the rate.
+      batch = std::max<std::uint64_t>(1, o.rate / 1000 / o.producers);
+      interval = std::chrono::nanoseconds(static_cast<std::int64_t>(
+          1e9 * static_cast<double>(batch * o.producers) / static_cast<double>(o.rate)));
+    }
+    auto due = steady::now() + interval * k / o.producers;
+    while (!failed) {
+      auto first = next.fetch_add(batch);
+      if (first >= o.jobs) break;
+      auto count = std::min<std::uint64_t>(batch, o.jobs - first);
+      if (o.rate > 0) {
+        std::this_thread::sleep_until(due);
+        due += interval;
+      }
+      std::vector<job_submitted> specs(count);
+      auto t = now_ns();
+      for (std::uint64_t i = 0; i < count; ++i) {
+        specs[i].kind = "noop";
+        specs[i].payload =
+            "{\"i\":" + std::to_string(first + i) + ",\"t\":" + std::to_string(t) + "}";
+      }
+      for (;;) {
+        auto ids = eng.submit_many(specs);
+        if (ids) break;
+        if (ids.error().code != engine_errc::overloaded) {
+          std::fprintf(stderr, "bench: submit failed: %s\n", ids.error().to_string().c_str());
+          failed = true;
+          return;
+        }
+        refused.fetch_add(1);
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
+  };
+  std::vector<std::thread> producers;
+  for (std::uint32_t k = 0; k < o.producers; ++k) producers.emplace_back(producer, k);
+  for (auto& t : producers) t.join();
+  auto submitted_at = steady::now();
+  {
+    std::unique_lock<std::mutex> lock{mu};
+    cv.wait_for(lock, std::chrono::minutes(10), [&] { return succeeded >= o.jobs || failed; });
+  }
+  auto finished = steady::now();
+  auto after = eng.metrics();
+  sub.cancel();
+
+  std::vector<std::int64_t> lat;
+  lat.reserve(o.jobs);
+  for (auto v : start_latency)
+    if (v >= 0) lat.push_back(v);
+  double secs = std::chrono::duration<double>(finished - started).count();
+  double submit_secs = std::chrono::duration<double>(submitted_at - started).count();
+  auto events = after.journal_events - before.journal_events;
+  auto batches = after.journal_batches - before.journal_batches;
+
+  std::printf("jobsmith bench --embedded: %llu no-op jobs, %s, %zu handler threads, %u slots%s\n",
+              static_cast<unsigned long long>(o.jobs),
+              o.rate ? ("rate " + std::to_string(o.rate) + " jobs/s").c_str()
+                     : ("batches of " + std::to_string(o.batch)).c_str(),
+              o.worker_threads, o.worker_slots, o.in_memory ? ", IN-MEMORY LOG (no fsync)" : "");
+  std::printf("  completed       %llu of %llu (succeeded events committed)\n",
+              static_cast<unsigned long long>(succeeded), static_cast<unsigned long long>(o.jobs));
+  std::printf("  end to end      %.2f s  ->  %.0f jobs/s\n", secs, succeeded / secs);
+  std::printf("  submitting      %.2f s  ->  %.0f jobs/s offered\n", submit_secs,
+              o.jobs / submit_secs);
+  std::printf("  events fsynced  %llu in %llu group commits (mean %.0f events/commit, max %llu), "
+              "%.0f events/s\n",
+              static_cast<unsigned long long>(events), static_cast<unsigned long long>(batches),
+              batches ? static_cast<double>(events) / static_cast<double>(batches) : 0.0,
+              static_cast<unsigned long long>(after.journal_max_batch), events / secs);
+  std::printf("  commit latency  mean %.2f ms, max %.2f ms\n", after.journal_mean_write_ms,
+              after.journal_max_write_ms);
+  std::printf("  submit->start   p50 %.2f ms  p99 %.2f ms  max %.2f ms  (%zu samples)\n",
+              percentile(lat, 0.50), percentile(lat, 0.99), percentile(lat, 1.0), lat.size());
+  std::printf("  overload waits  %llu\n", static_cast<unsigned long long>(refused.load()));
+  std::printf("  peak RSS        %ld MB\n", peak_rss_mb());
+
+  eng.close();
+  if (remove_dir) std::filesystem::remove_all(dir);
+  return succeeded == o.jobs ? 0 : 1;
+}
+
+}  // namespace jobsmith::apps

@@ -1,0 +1,24 @@
+// `jobsmith bench --embedded`: the engine's end-to-end throughput and
+// submit-to-start latency, through the durable log, with a handler pool.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace jobsmith::apps {
+
+struct embedded_bench_options {
+  std::uint64_t jobs = 100'000;
+  std::uint64_t rate = 0;        // jobs/s to submit at; 0 = as fast as the engine takes them
+  std::uint64_t batch = 1000;    // jobs per submit call (throughput mode)
+  std::uint32_t producers = 2;   // submitting threads
+  std::size_t worker_threads = 2;
+  std::uint32_t worker_slots = 4096;
+  std::string data_dir;          // empty = a fresh directory removed afterwards
+  bool in_memory = false;        // for comparison only: no disk
+};
+
+/// Prints the figures to stdout; returns the process exit code.
+int run_embedded_bench(const embedded_bench_options& options);
+
+}  // namespace jobsmith::apps

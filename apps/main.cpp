@@ -1,0 +1,42 @@
+// The jobsmith binary: one verb per use.
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "apps/bench.hpp"
+#include "apps/demo.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"jobsmith: an event-sourced, actor-model job engine"};
+  app.require_subcommand(1);
+
+  jobsmith::apps::demo_options demo;
+  auto* demo_cmd = app.add_subcommand("demo", "run the embedded demo on a data directory");
+  demo_cmd->add_option("--data", demo.data_dir, "data directory")->capture_default_str();
+  demo_cmd->add_option("--jobs", demo.jobs, "jobs to submit")->capture_default_str();
+
+  jobsmith::apps::embedded_bench_options bench;
+  bool embedded = false;
+  auto* bench_cmd = app.add_subcommand("bench", "measure throughput and latency");
+  bench_cmd->add_flag("--embedded", embedded, "in-process engine with a handler pool")
+      ->required();
+  bench_cmd->add_option("--jobs", bench.jobs, "no-op jobs to run")->capture_default_str();
+  bench_cmd->add_option("--rate", bench.rate, "submit at this many jobs/s (0 = flat out)")
+      ->capture_default_str();
+  bench_cmd->add_option("--batch", bench.batch, "jobs per submit call when flat out")
+      ->capture_default_str();
+  bench_cmd->add_option("--producers", bench.producers, "submitting threads")
+      ->capture_default_str();
+  bench_cmd->add_option("--threads", bench.worker_threads, "handler threads")
+      ->capture_default_str();
+  bench_cmd->add_option("--slots", bench.worker_slots, "jobs the pool holds at once")
+      ->capture_default_str();
+  bench_cmd->add_option("--data", bench.data_dir, "data directory (default: a fresh temp dir)");
+  bench_cmd->add_flag("--in-memory", bench.in_memory, "no disk at all (for comparison only)");
+
+  CLI11_PARSE(app, argc, argv);
+  if (demo_cmd->parsed()) return jobsmith::apps::run_demo(demo);
+  if (bench_cmd->parsed()) return jobsmith::apps::run_embedded_bench(bench);
+  return 2;
+}

@@ -1,0 +1,67 @@
+// The JSON mapping of events, submissions and job records, for export
+// (JSON Lines) and the HTTP API. The binary storage encoding is elsewhere
+// (events/codec.hpp).
+//
+// Shapes:
+//   event  {"seq":N, "job":N, "time":ms, "principal":"...", "type":"job.submitted",
+//           "version":1, "body":{...}}
+//   body   one key per struct field, snake_case as in events/event.hpp; enums
+//          as their names ("exclusive", "warn", "run_now"). The job.submitted
+//          body is the submission shape below plus "schedule".
+//   submission (spec_to_json / spec_from_json, as an HTTP client sends it)
+//          {"kind", "queue", "payload", "priority", "run_at",
+//           "retry": {"max_attempts", "initial_interval", "backoff_coefficient",
+//                     "max_interval", "jitter"},
+//           "timeouts": {"to_start", "to_run", "heartbeat"},
+//           "resources": [{"name", "mode": "shared"|"exclusive"} or "name"],
+//           "unique_key", "review_required",
+//           "recurrence": {"interval", "failure_backoff", "max_interval", "failure_limit"}}
+//          (the struct field `recur` is "recurrence" here and in the body, so
+//          a submission and the event that records it have one shape).
+//
+// JSON-text fields (payload, result, handover) are embedded as JSON values,
+// not strings; an empty handover is omitted. Reading them back stores
+// `value.dump()` (compact). The engine stores these fields in that compact
+// form (spec_from_json and the HTTP API produce it), which makes
+// to_json/from_json an exact round trip. Text in another form (an embedder's
+// pretty-printed payload) comes back equal as JSON but compact; text that is
+// not JSON at all (validate() keeps it out) is exported as a JSON string.
+//
+// Strings are not checked for UTF-8 here; dump untrusted output with
+// nlohmann::json::error_handler_t::replace.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "events/event.hpp"
+#include "events/job_state.hpp"
+
+namespace jobsmith {
+
+/// The event with all its fields, including seq and job.
+nlohmann::json to_json(const event& ev);
+
+/// Exact inverse of to_json(event). "type" is required; other keys may be
+/// missing and then take the struct defaults ("body" too). Unknown keys, wrong
+/// JSON types, out-of-range integers, unknown enum names and versions this
+/// reader cannot read give false with a message naming the field
+/// ("body.priority: expected integer"); `out` is then unchanged. Never throws.
+[[nodiscard]] bool from_json(const nlohmann::json& j, event& out, std::string* error);
+
+/// Parses a submission (shape above). Missing fields take the struct
+/// defaults; unknown keys are an error ("unknown field 'priorty'"). Only
+/// checks shapes and types: validate() (events/job_state.hpp) checks values.
+/// `out` is unchanged on failure. Never throws.
+[[nodiscard]] bool spec_from_json(const nlohmann::json& j, job_submitted& out, std::string* error);
+
+/// The submission shape of `spec` (all fields except `schedule`, which the
+/// engine sets); spec_from_json reads it back.
+nlohmann::json spec_to_json(const job_submitted& spec);
+
+/// Every field of `job` (the spec in job.submitted body shape; result and
+/// handover embedded, an empty handover omitted; last_end by name) plus
+/// "state": to_string(effective_state(job, now)).
+nlohmann::json to_json(const job_record& job, millis now);
+
+}  // namespace jobsmith

@@ -1,0 +1,109 @@
+// The event log: an append-only, hash-chained sequence of records.
+//
+// Contracts shared by every implementation (tests/store/log_conformance_test.cpp
+// runs one suite against each):
+// - Sequence numbers start at 1 and are gap-free. head() never decreases.
+// - append() is atomic: all records of a batch become visible and durable
+//   together, or none do. It returns only after the batch is durable (for
+//   the RocksDB log: one WriteBatch written with sync=true).
+// - After an append fails, every later append returns status_code::refused
+//   until the log is reopened; reads keep working. (So do put_snapshot and
+//   put_meta: a failed write of any kind leaves the log refusing writes.)
+// - Each record's chain hash is H(previous record's chain hash, seq, job,
+//   body); the first record chains to 32 zero bytes. H is SHA-256.
+// - Reads are inclusive of both bounds and return records in sequence order.
+// - A record that fails to decode is reported as corruption with its
+//   sequence number; it is never skipped.
+// - Writes (append, put_snapshot, put_meta) are serialised inside the log;
+//   reads may run on other threads while a write is in flight and see the
+//   records up to head() as it was when the read began.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "events/event.hpp"
+#include "store/status.hpp"
+
+namespace jobsmith::store {
+
+using chain_hash = std::array<std::uint8_t, 32>;
+
+/// What the journal hands to append(): the job the record belongs to (0 for
+/// none) and the encoded event (events/codec.hpp).
+struct record_input {
+  job_id job = 0;
+  std::string body;
+};
+
+/// A stored record.
+struct record {
+  sequence_t seq = 0;
+  job_id job = 0;
+  chain_hash hash{};  // chain hash up to and including this record
+  std::string body;
+};
+
+/// A projection checkpoint: `bytes` hold the views as they stood after
+/// sequence `covered`.
+struct snapshot {
+  sequence_t covered = 0;
+  std::string bytes;
+};
+
+/// Return false to stop a scan early. The record passed in is valid only
+/// during the call (implementations reuse it); copy what you keep.
+using record_visitor = std::function<bool(const record&)>;
+
+class event_log {
+ public:
+  virtual ~event_log() = default;
+
+  /// Appends `batch` atomically and durably. On success *first_seq (if not
+  /// null) is the sequence of batch[0]. An empty batch is a no-op.
+  virtual status append(std::span<const record_input> batch, sequence_t* first_seq) = 0;
+
+  /// Highest committed sequence; 0 when empty.
+  virtual sequence_t head() const = 0;
+
+  /// Chain hash of the record at head() (zeros when empty).
+  virtual chain_hash head_hash() const = 0;
+
+  /// Visits records with from <= seq <= to, in order.
+  virtual status read(sequence_t from, sequence_t to, const record_visitor& visit) const = 0;
+
+  /// Visits the records of one job, in sequence order.
+  virtual status read_job(job_id job, const record_visitor& visit) const = 0;
+
+  /// Recomputes the chain over [from, to] (from >= 1); on mismatch returns
+  /// corruption and sets *first_bad to the first record that does not match.
+  virtual status verify(sequence_t from, sequence_t to, sequence_t* first_bad) const = 0;
+
+  /// Stores a checkpoint under `name`, replacing the previous one atomically.
+  virtual status put_snapshot(std::string_view name, const snapshot& snap) = 0;
+  /// not_found when there is none.
+  virtual status get_snapshot(std::string_view name, snapshot* out) const = 0;
+
+  /// Small engine metadata (format version, ids), not part of the chain.
+  /// The key "format" belongs to the store: get_meta reads "1", put_meta
+  /// returns invalid_argument.
+  virtual status put_meta(std::string_view key, std::string_view value) = 0;
+  virtual status get_meta(std::string_view key, std::string* value) const = 0;
+
+  /// Bytes the log occupies on disk (approximate; 0 for in-memory).
+  virtual std::uint64_t size_bytes() const = 0;
+};
+
+/// Chain hash of a record given its predecessor's chain hash.
+chain_hash chain(const chain_hash& previous, sequence_t seq, job_id job, std::string_view body);
+
+/// Lower-case hex of a chain hash.
+std::string to_hex(const chain_hash& h);
+
+}  // namespace jobsmith::store

@@ -1,0 +1,65 @@
+// The event log on RocksDB: one database per data directory, laid out as
+// store/record_format.hpp describes.
+//
+// open_rocksdb_log() recovers in these steps:
+//   1. Open the database with its column families (events, by_job, snapshots,
+//      meta), creating the database and any missing family when
+//      create_if_missing. RocksDB replays its write-ahead log here; a torn
+//      tail (a batch whose fsync never returned) is dropped, so the log holds
+//      exactly the acknowledged batches (WAL recovery: point in time).
+//   2. Find the head: the last key of `events` (0 when empty).
+//   3. Check meta "format": a new, empty log gets "1"; any other value, or a
+//      log with records but no format, is refused. A non-empty log must start
+//      at record 1.
+//   4. Verify the tail: recompute the chain over the last `tail_verify`
+//      records, starting from the stored hash of the record before them, and
+//      check their keys are consecutive. A mismatch is corruption naming the
+//      record.
+//   5. Keep head and its chain hash in memory; append() continues from them.
+//
+// read_only is for offline tools (audit, replay). Do not open a directory
+// read-only while an engine has it open for writing: RocksDB leaves that
+// undefined (a compaction may delete files the reader still needs).
+//
+// Appends are group-committed by the caller (the journal): each append() is
+// one WriteBatch, written with sync=true, so one fsync per batch.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "store/event_log.hpp"
+#include "store/status.hpp"
+
+namespace rocksdb {
+class Env;
+}
+
+namespace jobsmith::store {
+
+struct rocksdb_log_options {
+  /// Create the database and its column families when missing.
+  bool create_if_missing = true;
+  /// Open with DB::OpenForReadOnly for offline tools: never writes, every
+  /// write returns refused.
+  bool read_only = false;
+  /// Records at the tail whose chain is recomputed at open (0 = none; the
+  /// head record is still decoded for its hash).
+  std::uint64_t tail_verify = 64;
+  /// RocksDB environment, for fault injection in tests; nullptr = default.
+  /// Must outlive the log.
+  rocksdb::Env* env = nullptr;
+};
+
+/// Opens (or creates) the log in directory `dir`; on success *out holds it.
+/// Errors: io_error when the directory is locked by another open log (the
+/// message is RocksDB's, naming the LOCK file) or a file cannot be read;
+/// corruption naming the sequence when the tail fails verification;
+/// invalid_argument for an unknown format; not_found when there is no log in
+/// `dir` and read_only is set or create_if_missing is not (nothing is
+/// created then).
+status open_rocksdb_log(const std::string& dir, const rocksdb_log_options& opts,
+                        std::unique_ptr<event_log>* out);
+
+}  // namespace jobsmith::store

@@ -1,0 +1,329 @@
+// The JSON mapping (events/json.hpp): exact round trips, the shapes clients
+// read, and clear refusals of malformed events and submissions.
+#include "events/json.hpp"
+
+#include <boost/test/unit_test.hpp>
+#include <string>
+#include <vector>
+
+namespace jobsmith::test {
+std::vector<event> sample_events();
+}
+
+using namespace jobsmith;
+using nlohmann::json;
+
+namespace {
+
+std::string event_error(const json& j) {
+  event out;
+  out.principal = "untouched";
+  std::string error;
+  BOOST_TEST_REQUIRE(!from_json(j, out, &error));
+  BOOST_TEST(out.principal == "untouched");
+  return error;
+}
+
+std::string spec_error(const json& j) {
+  job_submitted out;
+  out.kind = "untouched";
+  std::string error;
+  BOOST_TEST_REQUIRE(!spec_from_json(j, out, &error));
+  BOOST_TEST(out.kind == "untouched");
+  return error;
+}
+
+job_submitted parse_spec(const json& j) {
+  job_submitted out;
+  std::string error;
+  BOOST_TEST_REQUIRE(spec_from_json(j, out, &error), error);
+  return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(json_mapping)
+
+BOOST_AUTO_TEST_CASE(every_type_round_trips_through_json) {
+  for (const auto& ev : test::sample_events()) {
+    BOOST_TEST_CONTEXT(type_name(ev.body)) {
+      const json j = to_json(ev);
+      event out;
+      std::string error;
+      BOOST_TEST_REQUIRE(from_json(j, out, &error), error);
+      BOOST_TEST((out == ev));
+
+      // As an export file holds it: text, one line per event.
+      const std::string line = j.dump();
+      BOOST_TEST(line.find('\n') == std::string::npos);
+      event from_text;
+      BOOST_TEST_REQUIRE(from_json(json::parse(line), from_text, &error), error);
+      BOOST_TEST((from_text == ev));
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(every_type_round_trips_at_defaults) {
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    (
+        [&] {
+          event ev;
+          ev.body.emplace<I>();
+          event out;
+          std::string error;
+          BOOST_TEST_REQUIRE(from_json(to_json(ev), out, &error), error);
+          BOOST_TEST((out == ev), type_name(ev.body));
+        }(),
+        ...);
+  }
+  (std::make_index_sequence<event_type_count>{});
+}
+
+BOOST_AUTO_TEST_CASE(event_envelope_has_the_documented_keys) {
+  const auto ev = test::sample_events()[1];  // job.started
+  const json j = to_json(ev);
+  BOOST_TEST(j["seq"] == ev.seq);
+  BOOST_TEST(j["job"] == ev.job);
+  BOOST_TEST(j["time"] == ev.time);
+  BOOST_TEST(j["principal"] == "user:alice");
+  BOOST_TEST(j["type"] == "job.started");
+  BOOST_TEST(j["version"] == 1);
+  BOOST_TEST(j["body"]["attempt"] == 3);
+  BOOST_TEST(j["body"]["worker"] == "worker:w1");
+  BOOST_TEST(j["body"]["lease_token"] == 0xfedcba9876543210ULL);
+  BOOST_TEST(j.size() == 7u);
+}
+
+BOOST_AUTO_TEST_CASE(json_text_fields_are_embedded_as_values) {
+  const auto samples = test::sample_events();
+  const json submitted = to_json(samples[0])["body"];
+  BOOST_TEST(submitted["payload"].is_object());
+  BOOST_TEST(submitted["payload"]["rows"][1] == 2.5);
+  BOOST_TEST(submitted["payload"]["unicode"] == "été");
+  const json succeeded = to_json(samples[3])["body"];
+  BOOST_TEST(succeeded["result"]["rows"] == 300);
+  const json failed = to_json(samples[4])["body"];
+  BOOST_TEST(failed["handover"]["cursor"] == 17);
+}
+
+BOOST_AUTO_TEST_CASE(enums_are_names_and_submission_has_one_shape) {
+  const auto samples = test::sample_events();
+  const json body = to_json(samples[0])["body"];
+  BOOST_TEST(body["resources"][0]["mode"] == "shared");
+  BOOST_TEST(body["resources"][1]["mode"] == "exclusive");
+  BOOST_TEST(body["recurrence"]["interval"] == 3'600'000);
+  BOOST_TEST(body["schedule"] == 42);
+  BOOST_TEST(body["retry"]["jitter"] == 0.25);
+  BOOST_TEST(!body.contains("recur"));
+  // The body is the submission shape plus "schedule".
+  json without_schedule = body;
+  without_schedule.erase("schedule");
+  BOOST_TEST(without_schedule == spec_to_json(std::get<job_submitted>(samples[0].body)));
+
+  BOOST_TEST(to_json(samples[2])["body"]["lines"][0]["level"] == "warn");
+  BOOST_TEST(to_json(samples[9])["body"]["what"] == "retry");
+}
+
+BOOST_AUTO_TEST_CASE(empty_handover_is_omitted_and_read_back_empty) {
+  event ev;
+  ev.body = job_failed{1, "boom", true, 5, ""};
+  const json j = to_json(ev);
+  BOOST_TEST(!j["body"].contains("handover"));
+  event out;
+  std::string error;
+  BOOST_TEST_REQUIRE(from_json(j, out, &error), error);
+  BOOST_TEST((out == ev));
+}
+
+BOOST_AUTO_TEST_CASE(non_compact_payload_comes_back_compact) {
+  event ev;
+  job_submitted s;
+  s.kind = "k";
+  s.payload = "{ \"b\" : 1,\n \"a\" : [ ] }";
+  ev.body = s;
+  event out;
+  std::string error;
+  BOOST_TEST_REQUIRE(from_json(to_json(ev), out, &error), error);
+  BOOST_TEST(std::get<job_submitted>(out.body).payload == R"({"a":[],"b":1})");
+}
+
+BOOST_AUTO_TEST_CASE(missing_fields_take_the_struct_defaults) {
+  event out;
+  std::string error;
+  BOOST_TEST_REQUIRE(
+      from_json(json{{"type", "job.failed"}, {"body", {{"error", "x"}}}}, out, &error), error);
+  const auto& failed = std::get<job_failed>(out.body);
+  BOOST_TEST(failed.error == "x");
+  BOOST_TEST(failed.retryable);
+  BOOST_TEST(failed.attempt == 0u);
+  BOOST_TEST(out.seq == 0u);
+
+  BOOST_TEST_REQUIRE(from_json(json{{"type", "job.submitted"}}, out, &error), error);
+  BOOST_TEST((std::get<job_submitted>(out.body) == job_submitted{}));
+}
+
+BOOST_AUTO_TEST_CASE(malformed_events_are_refused_naming_the_field) {
+  const json base = to_json(test::sample_events()[0]);
+  auto with = [&](const json::json_pointer& at, json value) {
+    json j = base;
+    j[at] = std::move(value);
+    return j;
+  };
+  BOOST_TEST(event_error(with("/body/priority"_json_pointer, "high")) ==
+             "body.priority: expected integer");
+  BOOST_TEST(event_error(with("/body/priority"_json_pointer, 1.5)) ==
+             "body.priority: expected integer");
+  BOOST_TEST(event_error(with("/body/priority"_json_pointer, 3'000'000'000LL)) ==
+             "body.priority: integer out of range [-2147483648, 2147483647]");
+  BOOST_TEST(event_error(with("/body/retry/max_attempts"_json_pointer, -1)) ==
+             "body.retry.max_attempts: integer out of range [0, 4294967295]");
+  BOOST_TEST(event_error(with("/body/retry/jitter"_json_pointer, "x")) ==
+             "body.retry.jitter: expected number");
+  BOOST_TEST(event_error(with("/body/review_required"_json_pointer, 1)) ==
+             "body.review_required: expected boolean");
+  BOOST_TEST(event_error(with("/body/resources/1/mode"_json_pointer, "both")) ==
+             R"(body.resources[1].mode: expected "shared" or "exclusive")");
+  BOOST_TEST(event_error(with("/body/resources"_json_pointer, "db")) ==
+             "body.resources: expected array");
+  BOOST_TEST(event_error(with("/body/timeouts"_json_pointer, 5)) ==
+             "body.timeouts: expected object");
+  BOOST_TEST(event_error(with("/body/priorty"_json_pointer, 1)) == "unknown field 'body.priorty'");
+  BOOST_TEST(event_error(with("/body/retry/tries"_json_pointer, 1)) ==
+             "unknown field 'body.retry.tries'");
+  BOOST_TEST(event_error(with("/extra"_json_pointer, 1)) == "unknown field 'extra'");
+  BOOST_TEST(event_error(with("/seq"_json_pointer, -4)) ==
+             "seq: integer out of range [0, 18446744073709551615]");
+  BOOST_TEST(event_error(with("/principal"_json_pointer, 7)) == "principal: expected string");
+  BOOST_TEST(event_error(with("/body"_json_pointer, json::array())) == "body: expected object");
+  BOOST_TEST(event_error(with("/type"_json_pointer, "job.exploded")) ==
+             "type: unknown event type 'job.exploded'");
+  BOOST_TEST(event_error(with("/version"_json_pointer, 7)) ==
+             "job.submitted version 7 is newer than this reader (1)");
+  BOOST_TEST(event_error(with("/version"_json_pointer, 0)) ==
+             "job.submitted version 0 is older than the oldest this reader can read (1)");
+
+  json no_type = base;
+  no_type.erase("type");
+  BOOST_TEST(event_error(no_type) == "type: missing");
+  BOOST_TEST(event_error(json::array()) == "event: expected a JSON object");
+}
+
+BOOST_AUTO_TEST_CASE(invalid_utf8_in_a_built_value_is_refused_not_thrown) {
+  json j = to_json(test::sample_events()[0]);
+  j["body"]["payload"] = std::string("\xff\xfe");
+  BOOST_TEST(!event_error(j).empty());
+}
+
+BOOST_AUTO_TEST_CASE(submission_as_a_client_sends_it) {
+  const json j = json::parse(R"({
+    "kind": "import.charts", "queue": "imports",
+    "payload": {"file": "a.csv", "rows": [1, 2]},
+    "priority": 5, "run_at": 1700000000000,
+    "retry": {"max_attempts": 5, "initial_interval": 100, "backoff_coefficient": 3,
+              "max_interval": 9000, "jitter": 0},
+    "timeouts": {"to_start": 1, "to_run": 2, "heartbeat": 3},
+    "resources": ["db:charts", {"name": "disk", "mode": "shared"}],
+    "unique_key": "u1", "review_required": true,
+    "recurrence": {"interval": 60000, "failure_backoff": 2.5, "max_interval": 600000,
+                   "failure_limit": 3}
+  })");
+  const job_submitted s = parse_spec(j);
+  BOOST_TEST(s.kind == "import.charts");
+  BOOST_TEST(s.queue == "imports");
+  BOOST_TEST(s.payload == R"({"file":"a.csv","rows":[1,2]})");
+  BOOST_TEST(s.priority == 5);
+  BOOST_TEST(s.run_at == 1'700'000'000'000);
+  BOOST_TEST((s.retry == retry_policy{5, 100, 3.0, 9000, 0.0}));
+  BOOST_TEST((s.timeouts == phase_timeouts{1, 2, 3}));
+  BOOST_TEST_REQUIRE(s.resources.size() == 2u);
+  BOOST_TEST((s.resources[0] == resource_claim{"db:charts", lock_mode::exclusive}));
+  BOOST_TEST((s.resources[1] == resource_claim{"disk", lock_mode::shared}));
+  BOOST_TEST(s.unique_key == "u1");
+  BOOST_TEST(s.review_required);
+  BOOST_TEST((s.recur == recurrence{60'000, 2.5, 600'000, 3}));
+  BOOST_TEST(s.schedule == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(submission_defaults_and_any_payload_value) {
+  const job_submitted s = parse_spec(json{{"kind", "k"}});
+  job_submitted expected;
+  expected.kind = "k";
+  BOOST_TEST((s == expected));
+  BOOST_TEST(parse_spec(json{{"kind", "k"}, {"payload", "text"}}).payload == R"("text")");
+  BOOST_TEST(parse_spec(json{{"kind", "k"}, {"payload", 3}}).payload == "3");
+  BOOST_TEST(parse_spec(json{{"kind", "k"}, {"payload", nullptr}}).payload == "null");
+  BOOST_TEST(parse_spec(json{{"kind", "k"}, {"retry", {{"max_attempts", 7}}}}).retry.jitter ==
+             retry_policy{}.jitter);
+}
+
+BOOST_AUTO_TEST_CASE(malformed_submissions_are_refused_naming_the_field) {
+  BOOST_TEST(spec_error(json{{"kind", "k"}, {"priorty", 1}}) == "unknown field 'priorty'");
+  BOOST_TEST(spec_error(json{{"kind", "k"}, {"schedule", 1}}) == "unknown field 'schedule'");
+  BOOST_TEST(spec_error(json{{"kind", "k"}, {"recur", json::object()}}) == "unknown field 'recur'");
+  BOOST_TEST(spec_error(json{{"kind", 5}}) == "kind: expected string");
+  BOOST_TEST(spec_error(json{{"priority", "high"}}) == "priority: expected integer");
+  BOOST_TEST(spec_error(json{{"retry", {{"max_attempts", "3"}}}}) ==
+             "retry.max_attempts: expected integer");
+  BOOST_TEST(spec_error(json{{"retry", {{"max_atempts", 3}}}}) ==
+             "unknown field 'retry.max_atempts'");
+  BOOST_TEST(spec_error(json{{"timeouts", 30}}) == "timeouts: expected object");
+  BOOST_TEST(spec_error(json{{"resources", {{{"name", "a"}, {"mode", "read"}}}}}) ==
+             R"(resources[0].mode: expected "shared" or "exclusive")");
+  BOOST_TEST(spec_error(json{{"resources", {"a", 5}}}) == "resources[1]: expected object");
+  BOOST_TEST(spec_error(json{{"review_required", "yes"}}) == "review_required: expected boolean");
+  BOOST_TEST(spec_error(json{{"recurrence", {{"interval", 1.5}}}}) ==
+             "recurrence.interval: expected integer");
+  BOOST_TEST(spec_error(json::array()) == "submission: expected a JSON object");
+}
+
+BOOST_AUTO_TEST_CASE(spec_to_json_reads_back_equal) {
+  job_submitted s = std::get<job_submitted>(test::sample_events()[0].body);
+  s.schedule = 0;  // engine-owned; not part of a submission
+  const json j = spec_to_json(s);
+  BOOST_TEST(!j.contains("schedule"));
+  BOOST_TEST((parse_spec(j) == s));
+  BOOST_TEST((parse_spec(json::parse(j.dump())) == s));
+}
+
+BOOST_AUTO_TEST_CASE(job_record_shows_the_effective_state_and_every_field) {
+  job_record job;
+  job.id = 12;
+  job.state = job_state::scheduled;
+  job.spec.kind = "k";
+  job.due_at = 1000;
+  job.attempts = 1;
+  job.max_attempts = 3;
+  job.last_end = attempt_end::failed;
+  job.last_error = "boom";
+  job.result = R"({"n":1})";
+  job.handover = R"({"cursor":4})";
+  job.lease_token = 99;
+  job.last_seq = 40;
+  job.event_count = 4;
+
+  BOOST_TEST(to_json(job, 999)["state"] == "scheduled");
+  const json j = to_json(job, 1000);
+  BOOST_TEST(j["state"] == "queued");
+  BOOST_TEST(j["id"] == 12);
+  BOOST_TEST(j["spec"]["kind"] == "k");
+  BOOST_TEST(j["spec"]["payload"].is_object());
+  BOOST_TEST(j["due_at"] == 1000);
+  BOOST_TEST(j["attempts"] == 1);
+  BOOST_TEST(j["max_attempts"] == 3);
+  BOOST_TEST(j["last_end"] == "failed");
+  BOOST_TEST(j["last_error"] == "boom");
+  BOOST_TEST(j["result"]["n"] == 1);
+  BOOST_TEST(j["handover"]["cursor"] == 4);
+  BOOST_TEST(j["lease_token"] == 99);
+  BOOST_TEST(j["percent"] == -1);
+  BOOST_TEST(j["last_seq"] == 40);
+  BOOST_TEST(j["event_count"] == 4);
+  for (const char* key : {"submitted_at", "started_at", "finished_at", "worker", "detail",
+                          "review_comment", "reviewer"})
+    BOOST_TEST(j.contains(key), key);
+
+  job.handover.clear();
+  BOOST_TEST(!to_json(job, 0).contains("handover"));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

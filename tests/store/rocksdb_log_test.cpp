@@ -1,0 +1,559 @@
+// The RocksDB log's durability, by failure concern (as leveldb's log_test,
+// recovery_test, corruption_test and fault_injection_test): what survives a
+// reopen, what a damaged directory looks like to open(), read() and
+// verify(), what a failed disk write leaves behind, and who may open a
+// directory. The shared contract is in log_conformance_test.cpp.
+#define BOOST_TEST_MODULE store_rocksdb_log
+#include <boost/test/data/test_case.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <fcntl.h>
+#include <rocksdb/db.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "store/event_log.hpp"
+#include "store/record_format.hpp"
+#include "store/rocksdb_log.hpp"
+#include "tests/store/fault_env.hpp"
+#include "tests/store/temp_dir.hpp"
+
+namespace js = jobsmith::store;
+namespace bdata = boost::unit_test::data;
+using jobsmith::job_id;
+using jobsmith::sequence_t;
+
+namespace {
+
+std::unique_ptr<js::event_log> open_log(const std::string& dir, js::rocksdb_log_options o = {}) {
+  std::unique_ptr<js::event_log> log;
+  js::status s = js::open_rocksdb_log(dir, o, &log);
+  BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
+  return log;
+}
+
+js::status try_open(const std::string& dir, js::rocksdb_log_options o = {}) {
+  std::unique_ptr<js::event_log> log;
+  return js::open_rocksdb_log(dir, o, &log);
+}
+
+js::rocksdb_log_options with_tail_verify(std::uint64_t n) {
+  js::rocksdb_log_options o;
+  o.tail_verify = n;
+  return o;
+}
+
+std::vector<js::record> read_all(const js::event_log& log) {
+  std::vector<js::record> out;
+  js::status s = log.read(1, log.head(), [&](const js::record& r) {
+    out.push_back(r);
+    return true;
+  });
+  BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
+  return out;
+}
+
+// Record i (1-based) of a test log belongs to job 1 + i % 3.
+void append_records(js::event_log& log, int n, const std::string& tag = "r") {
+  std::vector<js::record_input> b;
+  for (int i = 0; i < n; ++i) {
+    const sequence_t seq = log.head() + 1 + i;
+    b.push_back({1 + seq % 3, tag + "-" + std::to_string(seq) + "-{\"payload\":true}"});
+  }
+  js::status s = log.append(b, nullptr);
+  BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+// The database under a closed log, opened with plain RocksDB, for tampering.
+class raw_db {
+ public:
+  explicit raw_db(const std::string& dir) {
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+    for (std::string_view name :
+         {std::string_view(rocksdb::kDefaultColumnFamilyName), js::format::cf_events,
+          js::format::cf_by_job, js::format::cf_snapshots, js::format::cf_meta}) {
+      cfs.emplace_back(std::string(name), rocksdb::ColumnFamilyOptions());
+    }
+    rocksdb::DB* db = nullptr;
+    rocksdb::Status s = rocksdb::DB::Open(rocksdb::DBOptions(), dir, cfs, &handles_, &db);
+    BOOST_REQUIRE_MESSAGE(s.ok(), s.ToString());
+    db_.reset(db);
+  }
+  raw_db(const raw_db&) = delete;
+  raw_db& operator=(const raw_db&) = delete;
+  ~raw_db() {
+    for (auto* h : handles_) BOOST_CHECK(db_->DestroyColumnFamilyHandle(h).ok());
+    BOOST_CHECK(db_->Close().ok());
+  }
+
+  std::string get_event(sequence_t seq) {
+    std::string v;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), events(), js::format::seq_key(seq), &v);
+    BOOST_REQUIRE_MESSAGE(s.ok(), s.ToString());
+    return v;
+  }
+  void put_event(sequence_t seq, const std::string& value) {
+    BOOST_REQUIRE(db_->Put(sync(), events(), js::format::seq_key(seq), value).ok());
+  }
+  void delete_event(sequence_t seq) {
+    BOOST_REQUIRE(db_->Delete(sync(), events(), js::format::seq_key(seq)).ok());
+  }
+  void flip_event_byte(sequence_t seq, std::size_t offset) {
+    std::string v = get_event(seq);
+    BOOST_REQUIRE_LT(offset, v.size());
+    v[offset] = static_cast<char>(v[offset] ^ 0x01);
+    put_event(seq, v);
+  }
+  void put_meta(const std::string& key, const std::string& value) {
+    BOOST_REQUIRE(db_->Put(sync(), handles_[4], key, value).ok());
+  }
+  // Moves everything from the memtables (and WAL) into table files.
+  void flush() {
+    BOOST_REQUIRE(db_->Flush(rocksdb::FlushOptions(), handles_).ok());
+  }
+
+ private:
+  rocksdb::ColumnFamilyHandle* events() { return handles_[1]; }
+  static rocksdb::WriteOptions sync() {
+    rocksdb::WriteOptions w;
+    w.sync = true;
+    return w;
+  }
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+};
+
+void check_same_records(const std::vector<js::record>& got, const std::vector<js::record>& want) {
+  BOOST_REQUIRE_EQUAL(got.size(), want.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    BOOST_TEST_CONTEXT("record " << want[i].seq) {
+      BOOST_TEST(got[i].seq == want[i].seq);
+      BOOST_TEST(got[i].job == want[i].job);
+      BOOST_TEST(js::to_hex(got[i].hash) == js::to_hex(want[i].hash));
+      BOOST_TEST(got[i].body == want[i].body);
+    }
+  }
+}
+
+std::map<std::string, std::uintmax_t> listing(const std::string& dir) {
+  std::map<std::string, std::uintmax_t> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    out[e.path().filename().string()] = e.is_regular_file() ? e.file_size() : 0;
+  }
+  return out;
+}
+
+}  // namespace
+
+// -- recovery: what a reopen gives back ----------------------------------------
+
+BOOST_AUTO_TEST_SUITE(recovery)
+
+BOOST_AUTO_TEST_CASE(records_snapshots_and_meta_survive_close_and_reopen) {
+  js::test::temp_dir tmp;
+  const std::string dir = tmp.sub("log");
+  std::vector<js::record> before;
+  js::chain_hash head_hash;
+  {
+    auto log = open_log(dir);
+    append_records(*log, 3);
+    append_records(*log, 1);
+    append_records(*log, 500);
+    BOOST_TEST(log->put_snapshot("queues", {504, "views"}).is_ok());
+    BOOST_TEST(log->put_meta("engine_id", "e-7").is_ok());
+    before = read_all(*log);
+    head_hash = log->head_hash();
+  }
+  auto log = open_log(dir);
+  BOOST_TEST(log->head() == 504u);
+  BOOST_TEST(js::to_hex(log->head_hash()) == js::to_hex(head_hash));
+  check_same_records(read_all(*log), before);
+
+  js::snapshot snap;
+  BOOST_TEST(log->get_snapshot("queues", &snap).is_ok());
+  BOOST_TEST(snap.covered == 504u);
+  BOOST_TEST(snap.bytes == "views");
+  std::string v;
+  BOOST_TEST(log->get_meta("engine_id", &v).is_ok());
+  BOOST_TEST(v == "e-7");
+  int job2 = 0;
+  BOOST_TEST(log->read_job(2, [&](const js::record& r) { return r.job == 2 && ++job2 > 0; })
+                 .is_ok());
+  BOOST_TEST(job2 == 168);  // seq % 3 == 1 for seq in 1..504
+}
+
+BOOST_AUTO_TEST_CASE(records_survive_a_flush_to_table_files) {
+  js::test::temp_dir tmp;
+  const std::string dir = tmp.sub("log");
+  std::vector<js::record> before;
+  {
+    auto log = open_log(dir);
+    append_records(*log, 5000);
+    before = read_all(*log);
+  }
+  raw_db(dir).flush();
+  auto log = open_log(dir);
+  BOOST_TEST(log->head() == 5000u);
+  check_same_records(read_all(*log), before);
+  sequence_t bad = 0;
+  BOOST_TEST(log->verify(1, 5000, &bad).is_ok());
+}
+
+BOOST_AUTO_TEST_CASE(reopening_continues_the_sequence_and_the_chain) {
+  js::test::temp_dir tmp;
+  const std::string dir = tmp.sub("log");
+  js::chain_hash hash5;
+  {
+    auto log = open_log(dir);
+    append_records(*log, 5);
+    hash5 = log->head_hash();
+  }
+  auto log = open_log(dir);
+  sequence_t first = 0;
+  BOOST_TEST(log->append(std::vector<js::record_input>{{9, "next"}, {9, "after"}}, &first).is_ok());
+  BOOST_TEST(first == 6u);
+  BOOST_TEST(log->head() == 7u);
+  const auto all = read_all(*log);
+  BOOST_TEST(js::to_hex(all.at(5).hash) == js::to_hex(js::chain(hash5, 6, 9, "next")));
+  sequence_t bad = 0;
+  BOOST_TEST(log->verify(1, 7, &bad).is_ok());
+}
+
+BOOST_AUTO_TEST_CASE(an_empty_log_reopens_empty) {
+  js::test::temp_dir tmp;
+  const std::string dir = tmp.sub("log");
+  open_log(dir).reset();
+  auto log = open_log(dir);
+  BOOST_TEST(log->head() == 0u);
+  BOOST_TEST((log->head_hash() == js::chain_hash{}));
+  sequence_t first = 0;
+  BOOST_TEST(log->append(std::vector<js::record_input>{{1, "a"}}, &first).is_ok());
+  BOOST_TEST(first == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_missing_directory_is_not_created_without_create_if_missing) {
+  js::test::temp_dir tmp;
+  js::rocksdb_log_options o;
+  o.create_if_missing = false;
+  js::status s = try_open(tmp.sub("absent"), o);
+  BOOST_TEST(s.code() == js::status_code::not_found, s.to_string());
+  BOOST_TEST(!std::filesystem::exists(tmp.sub("absent")));
+}
+
+BOOST_AUTO_TEST_CASE(size_bytes_counts_the_files_on_disk) {
+  js::test::temp_dir tmp;
+  auto log = open_log(tmp.sub("log"));
+  const std::uint64_t empty = log->size_bytes();
+  BOOST_TEST(empty > 0u);
+  std::vector<js::record_input> b(100, js::record_input{1, std::string(10'000, 'x')});
+  BOOST_TEST(log->append(b, nullptr).is_ok());
+  BOOST_TEST(log->size_bytes() >= empty + 1'000'000);  // in the WAL
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// -- corruption: damaged directories ----------------------------------------------
+
+BOOST_AUTO_TEST_SUITE(corruption)
+
+struct flip_case {
+  const char* what;
+  std::size_t offset;   // into the stored value
+  const char* message;  // what open and verify say about record 7
+};
+std::ostream& operator<<(std::ostream& os, const flip_case& c) { return os << c.what; }
+
+const flip_case flip_cases[] = {
+    {"version byte", 0, "record 7: undecodable value"},
+    {"job id", 1 + 7, "record 7: chain hash mismatch"},
+    {"chain hash", 9 + 5, "record 7: chain hash mismatch"},
+    {"body", js::format::value_header_size + 2, "record 7: chain hash mismatch"},
+};
+
+BOOST_DATA_TEST_CASE(a_flipped_byte_is_found_by_open_and_by_verify, bdata::make(flip_cases), c) {
+  js::test::temp_dir tmp;
+  const std::string dir = tmp.sub("log");
+  BOOST_REQUIRE(
+      open_log(dir)->append(std::vector<js::record_input>(10, {4, "{\"kind\":\"x\"}"}), nullptr)
+          .is_ok());
+  raw_db(dir).flip_event_byte(7, c.offset);
+
+  // Open verifies the last 64 records by default.
+  js::status s = try_open(dir);
+  BOOST_TEST(s.code() == js::status_code::corruption);
+  BOOST_TEST(contains(s.message(), c.message), s.message());
+  BOOST_TEST(contains(s.message(), "run `jobsmith audit verify`"), s.message());
+
+  // With a tail window that ends after record 7 (and does not rest on it),
+  // open succeeds and verify() names record 7.
+  auto log = open_log(dir, with_tail_verify(2));
+  BOOST_TEST(log->head() == 10u);
+  sequence_t bad = 0;
+  js::status v = log->verify(1, 10, &bad);
+  BOOST_TEST(v.code() == js::status_code::corruption);
+  BOOST_TEST(bad == 7u);
+  BOOST_TEST(contains(v.message(), c.message), v.message());
+  BOOST_TEST(log->verify(1, 6, &bad).is_ok());
+  BOOST_TEST(log->verify(9, 10, &bad).is_ok());  // anchored on record 8, intact
+}
+
+BOOST_AUTO_TEST_CASE(a_flipped_byte_in_the_head_record_fails_open) {
+  js::test::temp_dir tmp;
+  const std::string dir = tmp.sub("log");
+  append_records(*open_log(dir), 10);
+  raw_db(dir).flip_event_byte(10, js::format::value_header_size);
+  js::status s = try_open(dir, with_tail_verify(1));
+  BOOST_TEST(s.code() == js::status_code::corruption);
+  BOOST_TEST(contains(s.message(), "record 10: chain hash mismatch"), s.message());
+}
+
+BOOST_AUTO_TEST_CASE(open_checks_only_the_tail_and_verify_checks_the_rest) {
+  js::test::temp_dir tmp;
+  const std::string dir = tmp.sub("log");
+  append_records(*open_log(dir), 100);
+  raw_db(dir).flip_event_byte(2, js::format::value_header_size);
+  auto log = open_log(dir);  // records 37..100 are intact
+  sequence_t bad = 0;
+  js::status v = log->verify(1, 100, &bad);
+  BOOST_TEST(v.code() == js::status_code::corruption);
+  BOOST_TEST(bad == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_deleted_record_is_reported_missing_with_its_sequence) {
+  js::test::temp_dir tmp;
+  const std::string dir = tmp.sub("log");
+  append_records(*open_log(dir), 10);
+  raw_db(dir).delete_event(5);
+
+  js::status s = try_open(dir);
+  BOOST_TEST(s.code() == js::status_code::corruption);
+  BOOST_TEST(contains(s.message(), "record 5: missing"), s.message());
+
+  auto log = open_log(dir, with_tail_verify(3));
+  std::vector<sequence_t> seen;
+  js::status r = log->read(1, 10, [&](const js::record& rec) {
+    seen.push_back(rec.seq);
+    return true;
+  });
+  BOOST_TEST(r.code() == js::status_code::corruption);
+  BOOST_TEST(contains(r.message(), "record 5: missing"), r.message());
+  BOOST_TEST(seen == (std::vector<sequence_t>{1, 2, 3, 4}), boost::test_tools::per_element());
+
+  BOOST_TEST(log->read(6, 10, [](const js::record&) { return true; }).is_ok());
+
+  sequence_t bad = 0;
+  BOOST_TEST(log->verify(1, 10, &bad).code() == js::status_code::corruption);
+  BOOST_TEST(bad == 5u);
+
+  // Record 5 belongs to job 1 + 5 % 3 = 3; by_job still lists it.
+  js::status j = log->read_job(3, [](const js::record&) { return true; });
+  BOOST_TEST(j.code() == js::status_code::corruption);
+  BOOST_TEST(contains(j.message(), "record 5: missing"), j.message());
+}
+
+BOOST_AUTO_TEST_CASE(a_log_that_does_not_start_at_one_fails_open) {
+  js::test::temp_dir tmp;
+  const std::string dir = tmp.sub("log");
+  append_records(*open_log(dir), 3);
+  raw_db(dir).delete_event(1);
+  js::status s = try_open(dir, with_tail_verify(1));
+  BOOST_TEST(s.code() == js::status_code::corruption);
+  BOOST_TEST(contains(s.message(), "record 1: missing"), s.message());
+}
+
+BOOST_AUTO_TEST_CASE(an_unknown_format_is_refused) {
+  js::test::temp_dir tmp;
+  const std::string dir = tmp.sub("log");
+  append_records(*open_log(dir), 1);
+  raw_db(dir).put_meta("format", "2");
+  js::status s = try_open(dir);
+  BOOST_TEST(s.code() == js::status_code::invalid_argument);
+  BOOST_TEST(contains(s.message(), "format \"2\""), s.message());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// -- fault injection: the disk refuses a write ------------------------------------
+
+BOOST_AUTO_TEST_SUITE(fault_injection)
+
+// heal: whether the disk works again before the log is closed (RocksDB must
+// not write the failed batch out on close either).
+BOOST_DATA_TEST_CASE(a_failed_append_leaves_exactly_the_acknowledged_records,
+                     bdata::make({false, true}), heal) {
+  js::test::temp_dir tmp;
+  const std::string dir = tmp.sub("log");
+  js::test::fault_env env;
+  std::vector<js::record> acknowledged;
+  {
+    js::rocksdb_log_options o;
+    o.env = &env;
+    auto log = open_log(dir, o);
+    append_records(*log, 4);
+    append_records(*log, 2);
+    acknowledged = read_all(*log);
+    const js::chain_hash hash = log->head_hash();
+
+    env.fail_writes(true);
+    std::vector<js::record_input> lost(3, {1, "lost"});
+    js::status failed = log->append(lost, nullptr);
+    BOOST_TEST(failed.code() == js::status_code::io_error, failed.to_string());
+    BOOST_TEST(env.refused_writes() > 0);
+    BOOST_TEST(log->head() == 6u);
+    BOOST_TEST(js::to_hex(log->head_hash()) == js::to_hex(hash));
+
+    js::status refused = log->append(lost, nullptr);
+    BOOST_TEST(refused.code() == js::status_code::refused);
+    BOOST_TEST(contains(refused.message(), "after failed write at seq 7: "), refused.message());
+    BOOST_TEST(contains(refused.message(), "injected write failure"), refused.message());
+    check_same_records(read_all(*log), acknowledged);
+
+    if (heal) {
+      env.fail_writes(false);
+      BOOST_TEST(log->append(lost, nullptr).code() == js::status_code::refused);
+    }
+  }
+  auto log = open_log(dir);  // the default, healthy env
+  BOOST_TEST(log->head() == 6u);
+  check_same_records(read_all(*log), acknowledged);
+  sequence_t first = 0;
+  BOOST_TEST(log->append(std::vector<js::record_input>{{1, "after"}}, &first).is_ok());
+  BOOST_TEST(first == 7u);
+  sequence_t bad = 0;
+  BOOST_TEST(log->verify(1, 7, &bad).is_ok());
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_snapshot_write_also_stops_appends) {
+  js::test::temp_dir tmp;
+  js::test::fault_env env;
+  js::rocksdb_log_options o;
+  o.env = &env;
+  auto log = open_log(tmp.sub("log"), o);
+  append_records(*log, 2);
+  env.fail_writes(true);
+  BOOST_TEST(log->put_snapshot("views", {2, "x"}).code() == js::status_code::io_error);
+  env.fail_writes(false);
+  js::status s = log->append(std::vector<js::record_input>{{1, "a"}}, nullptr);
+  BOOST_TEST(s.code() == js::status_code::refused);
+  BOOST_TEST(contains(s.message(), "failed write at seq 3"), s.message());
+  BOOST_TEST(log->head() == 2u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// -- access: read-only opens and the directory lock ------------------------------
+
+BOOST_AUTO_TEST_SUITE(directory_access)
+
+BOOST_AUTO_TEST_CASE(a_read_only_open_reads_but_never_writes) {
+  js::test::temp_dir tmp;
+  const std::string dir = tmp.sub("log");
+  std::vector<js::record> before;
+  {
+    auto log = open_log(dir);
+    append_records(*log, 20);
+    BOOST_TEST(log->put_snapshot("views", {20, "v"}).is_ok());
+    before = read_all(*log);
+  }
+  const auto files = listing(dir);
+
+  js::rocksdb_log_options o;
+  o.read_only = true;
+  {
+    auto log = open_log(dir, o);
+    BOOST_TEST(log->head() == 20u);
+    check_same_records(read_all(*log), before);
+    sequence_t bad = 0;
+    BOOST_TEST(log->verify(1, 20, &bad).is_ok());
+    js::snapshot snap;
+    BOOST_TEST(log->get_snapshot("views", &snap).is_ok());
+
+    BOOST_TEST(log->append(std::vector<js::record_input>{{1, "x"}}, nullptr).code() ==
+               js::status_code::refused);
+    BOOST_TEST(log->put_meta("k", "v").code() == js::status_code::refused);
+    BOOST_TEST(log->put_snapshot("views", {21, "w"}).code() == js::status_code::refused);
+    BOOST_TEST(log->head() == 20u);
+
+    // Read-only opens do not take the lock: two can run side by side.
+    auto second = open_log(dir, o);
+    BOOST_TEST(second->head() == 20u);
+  }
+  BOOST_TEST(listing(dir) == files);
+
+  o.create_if_missing = true;
+  BOOST_TEST(try_open(tmp.sub("absent"), o).code() == js::status_code::not_found);
+  BOOST_TEST(!std::filesystem::exists(tmp.sub("absent")));
+}
+
+BOOST_AUTO_TEST_CASE(a_second_open_in_this_process_fails_clearly) {
+  js::test::temp_dir tmp;
+  const std::string dir = tmp.sub("log");
+  auto first = open_log(dir);
+  append_records(*first, 2);
+
+  js::status s = try_open(dir);
+  BOOST_TEST(s.code() == js::status_code::io_error);
+  BOOST_TEST(contains(s.message(), "LOCK"), s.message());
+
+  // The failed open left the first one working.
+  append_records(*first, 1);
+  first.reset();
+  BOOST_TEST(open_log(dir)->head() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(an_open_held_by_another_process_fails_clearly) {
+  js::test::temp_dir tmp;
+  const std::string dir = tmp.sub("log");
+  append_records(*open_log(dir), 2);
+
+  // The child takes the same lock RocksDB takes (fcntl, on dir/LOCK) and
+  // holds it until the parent closes `release`. Only async-signal-safe calls
+  // after fork().
+  int locked[2];
+  int release[2];
+  BOOST_REQUIRE(::pipe(locked) == 0 && ::pipe(release) == 0);
+  const std::string lock_path = dir + "/LOCK";
+  const pid_t child = ::fork();
+  BOOST_REQUIRE(child >= 0);
+  if (child == 0) {
+    ::close(locked[0]);
+    ::close(release[1]);
+    const int fd = ::open(lock_path.c_str(), O_RDWR);
+    struct flock fl = {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    const char ok = (fd >= 0 && ::fcntl(fd, F_SETLK, &fl) == 0) ? 'y' : 'n';
+    if (::write(locked[1], &ok, 1) != 1) ::_exit(2);
+    char c;
+    while (::read(release[0], &c, 1) > 0) {
+    }
+    ::_exit(0);
+  }
+  ::close(locked[1]);
+  ::close(release[0]);
+  char ok = 'n';
+  BOOST_REQUIRE(::read(locked[0], &ok, 1) == 1);
+  BOOST_REQUIRE(ok == 'y');
+
+  js::status s = try_open(dir);
+  BOOST_TEST(s.code() == js::status_code::io_error);
+  BOOST_TEST(contains(s.message(), "LOCK"), s.message());
+
+  ::close(release[1]);
+  ::close(locked[0]);
+  int wstatus = 0;
+  BOOST_REQUIRE(::waitpid(child, &wstatus, 0) == child);
+  BOOST_TEST(open_log(dir)->head() == 2u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
