@@ -205,6 +205,7 @@ result<std::unique_ptr<engine>> engine::open(engine_options options) {
   im->config = std::make_unique<caf::actor_system_config>();
   if (opts.scheduler_threads > 0)
     im->config->set("scheduler.max-threads", static_cast<int>(opts.scheduler_threads));
+  im->config->set("scheduler.policy", caf::atom_from_string(opts.scheduler_policy));
   im->system = std::make_unique<caf::actor_system>(*im->config);
   im->core = spawn_core(*im->system, *im->log, std::move(*seed), std::move(index), opts,
                         im->clock, true);

@@ -46,7 +46,11 @@ struct engine_options {
   bool allow_unknown_kinds = false;
   std::size_t worker_threads = 2;   // threads running handlers
   std::uint32_t worker_slots = 256;  // jobs the in-process pool holds at once
-  std::size_t scheduler_threads = 0;  // CAF scheduler threads; 0 = CAF's default
+  // CAF's cooperative scheduler. Measured on 2 cores (docs/benchmarks.md):
+  // work sharing with 2 threads beats work stealing, whose idle workers spin
+  // on the cores the journal and the handlers need.
+  std::size_t scheduler_threads = 2;  // 0 = CAF's default, max(cores, 4)
+  std::string scheduler_policy = "sharing";  // or "stealing"
   std::size_t max_pending_events = 200'000;  // journal buffer bound
   std::size_t max_live_jobs = 1'000'000;
   std::size_t max_inflight_submits = 100'000;  // jobs in submit calls at once

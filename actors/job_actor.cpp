@@ -13,8 +13,10 @@ void process_next(self_ptr self);
 /// Stops the actor once the job is terminal and nothing waits.
 void maybe_stop(self_ptr self) {
   auto& st = self->state;
-  if (st.hydrated && !st.appending && st.waiting.empty() && is_terminal(st.record.state))
+  if (st.hydrated && !st.appending && st.waiting.empty() && is_terminal(st.record.state)) {
+    self->send(st.scheduler, atom::stop::value, st.record.id);
     self->quit();
+  }
 }
 
 void process(self_ptr self, job_command& cmd, std::string& principal,
@@ -80,6 +82,7 @@ void hydrate(self_ptr self) {
                                 "job " + std::to_string(st.record.id) + " does not exist");
               for (auto& w : st.waiting) w.promise.deliver(err);
               st.waiting.clear();
+              self->send(st.scheduler, atom::stop::value, st.record.id);
               self->quit();
               return;
             }
@@ -90,6 +93,7 @@ void hydrate(self_ptr self) {
           [self](caf::error& err) {
             for (auto& w : self->state.waiting) w.promise.deliver(err);
             self->state.waiting.clear();
+            self->send(self->state.scheduler, atom::stop::value, self->state.record.id);
             self->quit(err);
           });
 }

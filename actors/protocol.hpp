@@ -113,6 +113,8 @@ using scheduler_actor = caf::typed_actor<
     caf::reacts_to<atom::granted, job_id>,
     /// From a job actor that a retry brought back to life.
     caf::reacts_to<atom::revived, job_record>,
+    /// From a job actor that stopped (its job is terminal).
+    caf::reacts_to<atom::stop, job_id>,
     /// A remote worker leases jobs (long poll up to request.wait).
     caf::replies_to<atom::lease, lease_request>::with<std::vector<job_record>>,
     /// A remote worker renews a lease; stale_token when it lost the job.

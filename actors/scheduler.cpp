@@ -31,11 +31,13 @@ void submit_internal(self_ptr self, std::vector<job_submitted> specs, std::strin
 
 job_actor spawn_job(self_ptr self, job_record rec, bool hydrated) {
   auto id = rec.id;
-  auto actor = self->spawn<caf::linked>(job_behavior, std::move(rec), hydrated,
+  // Not linked: a link costs the scheduler a linear scan when the job's
+  // actor stops. Stopped actors report (atom::stop, id) instead, and the
+  // scheduler stops the live ones when it exits.
+  auto actor = self->spawn(job_behavior, std::move(rec), hydrated,
                                         self->state.journal,
                                         caf::actor_cast<scheduler_actor>(self), self->state.clock);
   self->state.actors[id] = actor;
-  self->state.actor_ids[actor.address()] = id;
   return actor;
 }
 
@@ -585,10 +587,8 @@ void route(self_ptr self, job_id id, job_command cmd, std::string principal,
               if (may_retry && err == caf::sec::request_receiver_down) {
                 // The job's actor stopped (terminal) just before: rehydrate.
                 auto& st = self->state;
-                if (auto i = st.actors.find(id); i != st.actors.end() && i->second == actor) {
-                  st.actor_ids.erase(actor.address());
+                if (auto i = st.actors.find(id); i != st.actors.end() && i->second == actor)
                   st.actors.erase(i);
-                }
                 route(self, id, std::move(cmd), std::move(principal), rp, false);
                 return;
               }
@@ -699,18 +699,11 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
     local.local = true;
   }
   self->send(st.journal, atom::subscribe::value, caf::actor_cast<caf::actor>(self));
-  // Job actors are linked: they stop with the scheduler; their normal exit
-  // (a terminal job) only removes them from the directory.
+  // On shutdown the job actors stop with the scheduler.
   self->set_exit_handler([self](caf::exit_msg& msg) {
-    auto& st = self->state;
-    auto i = st.actor_ids.find(msg.source);
-    if (i != st.actor_ids.end()) {
-      auto a = st.actors.find(i->second);
-      if (a != st.actors.end() && a->second.address() == msg.source) st.actors.erase(a);
-      st.actor_ids.erase(i);
-      return;
-    }
-    if (msg.reason != caf::exit_reason::normal) self->quit(msg.reason);
+    for (auto& [id, actor] : self->state.actors) self->send_exit(actor, msg.reason);
+    self->state.actors.clear();
+    self->quit(msg.reason);
   });
   recover_jobs(self, seed);
   dispatch(self);
@@ -942,6 +935,12 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
         return out;
       },
       [self](atom::tick) { on_tick(self); },
+      [self](atom::stop, job_id id) {
+        auto& actors = self->state.actors;
+        auto i = actors.find(id);
+        if (i != actors.end() && i->second.address() == caf::actor_cast<caf::actor_addr>(self->current_sender()))
+          actors.erase(i);
+      },
   };
 }
 

@@ -13,7 +13,7 @@
 //   heartbeat, on the monotonic clock; an expired lease or an exceeded
 //   time-to-run is reclaimed (job.reclaimed, then retry or discard);
 // - unique keys of live jobs, recurring schedules, the next job id;
-// - the directory of job actors (linked to it, so they stop with it).
+// - the directory of job actors (it stops them when it stops).
 //
 // Locks are asked of the lock actor only for jobs that declare resources;
 // a job waits for its grant holding its queue slot but no worker slot.
@@ -109,7 +109,6 @@ struct scheduler_state {
   // Owned by the actor.
   std::unordered_map<job_id, tracked_job> jobs;
   std::unordered_map<job_id, job_actor> actors;
-  std::unordered_map<caf::actor_addr, job_id> actor_ids;
   ready_index ready;
   std::deque<job_id> granted;
   std::multimap<millis, job_id> due_timers;     // wall clock

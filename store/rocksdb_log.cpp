@@ -100,7 +100,11 @@ std::vector<rocksdb::ColumnFamilyDescriptor> column_families() {
   events.compression = compression;
   events.level_compaction_dynamic_level_bytes = true;
   rocksdb::BlockBasedTableOptions table;
-  table.block_size = 16 * 1024;  // reads are mostly long scans
+  // Reads are mostly long scans (replay, audit); larger blocks cut per-block
+  // work there, while read_job's point lookups pay for each block they touch.
+  // Measured on 200-byte records: 32 KB scans ~25% faster than 16 KB and
+  // keeps read_job within ~25% of it; 64 KB halves read_job's speed.
+  table.block_size = 32 * 1024;
   events.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
 
   rocksdb::ColumnFamilyOptions by_job;
