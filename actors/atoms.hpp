@@ -33,6 +33,7 @@ using schedule = caf::atom_constant<caf::atom("schedule")>;
 using attach = caf::atom_constant<caf::atom("attach")>;
 using stats = caf::atom_constant<caf::atom("stats")>;
 using started = caf::atom_constant<caf::atom("started")>;
+using refused = caf::atom_constant<caf::atom("refused")>;
 using list = caf::atom_constant<caf::atom("list")>;
 using stop = caf::atom_constant<caf::atom("stop")>;
 

@@ -88,22 +88,22 @@ engine_core spawn_core(caf::actor_system& sys, store::event_log& log, recovered_
     pcfg.threads = options.worker_threads;
     pcfg.detached = detached;
     pcfg.flush_interval = options.progress_flush;
-    core.pool = sys.spawn(worker_pool, pcfg, &options.handlers);
+    core.runners = spawn_runners(sys, pcfg, &options.handlers);
   }
   scheduler_config scfg;
-  scfg.local_worker = core.pool ? core.worker_name : std::string{};
+  scfg.local_worker = core.runners ? core.worker_name : std::string{};
   scfg.local_slots = options.worker_slots;
   scfg.max_live_jobs = options.max_live_jobs;
   scfg.max_pending_submits = options.max_pending_events / 2;
   scfg.seed = rd() * 0x9e3779b97f4a7c15ULL + rd();
-  core.scheduler = sys.spawn(scheduler, scfg, std::move(seed), core.journal, core.pool, clock);
+  core.scheduler = sys.spawn(scheduler, scfg, std::move(seed), core.journal, core.runners, clock);
   return core;
 }
 
 void stop_core(const engine_core& core) {
   auto reason = caf::exit_reason::user_shutdown;
   caf::anon_send_exit(core.scheduler, reason);
-  if (core.pool) caf::anon_send_exit(core.pool, reason);
+  if (core.runners) stop_runners(*core.runners);
   caf::anon_send_exit(core.projector, reason);
   caf::anon_send_exit(core.journal, reason);
 }

@@ -12,6 +12,7 @@
 #include "actors/journal.hpp"
 #include "actors/protocol.hpp"
 #include "actors/recovery.hpp"
+#include "actors/worker_pool.hpp"
 #include "projections/job_index.hpp"
 #include "store/event_log.hpp"
 
@@ -20,13 +21,13 @@ namespace jobsmith {
 struct engine_core {
   journal_actor journal;
   projector_actor projector;
-  worker_pool_actor pool;  // null when no handler is registered
+  std::shared_ptr<const runner_set> runners;  // null when no handler is registered
   scheduler_actor scheduler;
   std::shared_ptr<journal_metrics> metrics;
   std::string worker_name;  // the in-process pool's name, "local:<instance>"
 };
 
-/// Spawns journal, projector, pool and scheduler over `log` and the state
+/// Spawns journal, projector, runners and scheduler over `log` and the state
 /// recovery rebuilt. `detached` = false puts everything on the cooperative
 /// scheduler (only for CAF's deterministic test coordinator).
 /// REQUIRES: `log` and `options.handlers` outlive the actors.
@@ -35,6 +36,7 @@ engine_core spawn_core(caf::actor_system& sys, store::event_log& log, recovered_
                        bool detached);
 
 /// Stops the actors of `core` (the scheduler takes its job and lock actors).
+/// A runner finishes the handler it is running first.
 void stop_core(const engine_core& core);
 
 /// The running engine's actor system and actors.

@@ -19,12 +19,41 @@ void maybe_stop(self_ptr self) {
   }
 }
 
+/// A start the scheduler asked for did not happen.
+void report_refused_start(self_ptr self, const job_command& cmd) {
+  if (auto start = std::get_if<cmd_start>(&cmd))
+    self->send(self->state.scheduler, atom::refused::value, self->state.record.id,
+               start->lease_token);
+}
+
+/// After events were applied: hand a fresh local attempt to its runner, or
+/// tell a runner whose attempt ended under it to stop.
+void after_commit(self_ptr self, std::uint64_t token_before) {
+  auto& st = self->state;
+  auto& rec = st.record;
+  if (st.stop_flag && (rec.state != job_state::running || rec.lease_token != token_before)) {
+    // Ended by anything but the handler's own outcome: cancel, reclaim, discard.
+    if (rec.last_end != attempt_end::succeeded && rec.last_end != attempt_end::failed)
+      st.stop_flag->store(true);
+    st.stop_flag.reset();
+  }
+  if (rec.state == job_state::running && rec.lease_token != token_before && st.runners &&
+      rec.worker == st.runners->worker_name) {
+    st.stop_flag = std::make_shared<std::atomic<bool>>(false);
+    caf::anon_send(st.runners->runner_for(rec.id), atom::run::value,
+                   job_run{rec.id, rec.attempts, rec.lease_token, rec.spec.kind, rec.spec.payload,
+                           rec.handover, st.stop_flag},
+                   caf::actor_cast<job_actor>(self));
+  }
+}
+
 void process(self_ptr self, job_command& cmd, std::string& principal,
              caf::typed_response_promise<job_record>& promise) {
   auto& st = self->state;
   auto now = st.clock();
   auto decided = decide(st.record, cmd, now);
   if (!decided.ok()) {
+    report_refused_start(self, cmd);
     promise.deliver(to_caf(*decided.error));
     return;
   }
@@ -39,9 +68,12 @@ void process(self_ptr self, job_command& cmd, std::string& principal,
   auto to_apply = events;  // applied only once committed
   st.appending = true;
   auto was_terminal = is_terminal(st.record.state);
+  auto token_before = st.record.lease_token;
+  auto start = std::get_if<cmd_start>(&cmd);
+  std::uint64_t start_token = start ? start->lease_token : 0;
   self->request(st.journal, caf::infinite, atom::append::value, std::move(events))
       .then(
-          [self, promise, to_apply = std::move(to_apply), was_terminal](
+          [self, promise, to_apply = std::move(to_apply), was_terminal, token_before](
               sequence_t first) mutable {
             auto& st = self->state;
             for (auto& ev : to_apply) {
@@ -49,13 +81,17 @@ void process(self_ptr self, job_command& cmd, std::string& principal,
               apply(st.record, ev);
             }
             st.appending = false;
+            after_commit(self, token_before);
             promise.deliver(st.record);
             if (was_terminal && !is_terminal(st.record.state))
               self->send(st.scheduler, atom::revived::value, st.record);
             process_next(self);
           },
-          [self, promise](caf::error& err) mutable {
+          [self, promise, start_token](caf::error& err) mutable {
             self->state.appending = false;
+            if (start_token != 0)
+              self->send(self->state.scheduler, atom::refused::value, self->state.record.id,
+                         start_token);
             promise.deliver(std::move(err));
             process_next(self);
           });
@@ -102,13 +138,15 @@ void hydrate(self_ptr self) {
 
 job_actor::behavior_type job_behavior(job_actor::stateful_pointer<job_actor_state> self,
                                       job_record record, bool hydrated, journal_actor journal,
-                                      scheduler_actor scheduler, wall_clock clock) {
+                                      scheduler_actor scheduler, wall_clock clock,
+                                      std::shared_ptr<const runner_set> runners) {
   auto& st = self->state;
   st.record = std::move(record);
   st.hydrated = hydrated;
   st.journal = std::move(journal);
   st.scheduler = std::move(scheduler);
   st.clock = std::move(clock);
+  st.runners = std::move(runners);
   if (!hydrated) hydrate(self);
   return {
       [self](atom::command, job_command& cmd,

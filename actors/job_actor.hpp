@@ -15,6 +15,7 @@
 
 #include "actors/clock.hpp"
 #include "actors/protocol.hpp"
+#include "actors/worker_pool.hpp"
 
 namespace jobsmith {
 
@@ -33,18 +34,26 @@ struct job_actor_state {
   journal_actor journal;
   scheduler_actor scheduler;  // told when a retry brings a stopped job back
   wall_clock clock;
+  std::shared_ptr<const runner_set> runners;  // null without an in-process pool
 
   // Owned by the actor.
   job_record record;
   bool hydrated = false;  // record holds the job's whole committed stream
   bool appending = false;
   std::deque<waiting_command> waiting;
+  // The running attempt's stop flag, while an in-process runner has it.
+  std::shared_ptr<std::atomic<bool>> stop_flag;
 };
 
 /// With `hydrated`, `record` is the job's current fold; without, the actor
 /// first reads the stream of `record.id` through the journal.
+///
+/// A committed cmd_start for the in-process worker (`runners->worker_name`)
+/// hands the job to its runner; a refused cmd_start is reported to the
+/// scheduler as (atom::refused, id, token) whether or not it asked.
 job_actor::behavior_type job_behavior(job_actor::stateful_pointer<job_actor_state> self,
                                       job_record record, bool hydrated, journal_actor journal,
-                                      scheduler_actor scheduler, wall_clock clock);
+                                      scheduler_actor scheduler, wall_clock clock,
+                                      std::shared_ptr<const runner_set> runners);
 
 }  // namespace jobsmith

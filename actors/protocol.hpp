@@ -6,6 +6,7 @@
 // (no serialization). Remote access goes through the HTTP API.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -25,6 +26,19 @@ namespace jobsmith {
 /// Events the journal committed in one group commit, with their sequences.
 /// Shared by every subscriber; never modified after publication.
 using committed_batch = std::shared_ptr<const std::vector<event>>;
+
+/// A started attempt, handed by its job actor to an in-process runner.
+struct job_run {
+  job_id id = 0;
+  std::uint32_t attempt = 0;
+  std::uint64_t lease_token = 0;
+  std::string kind;
+  std::string payload;
+  std::string handover;
+  /// Set by the job actor once the attempt ended without the handler
+  /// (cancelled, reclaimed, discarded): the handler should stop.
+  std::shared_ptr<const std::atomic<bool>> cancelled;
+};
 
 }  // namespace jobsmith
 
@@ -46,7 +60,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::heartbeat_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::queue_command)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::dispatch_explanation)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::scheduler_stats)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<const std::atomic<bool>>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::job_run)
 
 namespace jobsmith {
 
@@ -81,15 +95,6 @@ using lock_actor = caf::typed_actor<
     /// What the job waits for and who holds it.
     caf::replies_to<atom::waits, job_id>::with<std::vector<lock_table::wait_reason>>>;
 
-/// The in-process handler pool.
-using worker_pool_actor = caf::typed_actor<
-    /// Runs the started job's handler (job.started is committed).
-    caf::reacts_to<atom::run, job_record, job_actor>,
-    /// Asks a running handler to stop (job cancelled or reclaimed).
-    caf::reacts_to<atom::cancel, job_id>,
-    /// Internal: a runner finished the job's handler.
-    caf::reacts_to<atom::finished, job_id>>;
-
 /// Hosts the read-side projections and answers queries from them.
 using projector_actor = caf::typed_actor<
     /// Committed events from the journal, folded into every projection.
@@ -115,6 +120,9 @@ using scheduler_actor = caf::typed_actor<
     caf::reacts_to<atom::revived, job_record>,
     /// From a job actor that stopped (its job is terminal).
     caf::reacts_to<atom::stop, job_id>,
+    /// From a job actor: the start under this token was refused (the job
+    /// was cancelled meanwhile, or the journal is overloaded).
+    caf::reacts_to<atom::refused, job_id, std::uint64_t>,
     /// A remote worker leases jobs (long poll up to request.wait).
     caf::replies_to<atom::lease, lease_request>::with<std::vector<job_record>>,
     /// A remote worker renews a lease; stale_token when it lost the job.

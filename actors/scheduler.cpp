@@ -34,9 +34,9 @@ job_actor spawn_job(self_ptr self, job_record rec, bool hydrated) {
   // Not linked: a link costs the scheduler a linear scan when the job's
   // actor stops. Stopped actors report (atom::stop, id) instead, and the
   // scheduler stops the live ones when it exits.
-  auto actor = self->spawn(job_behavior, std::move(rec), hydrated,
-                                        self->state.journal,
-                                        caf::actor_cast<scheduler_actor>(self), self->state.clock);
+  auto actor = self->spawn(job_behavior, std::move(rec), hydrated, self->state.journal,
+                           caf::actor_cast<scheduler_actor>(self), self->state.clock,
+                           self->state.runners);
   self->state.actors[id] = actor;
   return actor;
 }
@@ -84,14 +84,12 @@ void release_holds(self_ptr self, tracked_job& tj) {
   }
 }
 
-/// The attempt of a starting/running job is over: free the worker's slot and
-/// stop an in-process handler that is still at it.
-void end_attempt(self_ptr self, tracked_job& tj, bool stop_handler) {
+/// The attempt of a starting/running job is over: free the worker's slot.
+/// (An in-process handler still at it is told to stop by its job actor.)
+void end_attempt(self_ptr self, tracked_job& tj) {
   auto& st = self->state;
   if (auto w = st.workers.find(tj.worker); w != st.workers.end() && w->second.held > 0)
     --w->second.held;
-  if (stop_handler && st.pool && is_local_worker(tj.worker))
-    self->send(st.pool, atom::cancel::value, tj.rec.id);
   tj.worker.clear();
   tj.lease_deadline = time_point::max();
   tj.run_deadline = time_point::max();
@@ -197,16 +195,21 @@ tracked_job& track(self_ptr self, job_record rec) {
 
 /// After a committed event changed tj.rec: move the job to where its new
 /// state says.
+void local_started(self_ptr self, tracked_job& tj);
+
 void resync(self_ptr self, tracked_job& tj, const event& ev) {
+  (void) ev;
   auto& rec = tj.rec;
-  if (rec.state == job_state::running) return;  // our own start; set up by on_started
+  if (rec.state == job_state::running) {
+    // Our own start. A local one is running now (its job actor handed it to
+    // a runner); a remote one waits for the reply that carries it to the lease.
+    if (tj.ph == phase::starting && tj.token == rec.lease_token && is_local_worker(tj.worker))
+      local_started(self, tj);
+    return;
+  }
   bool was_attempt = tj.ph == phase::starting || tj.ph == phase::running ||
                      tj.ph == phase::reclaiming;
-  if (was_attempt) {
-    bool stop_handler = !std::holds_alternative<job_succeeded>(ev.body) &&
-                        !std::holds_alternative<job_failed>(ev.body);
-    end_attempt(self, tj, stop_handler);
-  }
+  if (was_attempt) end_attempt(self, tj);
   if (rec.state == job_state::scheduled) {
     if (was_attempt) {
       release_holds(self, tj);
@@ -331,6 +334,21 @@ void maybe_finish_lease(self_ptr self, std::uint64_t lease_id, bool expired) {
   st.leases.erase(i);
 }
 
+/// Marks a started job running and arms its time-to-run limit.
+void mark_running(self_ptr self, tracked_job& tj) {
+  auto& st = self->state;
+  tj.ph = phase::running;
+  ++st.dispatched;
+  if (tj.rec.spec.timeouts.to_run > 0) {
+    tj.run_deadline = mono_now(self) + std::chrono::milliseconds(tj.rec.spec.timeouts.to_run);
+    st.deadlines.emplace(tj.run_deadline, std::make_pair(tj.rec.id, tj.token));
+    arm_tick(self);
+  }
+}
+
+void local_started(self_ptr self, tracked_job& tj) { mark_running(self, tj); }
+
+/// A remote start was committed: the job joins the lease request's answer.
 void on_started(self_ptr self, job_id id, std::uint64_t token, job_record& rec,
                 std::uint64_t lease_id) {
   auto& st = self->state;
@@ -340,22 +358,12 @@ void on_started(self_ptr self, job_id id, std::uint64_t token, job_record& rec,
   if (lease != st.leases.end()) --lease->second.starting;
   if (current) {
     auto& tj = i->second;
-    tj.ph = phase::running;
-    ++st.dispatched;
-    auto now = mono_now(self);
-    if (tj.rec.spec.timeouts.to_run > 0) {
-      tj.run_deadline = now + std::chrono::milliseconds(tj.rec.spec.timeouts.to_run);
-      st.deadlines.emplace(tj.run_deadline, std::make_pair(id, token));
-    }
-    if (is_local_worker(tj.worker)) {
-      self->send(st.pool, atom::run::value, std::move(rec), actor_of(self, id));
-    } else {
-      tj.lease_deadline = now + std::chrono::milliseconds(tj.rec.spec.timeouts.heartbeat);
-      st.deadlines.emplace(tj.lease_deadline, std::make_pair(id, token));
-      if (lease != st.leases.end()) lease->second.leased.push_back(std::move(rec));
-      // A lease request that went away meanwhile: the job stays leased to the
-      // worker by name and is reclaimed if it never heartbeats.
-    }
+    mark_running(self, tj);
+    tj.lease_deadline = mono_now(self) + std::chrono::milliseconds(tj.rec.spec.timeouts.heartbeat);
+    st.deadlines.emplace(tj.lease_deadline, std::make_pair(id, token));
+    // A lease request that went away meanwhile: the job stays leased to the
+    // worker by name and is reclaimed if it never heartbeats.
+    if (lease != st.leases.end()) lease->second.leased.push_back(std::move(rec));
     arm_tick(self);
   }
   maybe_finish_lease(self, lease_id, false);
@@ -368,7 +376,7 @@ void on_start_failed(self_ptr self, job_id id, std::uint64_t token, const caf::e
   auto i = st.jobs.find(id);
   if (i != st.jobs.end() && i->second.ph == phase::starting && i->second.token == token) {
     auto& tj = i->second;
-    end_attempt(self, tj, false);
+    end_attempt(self, tj);
     // Not started (overloaded journal, or not due): back in line, keeping
     // its slot and locks so its place is not lost.
     (void) err;
@@ -388,6 +396,14 @@ void start(self_ptr self, tracked_job& tj, scheduler_state::worker_entry& worker
   tj.token = token;
   tj.worker = worker.name;
   ++worker.held;
+  if (worker.local) {
+    // One way: the job actor hands the committed start to a runner itself,
+    // the scheduler sees job.started in the committed batch, and a refusal
+    // comes back as (atom::refused, id, token).
+    caf::anon_send(actor_of(self, id), atom::command::value,
+                   job_command{cmd_start{worker.name, token}}, std::string{engine_principal});
+    return;
+  }
   if (auto lease = st.leases.find(lease_id); lease != st.leases.end()) ++lease->second.starting;
   self->request(actor_of(self, id), caf::infinite, atom::command::value,
                 job_command{cmd_start{worker.name, token}}, std::string{engine_principal})
@@ -402,7 +418,7 @@ bool has_room(const scheduler_state::worker_entry& w) { return w.limit == 0 || w
 
 void dispatch(self_ptr self) {
   auto& st = self->state;
-  if (st.pool) {
+  if (st.runners) {
     auto& local = st.workers[st.config.local_worker];
     while (has_room(local)) {
       auto tj = next_startable(self, [](const std::string&) { return true; });
@@ -683,16 +699,17 @@ void recover_jobs(self_ptr self, recovered_state& seed) {
 
 scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
                                          scheduler_config config, recovered_state seed,
-                                         journal_actor journal, worker_pool_actor pool,
+                                         journal_actor journal,
+                                         std::shared_ptr<const runner_set> runners,
                                          wall_clock clock) {
   auto& st = self->state;
   st.config = std::move(config);
   st.journal = std::move(journal);
-  st.pool = std::move(pool);
+  st.runners = std::move(runners);
   st.clock = std::move(clock);
   st.rng.seed(st.config.seed);
   st.locks = self->spawn<caf::linked>(lock_behavior, caf::actor_cast<scheduler_actor>(self));
-  if (st.pool) {
+  if (st.runners) {
     auto& local = st.workers[st.config.local_worker];
     local.name = st.config.local_worker;
     local.limit = st.config.local_slots;
@@ -935,6 +952,9 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
         return out;
       },
       [self](atom::tick) { on_tick(self); },
+      [self](atom::refused, job_id id, std::uint64_t token) {
+        on_start_failed(self, id, token, caf::error{}, 0);
+      },
       [self](atom::stop, job_id id) {
         auto& actors = self->state.actors;
         auto i = actors.find(id);

@@ -30,6 +30,7 @@
 #include "actors/protocol.hpp"
 #include "actors/ready_index.hpp"
 #include "actors/recovery.hpp"
+#include "actors/worker_pool.hpp"
 
 namespace jobsmith {
 
@@ -102,7 +103,7 @@ struct scheduler_state {
   // Constant after construction.
   scheduler_config config;
   journal_actor journal;
-  worker_pool_actor pool;  // null without an in-process pool
+  std::shared_ptr<const runner_set> runners;  // null without an in-process pool
   lock_actor locks;
   wall_clock clock;
 
@@ -128,10 +129,11 @@ struct scheduler_state {
   std::uint64_t reclaimed = 0;
 };
 
-/// `seed` is what recovery rebuilt. `pool` may be null.
+/// `seed` is what recovery rebuilt. `runners` may be null (no in-process pool).
 scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<scheduler_state> self,
                                          scheduler_config config, recovered_state seed,
-                                         journal_actor journal, worker_pool_actor pool,
+                                         journal_actor journal,
+                                         std::shared_ptr<const runner_set> runners,
                                          wall_clock clock);
 
 }  // namespace jobsmith

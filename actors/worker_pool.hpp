@@ -1,17 +1,17 @@
-// The in-process worker pool: runs registered handlers on runner threads
-// (detached actors), never on the cooperative scheduler, so handler code may
-// block. The scheduler counts the pool as one worker named "local:<id>" with
-// `slots` jobs at once; runs are spread over the runners by load.
+// The in-process worker pool: runner threads (detached actors) that run
+// registered handlers, never on the cooperative scheduler, so handler code
+// may block. There is no pool actor in between: a job actor hands its
+// started job straight to a runner (by job id), and the runner sends the
+// outcome straight back. The scheduler counts the pool as one worker named
+// "local:<instance>" holding at most `slots` jobs.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
-#include "actors/clock.hpp"
 #include "actors/handler.hpp"
 #include "actors/protocol.hpp"
 
@@ -24,26 +24,20 @@ struct worker_pool_config {
   std::chrono::milliseconds flush_interval{1000};
 };
 
-struct worker_pool_state {
-  // Not an aggregate: CAF would construct the state from the self pointer.
-  worker_pool_state() = default;
-  static inline const char* name = "worker_pool";
-  struct running_job {
-    std::shared_ptr<std::atomic<bool>> cancelled;
-    std::size_t runner = 0;
-  };
-  // Constant after construction.
-  worker_pool_config config;
-  const handler_registry* handlers = nullptr;  // owned by the engine, outlives the pool
+/// The runners of one engine; shared (immutable) by the job actors.
+struct runner_set {
+  std::string worker_name;
   std::vector<caf::actor> runners;
-  // Owned by the actor.
-  std::vector<std::size_t> load;  // runs handed to each runner and not finished
-  std::unordered_map<job_id, running_job> running;
+
+  const caf::actor& runner_for(job_id id) const { return runners[id % runners.size()]; }
 };
 
-/// REQUIRES: `handlers` outlives the pool.
-worker_pool_actor::behavior_type worker_pool(
-    worker_pool_actor::stateful_pointer<worker_pool_state> self, worker_pool_config config,
-    const handler_registry* handlers);
+/// Spawns the runners. REQUIRES: `handlers` outlives them.
+std::shared_ptr<const runner_set> spawn_runners(caf::actor_system& sys,
+                                                const worker_pool_config& config,
+                                                const handler_registry* handlers);
+
+/// Stops the runners (each finishes the handler it is running first).
+void stop_runners(const runner_set& set);
 
 }  // namespace jobsmith
