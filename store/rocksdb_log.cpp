@@ -49,8 +49,8 @@ status missing(sequence_t seq) {
 }
 
 status undecodable(sequence_t seq, std::string_view value) {
-  std::string m = record_prefix(seq) + "undecodable value (" + std::to_string(value.size()) +
-                  " bytes";
+  std::string m =
+      record_prefix(seq) + "undecodable value (" + std::to_string(value.size()) + " bytes";
   if (!value.empty()) {
     m += ", version byte " + std::to_string(static_cast<unsigned char>(value[0]));
   }
@@ -71,8 +71,8 @@ rocksdb::DBOptions make_db_options(const rocksdb_log_options& o) {
   d.max_background_jobs = 2;
   // A WAL file is deleted only once every column family has flushed past it.
   // snapshots and meta are written rarely, so their memtables would pin old
-  // WAL files for a long time (the default cap is 4x all write buffers, about
-  // 2 GB here); a lower cap makes RocksDB flush them instead.
+  // WAL files for a long time (the default cap is 4x all write buffers, over
+  // 1 GB here); a lower cap makes RocksDB flush them instead.
   d.max_total_wal_size = 256ull << 20;
   d.keep_log_file_num = 10;  // RocksDB's own info LOG files
   // WAL recovery stays at the default, point in time: a torn final batch
@@ -95,7 +95,7 @@ std::vector<rocksdb::ColumnFamilyDescriptor> column_families() {
   rocksdb::ColumnFamilyOptions events;
   // Twice the default memtable: fewer, larger flushes of a log that only
   // grows. Keys arrive in order, so flushed files do not overlap and level
-  // compaction mostly moves them down without rewriting.
+  // compaction can often move them down without rewriting them.
   events.write_buffer_size = 128ull << 20;
   events.compression = compression;
   events.level_compaction_dynamic_level_bytes = true;
@@ -108,11 +108,12 @@ std::vector<rocksdb::ColumnFamilyDescriptor> column_families() {
   events.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
 
   rocksdb::ColumnFamilyOptions by_job;
-  // Small on purpose: by_job keys arrive in job order, not sequence order, so
-  // every insert walks the skiplist from the top, and in a large memtable most
-  // steps miss the CPU cache. Measured: 8 MB gives 10-25% more appends/s than
-  // 32 MB. (RocksDB's per-prefix insert hints cost about 250 bytes per job in
-  // the memtable and helped only when jobs have many records each.)
+  // Small on purpose: by_job keys arrive in sequence order, which is not their
+  // key order (job first), so every insert walks the skiplist from the top,
+  // and in a large memtable most steps miss the CPU cache. Measured: 8 MB
+  // gives 10-25% more appends/s than 32 MB. (RocksDB's per-prefix insert
+  // hints cost about 250 bytes per job in the memtable and helped only when
+  // jobs have many records each.)
   by_job.write_buffer_size = 8ull << 20;
   by_job.compression = compression;
   by_job.level_compaction_dynamic_level_bytes = true;
@@ -121,6 +122,7 @@ std::vector<rocksdb::ColumnFamilyDescriptor> column_families() {
   small.write_buffer_size = 8ull << 20;
   small.compression = compression;
 
+  // clang-format off
   return {
       {rocksdb::kDefaultColumnFamilyName, small},
       {std::string(format::cf_events), events},
@@ -128,6 +130,7 @@ std::vector<rocksdb::ColumnFamilyDescriptor> column_families() {
       {std::string(format::cf_snapshots), small},
       {std::string(format::cf_meta), small},
   };
+  // clang-format on
 }
 
 class rocksdb_log final : public event_log {
@@ -313,8 +316,8 @@ status rocksdb_log::append(std::span<const record_input> batch, sequence_t* firs
     // SliceParts: the body goes into the batch once, without an extra copy.
     const rocksdb::Slice key_part(key, sizeof key);
     const rocksdb::Slice value_parts[2] = {rocksdb::Slice(header, sizeof header), slice(in.body)};
-    rocksdb::Status s = batch_.Put(events_, rocksdb::SliceParts(&key_part, 1),
-                                   rocksdb::SliceParts(value_parts, 2));
+    rocksdb::Status s =
+        batch_.Put(events_, rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(value_parts, 2));
     if (s.ok()) s = batch_.Put(by_job_, rocksdb::Slice(job_key, sizeof job_key), rocksdb::Slice());
     if (!s.ok()) {
       // Nothing was written: the log stays usable.
@@ -328,8 +331,8 @@ status rocksdb_log::append(std::span<const record_input> batch, sequence_t* firs
     batch_ = rocksdb::WriteBatch();
   }
   if (!s.ok()) {
-    return write_failed(s, "append of records " + std::to_string(first) + ".." +
-                               std::to_string(seq));
+    return write_failed(s,
+                        "append of records " + std::to_string(first) + ".." + std::to_string(seq));
   }
   {
     std::lock_guard head_lock(head_mu_);

@@ -2,9 +2,8 @@
 // implementation: each test is a template over the subjects below, so the
 // in-memory log used by other suites cannot drift from the RocksDB log.
 #define BOOST_TEST_MODULE store_log_conformance
-#include <boost/test/unit_test.hpp>
-
 #include <atomic>
+#include <boost/test/unit_test.hpp>
 #include <memory>
 #include <string>
 #include <thread>
@@ -88,8 +87,7 @@ void append_ok(js::event_log& log, const std::vector<js::record_input>& b,
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(sequences_start_at_one_and_are_gap_free_across_batches, S,
-                              subjects) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(sequences_start_at_one_and_are_gap_free_across_batches, S, subjects) {
   S subject;
   js::event_log& log = subject.log();
   BOOST_TEST(log.head() == 0u);
@@ -137,10 +135,11 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(read_bounds_are_inclusive_and_stop_at_head, S, sub
   BOOST_TEST(read_all(log, 7, 3).empty());
 
   std::vector<sequence_t> seen;
-  BOOST_TEST(log.read(1, 10, [&](const js::record& r) {
-                  seen.push_back(r.seq);
-                  return r.seq < 4;  // stop after 4
-                })
+  BOOST_TEST(log.read(1, 10,
+                      [&](const js::record& r) {
+                        seen.push_back(r.seq);
+                        return r.seq < 4;  // stop after 4
+                      })
                  .is_ok());
   BOOST_TEST(seen == range(1, 4), boost::test_tools::per_element());
 }
@@ -203,10 +202,11 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(read_job_spans_many_records, S, subjects) {
   for (int i = 0; i < 1500; ++i) b.push_back({static_cast<job_id>(1 + i % 3), std::to_string(i)});
   append_ok(log, b);
   std::vector<sequence_t> seqs;
-  BOOST_TEST(log.read_job(2, [&](const js::record& r) {
-                  seqs.push_back(r.seq);
-                  return true;
-                })
+  BOOST_TEST(log.read_job(2,
+                          [&](const js::record& r) {
+                            seqs.push_back(r.seq);
+                            return true;
+                          })
                  .is_ok());
   BOOST_REQUIRE_EQUAL(seqs.size(), 500u);
   for (std::size_t i = 0; i < seqs.size(); ++i) BOOST_TEST(seqs[i] == 2 + 3 * i);

@@ -4,14 +4,15 @@
 // verify(), what a failed disk write leaves behind, and who may open a
 // directory. The shared contract is in log_conformance_test.cpp.
 #define BOOST_TEST_MODULE store_rocksdb_log
-#include <boost/test/data/test_case.hpp>
-#include <boost/test/unit_test.hpp>
+#include "store/rocksdb_log.hpp"
 
 #include <fcntl.h>
 #include <rocksdb/db.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <boost/test/data/test_case.hpp>
+#include <boost/test/unit_test.hpp>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -20,7 +21,6 @@
 
 #include "store/event_log.hpp"
 #include "store/record_format.hpp"
-#include "store/rocksdb_log.hpp"
 #include "tests/store/fault_env.hpp"
 #include "tests/store/temp_dir.hpp"
 
@@ -118,9 +118,7 @@ class raw_db {
     BOOST_REQUIRE(db_->Put(sync(), handles_[4], key, value).ok());
   }
   // Moves everything from the memtables (and WAL) into table files.
-  void flush() {
-    BOOST_REQUIRE(db_->Flush(rocksdb::FlushOptions(), handles_).ok());
-  }
+  void flush() { BOOST_REQUIRE(db_->Flush(rocksdb::FlushOptions(), handles_).ok()); }
 
  private:
   rocksdb::ColumnFamilyHandle* events() { return handles_[1]; }
@@ -187,8 +185,8 @@ BOOST_AUTO_TEST_CASE(records_snapshots_and_meta_survive_close_and_reopen) {
   BOOST_TEST(log->get_meta("engine_id", &v).is_ok());
   BOOST_TEST(v == "e-7");
   int job2 = 0;
-  BOOST_TEST(log->read_job(2, [&](const js::record& r) { return r.job == 2 && ++job2 > 0; })
-                 .is_ok());
+  BOOST_TEST(
+      log->read_job(2, [&](const js::record& r) { return r.job == 2 && ++job2 > 0; }).is_ok());
   BOOST_TEST(job2 == 168);  // seq % 3 == 1 for seq in 1..504
 }
 
@@ -283,9 +281,9 @@ const flip_case flip_cases[] = {
 BOOST_DATA_TEST_CASE(a_flipped_byte_is_found_by_open_and_by_verify, bdata::make(flip_cases), c) {
   js::test::temp_dir tmp;
   const std::string dir = tmp.sub("log");
-  BOOST_REQUIRE(
-      open_log(dir)->append(std::vector<js::record_input>(10, {4, "{\"kind\":\"x\"}"}), nullptr)
-          .is_ok());
+  BOOST_REQUIRE(open_log(dir)
+                    ->append(std::vector<js::record_input>(10, {4, "{\"kind\":\"x\"}"}), nullptr)
+                    .is_ok());
   raw_db(dir).flip_event_byte(7, c.offset);
 
   // Open verifies the last 64 records by default.
