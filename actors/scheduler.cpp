@@ -34,7 +34,9 @@ job_actor spawn_job(self_ptr self, job_record rec, bool hydrated) {
   // Not linked: a link costs the scheduler a linear scan when the job's
   // actor stops. Stopped actors report (atom::stop, id) instead, and the
   // scheduler stops the live ones when it exits.
-  auto actor = self->spawn(job_behavior, std::move(rec), hydrated, self->state.journal,
+  // lazy_init: the actor first runs when its first message arrives, which
+  // saves a scheduling round per job.
+  auto actor = self->spawn<caf::lazy_init>(job_behavior, std::move(rec), hydrated, self->state.journal,
                            caf::actor_cast<scheduler_actor>(self), self->state.clock,
                            self->state.runners);
   self->state.actors[id] = actor;

@@ -21,4 +21,15 @@ struct embedded_bench_options {
 /// Prints the figures to stdout; returns the process exit code.
 int run_embedded_bench(const embedded_bench_options& options);
 
+struct log_bench_options {
+  std::uint64_t events = 300'000;
+  std::uint64_t batch = 1000;  // events per append (one fsynced WriteBatch)
+  std::string data_dir;        // empty = a fresh directory removed afterwards
+};
+
+/// `jobsmith bench --log`: the store alone. Appends the events of no-op jobs
+/// (submitted, started, succeeded, interleaved across jobs as the engine
+/// writes them) in fsynced batches, encoded by the real codec.
+int run_log_bench(const log_bench_options& options);
+
 }  // namespace jobsmith::apps

@@ -19,8 +19,12 @@ int main(int argc, char** argv) {
   jobsmith::apps::embedded_bench_options bench;
   bool embedded = false;
   auto* bench_cmd = app.add_subcommand("bench", "measure throughput and latency");
-  bench_cmd->add_flag("--embedded", embedded, "in-process engine with a handler pool")
-      ->required();
+  bool log_only = false;
+  jobsmith::apps::log_bench_options log_bench;
+  bench_cmd->add_flag("--embedded", embedded, "in-process engine with a handler pool");
+  bench_cmd->add_flag("--log", log_only, "the event log alone: fsynced appends");
+  bench_cmd->add_option("--events", log_bench.events, "with --log: events to append")
+      ->capture_default_str();
   bench_cmd->add_option("--jobs", bench.jobs, "no-op jobs to run")->capture_default_str();
   bench_cmd->add_option("--rate", bench.rate, "submit at this many jobs/s (0 = flat out)")
       ->capture_default_str();
@@ -37,6 +41,15 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   if (demo_cmd->parsed()) return jobsmith::apps::run_demo(demo);
-  if (bench_cmd->parsed()) return jobsmith::apps::run_embedded_bench(bench);
+  if (bench_cmd->parsed()) {
+    if (log_only) {
+      log_bench.batch = bench.batch;
+      log_bench.data_dir = bench.data_dir;
+      return jobsmith::apps::run_log_bench(log_bench);
+    }
+    if (embedded) return jobsmith::apps::run_embedded_bench(bench);
+    std::fprintf(stderr, "bench: say --embedded or --log\n");
+    return 2;
+  }
   return 2;
 }
