@@ -40,10 +40,9 @@ void after_commit(self_ptr self, std::uint64_t token_before) {
   if (rec.state == job_state::running && rec.lease_token != token_before && st.runners &&
       rec.worker == st.runners->worker_name) {
     st.stop_flag = std::make_shared<std::atomic<bool>>(false);
-    caf::anon_send(st.runners->runner_for(rec.id), atom::run::value,
-                   job_run{rec.id, rec.attempts, rec.lease_token, rec.spec.kind, rec.spec.payload,
-                           rec.handover, st.stop_flag},
-                   caf::actor_cast<job_actor>(self));
+    st.runners->hand_over(job_run{rec.id, rec.attempts, rec.lease_token, rec.spec.kind,
+                                  rec.spec.payload, rec.handover, st.stop_flag},
+                          caf::actor_cast<job_actor>(self));
   }
 }
 
@@ -58,7 +57,8 @@ void process(self_ptr self, job_command& cmd, std::string& principal,
     return;
   }
   if (decided.events.empty()) {
-    promise.deliver(st.record);
+    // No requester (one-way starts and outcomes): skip copying the record.
+    if (promise.pending()) promise.deliver(st.record);
     return;
   }
   std::vector<event> events;
@@ -82,7 +82,7 @@ void process(self_ptr self, job_command& cmd, std::string& principal,
             }
             st.appending = false;
             after_commit(self, token_before);
-            promise.deliver(st.record);
+            if (promise.pending()) promise.deliver(st.record);
             if (was_terminal && !is_terminal(st.record.state))
               self->send(st.scheduler, atom::revived::value, st.record);
             process_next(self);
@@ -124,7 +124,10 @@ void hydrate(self_ptr self) {
             }
             for (auto& ev : events) apply(st.record, ev);
             st.hydrated = true;
-            process_next(self);
+            // The read can overtake the command this actor was spawned for;
+            // a terminal job must not stop before answering it (the command
+            // would bounce as request_receiver_down).
+            if (!st.waiting.empty()) process_next(self);
           },
           [self](caf::error& err) {
             for (auto& w : self->state.waiting) w.promise.deliver(err);

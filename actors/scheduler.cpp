@@ -567,20 +567,31 @@ void submit_internal(self_ptr self, std::vector<job_submitted> specs, std::strin
   }
   auto count = events.size();
   st.pending_submits += count;
-  auto copies = events;  // tracked once durable
+  // The jobs' records as they will be once committed (the fold of their
+  // job.submitted), each with the offset of its event in the batch.
+  std::vector<std::pair<job_record, sequence_t>> records;
+  records.reserve(events.size());
+  for (sequence_t offset = 0; offset < events.size(); ++offset) {
+    if (!std::holds_alternative<job_submitted>(events[offset].body)) continue;
+    records.emplace_back(job_record{}, offset);
+    apply(records.back().first, events[offset]);
+  }
   auto rp = promise ? *promise : caf::typed_response_promise<std::vector<job_id>>{};
   self->request(st.journal, caf::infinite, atom::append::value, std::move(events))
       .then(
-          [self, count, copies = std::move(copies), ids, rp](sequence_t first) mutable {
+          [self, count, records = std::move(records), ids, rp](sequence_t first) mutable {
             auto& st = self->state;
             st.pending_submits -= count;
-            for (auto& ev : copies) {
-              ev.seq = first++;
-              if (!std::holds_alternative<job_submitted>(ev.body)) continue;
-              job_record rec;
-              apply(rec, ev);
-              spawn_job(self, rec, true);
-              track(self, std::move(rec));
+            for (auto& [rec, offset] : records) {
+              rec.last_seq = first + offset;
+              // The scheduler keeps no payload (the job actor has it), except
+              // for a schedule's template.
+              auto payload = std::move(rec.spec.payload);
+              job_record mine = rec;
+              rec.spec.payload = std::move(payload);
+              if (mine.spec.schedule != 0) mine.spec.payload = rec.spec.payload;
+              spawn_job(self, std::move(rec), true);
+              track(self, std::move(mine));
             }
             if (rp.pending()) rp.deliver(std::move(ids));
             dispatch(self);

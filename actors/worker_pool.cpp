@@ -1,5 +1,6 @@
 #include "actors/worker_pool.hpp"
 
+#include <optional>
 #include <random>
 
 #include <nlohmann/json.hpp>
@@ -36,10 +37,26 @@ struct runner_state {
 };
 
 caf::behavior runner(caf::stateful_actor<runner_state>* self, const handler_registry* handlers,
-                     std::string worker_name, std::chrono::milliseconds flush_interval) {
+                     std::string worker_name, std::chrono::milliseconds flush_interval,
+                     std::shared_ptr<run_queue> queue, std::size_t index) {
   auto principal = "worker:" + worker_name;
   return {
-      [=](atom::run, job_run& run, const job_actor& job) {
+      // Woken: take the next queued run, or go idle when there is none.
+      [=](atom::run) {
+        job_run run;
+        job_actor job;
+        {
+          std::lock_guard<std::mutex> guard{queue->mu};
+          if (queue->runs.empty()) {
+            queue->idle.push_back(index);
+            return;
+          }
+          run = std::move(queue->runs.front().run);
+          job = std::move(queue->runs.front().job);
+          queue->runs.pop_front();
+        }
+        // Look for more afterwards, behind whatever arrived meanwhile (exit).
+        self->send(self, atom::run::value);
         auto token = run.lease_token;
         auto flush = [job, token, principal](std::string detail, std::int32_t percent,
                                              std::vector<log_line> lines) {
@@ -79,16 +96,31 @@ std::shared_ptr<const runner_set> spawn_runners(caf::actor_system& sys,
                                                 const handler_registry* handlers) {
   auto set = std::make_shared<runner_set>();
   set->worker_name = config.worker_name;
+  set->queue = std::make_shared<run_queue>();
   auto threads = std::max<std::size_t>(1, config.threads);
   for (std::size_t i = 0; i < threads; ++i) {
+    set->queue->idle.push_back(i);
     if (config.detached)
       set->runners.push_back(sys.spawn<caf::detached>(runner, handlers, config.worker_name,
-                                                      config.flush_interval));
+                                                      config.flush_interval, set->queue, i));
     else
-      set->runners.push_back(
-          sys.spawn(runner, handlers, config.worker_name, config.flush_interval));
+      set->runners.push_back(sys.spawn(runner, handlers, config.worker_name,
+                                       config.flush_interval, set->queue, i));
   }
   return set;
+}
+
+void runner_set::hand_over(job_run run, job_actor job) const {
+  std::optional<std::size_t> wake;
+  {
+    std::lock_guard<std::mutex> guard{queue->mu};
+    queue->runs.push_back({std::move(run), std::move(job)});
+    if (!queue->idle.empty()) {
+      wake = queue->idle.back();
+      queue->idle.pop_back();
+    }
+  }
+  if (wake) caf::anon_send(runners[*wake], atom::run::value);
 }
 
 void stop_runners(const runner_set& set) {

@@ -1,14 +1,18 @@
 // The in-process worker pool: runner threads (detached actors) that run
 // registered handlers, never on the cooperative scheduler, so handler code
-// may block. There is no pool actor in between: a job actor hands its
-// started job straight to a runner (by job id), and the runner sends the
-// outcome straight back. The scheduler counts the pool as one worker named
-// "local:<instance>" holding at most `slots` jobs.
+// may block. There is no pool actor in between: a job actor puts its
+// started job in the runners' shared queue and wakes an idle runner; the
+// runner sends the outcome straight back. One queue for all runners, so no
+// run waits behind a busy (or hung) handler while another runner is idle.
+// The scheduler counts the pool as one worker named "local:<instance>"
+// holding at most `slots` jobs.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -24,12 +28,29 @@ struct worker_pool_config {
   std::chrono::milliseconds flush_interval{1000};
 };
 
-/// The runners of one engine; shared (immutable) by the job actors.
+/// Runs waiting for a runner, and the runners waiting for a run. Shared by
+/// the job actors (which add runs) and the runners (which take them).
+/// Invariant: each runner is either in `idle` or has exactly one wake-up
+/// (atom::run) in flight or is running a handler, so no wake-up is lost.
+struct run_queue {
+  struct entry {
+    job_run run;
+    job_actor job;
+  };
+  std::mutex mu;
+  std::deque<entry> runs;           // guarded by mu
+  std::vector<std::size_t> idle;    // guarded by mu; indexes into runner_set::runners
+};
+
+/// The runners of one engine; shared (immutable apart from the queue) by
+/// the job actors.
 struct runner_set {
   std::string worker_name;
   std::vector<caf::actor> runners;
+  std::shared_ptr<run_queue> queue;
 
-  const caf::actor& runner_for(job_id id) const { return runners[id % runners.size()]; }
+  /// Queues a started attempt for the next free runner; wakes an idle one.
+  void hand_over(job_run run, job_actor job) const;
 };
 
 /// Spawns the runners. REQUIRES: `handlers` outlives them.
