@@ -102,6 +102,8 @@ int run_embedded_bench(const embedded_bench_options& o) {
   });
 
   auto before = eng.metrics();
+  std::FILE* ack = o.ack_file.empty() ? nullptr : std::fopen(o.ack_file.c_str(), "a");
+  std::mutex ack_mu;
   std::atomic<std::uint64_t> next{0};
   std::atomic<std::uint64_t> refused{0};
   std::atomic<bool> failed{false};
@@ -139,7 +141,14 @@ int run_embedded_bench(const embedded_bench_options& o) {
       }
       for (;;) {
         auto ids = eng.submit_many(specs);
-        if (ids) break;
+        if (ids) {
+          if (ack) {
+            std::lock_guard<std::mutex> g{ack_mu};
+            for (auto id : *ids) std::fprintf(ack, "%llu\n", static_cast<unsigned long long>(id));
+            std::fflush(ack);  // in the page cache: survives SIGKILL of this process
+          }
+          break;
+        }
         if (ids.error().code != engine_errc::overloaded) {
           std::fprintf(stderr, "bench: submit failed: %s\n", ids.error().to_string().c_str());
           failed = true;
@@ -198,6 +207,7 @@ int run_embedded_bench(const embedded_bench_options& o) {
   std::printf("  peak RSS        %ld MB\n", peak_rss_mb());
 
   eng.close();
+  if (ack) std::fclose(ack);
   if (remove_dir) std::filesystem::remove_all(dir);
   return succeeded == o.jobs ? 0 : 1;
 }
@@ -284,6 +294,58 @@ int run_log_bench(const log_bench_options& o) {
   log.reset();
   if (remove_dir) std::filesystem::remove_all(dir);
   return 0;
+}
+
+int run_check_recovery(const std::string& data_dir, const std::string& acked_file,
+                       int drain_seconds) {
+  std::vector<job_id> acked;
+  if (std::FILE* f = std::fopen(acked_file.c_str(), "r")) {
+    unsigned long long id = 0;
+    while (std::fscanf(f, "%llu", &id) == 1) acked.push_back(id);
+    std::fclose(f);
+  }
+  engine_options opts;
+  opts.data_dir = data_dir;
+  opts.handlers.add("noop", [](job_context&) { return outcome::success(); });
+  auto opened = engine::open(std::move(opts));
+  if (!opened) {
+    std::fprintf(stderr, "check-recovery: %s\n", opened.error().to_string().c_str());
+    return 1;
+  }
+  auto& eng = *opened.value();
+  auto& rec = eng.recovered();
+  std::size_t missing = 0;
+  for (auto id : acked) {
+    auto view = eng.get(id);
+    if (!view) {
+      if (++missing <= 5)
+        std::printf("MISSING acknowledged job %llu: %s\n", static_cast<unsigned long long>(id),
+                    view.error().to_string().c_str());
+    }
+  }
+  // Drain: every job must reach a terminal state; none may stay running.
+  auto deadline = steady::now() + std::chrono::seconds(drain_seconds);
+  std::vector<std::size_t> counts;
+  for (;;) {
+    auto c = eng.counts();
+    if (c) counts = *c;
+    auto live = counts.empty() ? 1
+                               : counts[static_cast<std::size_t>(job_state::scheduled)] +
+                                     counts[static_cast<std::size_t>(job_state::queued)] +
+                                     counts[static_cast<std::size_t>(job_state::running)];
+    if (live == 0 || steady::now() > deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  auto at = [&](job_state s) { return counts.empty() ? 0 : counts[static_cast<std::size_t>(s)]; };
+  std::printf("check-recovery: replayed %llu events in %.3f s; %zu acknowledged, %zu missing; "
+              "after drain: %zu succeeded, %zu running, %zu waiting\n",
+              static_cast<unsigned long long>(rec.events_replayed), rec.seconds, acked.size(),
+              missing, at(job_state::succeeded), at(job_state::running),
+              at(job_state::scheduled) + at(job_state::queued));
+  bool ok = missing == 0 && at(job_state::running) == 0 &&
+            at(job_state::scheduled) + at(job_state::queued) == 0;
+  eng.close();
+  return ok ? 0 : 1;
 }
 
 }  // namespace jobsmith::apps

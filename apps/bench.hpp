@@ -16,6 +16,7 @@ struct embedded_bench_options {
   std::uint32_t worker_slots = 4096;
   std::string data_dir;          // empty = a fresh directory removed afterwards
   bool in_memory = false;        // for comparison only: no disk
+  std::string ack_file;          // append each acknowledged job id here (crash tests)
 };
 
 /// Prints the figures to stdout; returns the process exit code.
@@ -31,5 +32,11 @@ struct log_bench_options {
 /// (submitted, started, succeeded, interleaved across jobs as the engine
 /// writes them) in fsynced batches, encoded by the real codec.
 int run_log_bench(const log_bench_options& options);
+
+/// `jobsmith check-recovery`: after a crash, reopens DATA, checks that every
+/// job id in ACKED (written by `bench --ack-file`) is in the log, lets the
+/// engine drain, and checks that no job is left running or waiting.
+int run_check_recovery(const std::string& data_dir, const std::string& acked_file,
+                       int drain_seconds);
 
 }  // namespace jobsmith::apps

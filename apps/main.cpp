@@ -38,9 +38,24 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   bench_cmd->add_option("--data", bench.data_dir, "data directory (default: a fresh temp dir)");
   bench_cmd->add_flag("--in-memory", bench.in_memory, "no disk at all (for comparison only)");
+  bench_cmd->add_option("--ack-file", bench.ack_file,
+                        "append every acknowledged job id to this file (crash tests)");
+
+  std::string check_data = "./data";
+  std::string check_acked;
+  int check_drain = 60;
+  auto* check_cmd = app.add_subcommand(
+      "check-recovery", "after a crash: every acknowledged job is in the log, none stays running");
+  check_cmd->add_option("--data", check_data, "data directory")->capture_default_str();
+  check_cmd->add_option("--acked", check_acked, "file of acknowledged ids (bench --ack-file)")
+      ->required();
+  check_cmd->add_option("--drain", check_drain, "seconds to wait for all jobs to finish")
+      ->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
   if (demo_cmd->parsed()) return jobsmith::apps::run_demo(demo);
+  if (check_cmd->parsed())
+    return jobsmith::apps::run_check_recovery(check_data, check_acked, check_drain);
   if (bench_cmd->parsed()) {
     if (log_only) {
       log_bench.batch = bench.batch;
