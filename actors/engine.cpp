@@ -1,5 +1,6 @@
 #include "actors/engine.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <mutex>
 #include <random>
@@ -200,6 +201,12 @@ result<std::unique_ptr<engine>> engine::open(engine_options options) {
   im->report.events_replayed = seed->events_replayed;
   im->report.live_jobs = seed->live_jobs.size();
   im->report.head = seed->head;
+  // What the scheduler reclaims at once: attempts of the previous process's
+  // in-process pool (actors/recovery.hpp, step 3).
+  auto reclaimed = static_cast<std::uint64_t>(
+      std::count_if(seed->live_jobs.begin(), seed->live_jobs.end(), [](const job_record& j) {
+        return j.state == job_state::running && j.worker.rfind("local:", 0) == 0;
+      }));
 
   // Step 3: the actors, seeded with what recovery rebuilt.
   im->config = std::make_unique<caf::actor_system_config>();
@@ -214,7 +221,7 @@ result<std::unique_ptr<engine>> engine::open(engine_options options) {
   auto now = im->clock();
   std::vector<event> started_event{
       event{0, 0, now, "engine",
-            engine_started{JOBSMITH_VERSION, im->report.events_replayed, im->report.live_jobs}}};
+            engine_started{JOBSMITH_VERSION, im->report.events_replayed, reclaimed}}};
   auto appended = im->ask<sequence_t>(im->core.journal, atom::append::value, std::move(started_event));
   if (!appended) {
     stop_core(im->core);

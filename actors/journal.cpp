@@ -58,7 +58,6 @@ void flush_pending(journal_actor::stateful_pointer<journal_state> self) {
   batch->reserve(st.records.size());
   auto seq = first;
   for (auto& p : pending) {
-    p.promise.deliver(seq);
     for (auto& ev : p.events) {
       ev.seq = seq++;
       batch->push_back(std::move(ev));
@@ -72,8 +71,17 @@ void flush_pending(journal_actor::stateful_pointer<journal_state> self) {
   raise_max(m.max_batch, batch->size());
   raise_max(m.max_write_nanos, nanos);
 
+  // Publish before answering: whoever hears of this commit (a requester, and
+  // through it a user) asks the scheduler or projector only afterwards, when
+  // the batch already waits in their mailboxes. So a list() or heartbeat
+  // after cancel() sees the cancel.
   committed_batch published = std::move(batch);
   for (auto& sub : st.subscribers) caf::anon_send(sub, atom::committed::value, published);
+  seq = first;
+  for (auto& p : pending) {
+    p.promise.deliver(seq);
+    seq += p.events.size();  // moved-from events, the count is kept
+  }
 }
 
 }  // namespace

@@ -3,9 +3,9 @@
 // While one write (a WriteBatch with sync=true) is in flight the actor is
 // blocked, so every append that arrives meanwhile waits in its mailbox; the
 // next flush takes all of them as one batch. Durability therefore costs one
-// fsync per batch, and batches grow with load. Each requester gets its first
-// sequence number only after its events are durable; then the whole batch
-// is published to subscribers, in sequence order.
+// fsync per batch, and batches grow with load. Once a batch is durable it
+// is published to subscribers, in sequence order; then each requester gets
+// its first sequence number (so subscribers never lag behind an answer).
 #pragma once
 
 #include <atomic>

@@ -177,13 +177,15 @@ tracked_job& track(self_ptr self, job_record rec) {
   tj = tracked_job{};
   tj.rec = std::move(rec);
   if (!tj.rec.spec.unique_key.empty()) st.unique_keys[tj.rec.spec.unique_key] = id;
-  if (tj.rec.spec.schedule != 0) {
-    auto& s = st.schedules[tj.rec.spec.schedule];
-    s.id = tj.rec.spec.schedule;
-    if (s.last_run <= id) {
-      s.last_run = id;
-      s.last_run_ended = false;
-      s.spec = tj.rec.spec;
+  // Only a schedule that still exists: a run submitted just before its
+  // schedule was deleted (or recovered after that) must not bring it back.
+  // New schedules are created from their schedule.created (submit_internal).
+  if (auto s = st.schedules.find(tj.rec.spec.schedule);
+      tj.rec.spec.schedule != 0 && s != st.schedules.end()) {
+    if (s->second.last_run <= id) {
+      s->second.last_run = id;
+      s->second.last_run_ended = false;
+      s->second.spec = tj.rec.spec;
     }
   }
   queue_of(self, tj.rec.spec.queue);  // the queue exists from its first job on
@@ -582,6 +584,9 @@ void submit_internal(self_ptr self, std::vector<job_submitted> specs, std::strin
           [self, count, records = std::move(records), ids, rp](sequence_t first) mutable {
             auto& st = self->state;
             st.pending_submits -= count;
+            // A new schedule exists from its first run on (see track()).
+            for (auto& [rec, offset] : records)
+              if (rec.spec.schedule == rec.id) st.schedules[rec.id].id = rec.id;
             for (auto& [rec, offset] : records) {
               rec.last_seq = first + offset;
               // The scheduler keeps no payload (the job actor has it), except

@@ -55,8 +55,6 @@ caf::behavior runner(caf::stateful_actor<runner_state>* self, const handler_regi
           job = std::move(queue->runs.front().job);
           queue->runs.pop_front();
         }
-        // Look for more afterwards, behind whatever arrived meanwhile (exit).
-        self->send(self, atom::run::value);
         auto token = run.lease_token;
         auto flush = [job, token, principal](std::string detail, std::int32_t percent,
                                              std::vector<log_line> lines) {
@@ -85,6 +83,9 @@ caf::behavior runner(caf::stateful_actor<runner_state>* self, const handler_regi
         // meanwhile) needs no action, that attempt already ended in the log.
         caf::anon_send(job, atom::command::value, outcome_command(run, out, ctx, draw),
                        principal);
+        // Then the next queued run, behind whatever arrived meanwhile (an
+        // exit on close comes first).
+        self->send(self, atom::run::value);
       },
   };
 }

@@ -1,0 +1,495 @@
+#define BOOST_TEST_MODULE actors_scheduler_deterministic
+#include <boost/test/unit_test.hpp>
+
+// The scheduler, job, journal and runner actors under CAF's test
+// coordinator (STACK.md pitfall 10): nothing runs until the test runs it,
+// and time moves only when the test advances it. The engine's wall clock is
+// derived from the coordinator's clock, so due times, retry backoffs, lease
+// deadlines and phase limits are checked to the millisecond.
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "actors/caf_error.hpp"
+#include "actors/engine_actors.hpp"
+#include "events/codec.hpp"
+#include "store/memory_log.hpp"
+
+using namespace jobsmith;
+using namespace std::chrono_literals;
+
+namespace jobsmith {
+
+std::ostream& boost_test_print_type(std::ostream& os, job_state s) { return os << to_string(s); }
+std::ostream& boost_test_print_type(std::ostream& os, engine_errc c) { return os << to_string(c); }
+
+}  // namespace jobsmith
+
+namespace {
+
+/// One engine core over a memory log, driven by the test coordinator.
+struct sim {
+  static constexpr millis base = 1'800'000'000'000;  // wall time at the start
+
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  caf::scheduler::test_coordinator* sched = nullptr;
+  caf::actor_clock::time_point start;
+  std::unique_ptr<store::event_log> log = store::make_memory_log();
+  engine_options options;
+  engine_core core;
+  std::unique_ptr<caf::scoped_actor> self;
+
+  sim() {
+    cfg.set("scheduler.policy", caf::atom("testing"));
+    sys = std::make_unique<caf::actor_system>(cfg);
+    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
+    start = sys->clock().now();
+    self = std::make_unique<caf::scoped_actor>(*sys);
+  }
+
+  ~sim() {
+    if (core.scheduler) stop_core(core);
+    sched->run();
+    self.reset();
+  }
+
+  /// The engine's wall clock: `base` plus the test time that has passed.
+  millis now() const {
+    return base +
+           std::chrono::duration_cast<std::chrono::milliseconds>(sys->clock().now() - start).count();
+  }
+
+  void spawn(recovered_state seed = {}) {
+    core = spawn_core(*sys, *log, std::move(seed), job_index{}, options, [this] { return now(); },
+                      false);
+    sched->run();
+  }
+
+  /// Moves time forward and runs everything that became due.
+  void advance(millis ms) {
+    sched->advance_time(std::chrono::milliseconds(ms));
+    sched->run();
+  }
+
+  template <class R, class Handle, class... Ts>
+  result<R> ask(const Handle& dest, Ts&&... xs) {
+    auto rh = (*self)->request(dest, caf::infinite, std::forward<Ts>(xs)...);
+    sched->run();
+    BOOST_REQUIRE_MESSAGE(!(*self)->mailbox().empty(), "the actor did not answer");
+    result<R> out = engine_error{engine_errc::closed, "no answer"};
+    rh.receive([&](R& value) { out = std::move(value); },
+               [&](caf::error& err) { out = from_caf(err); });
+    return out;
+  }
+
+  std::vector<job_id> submit(std::vector<job_submitted> specs) {
+    auto ids = ask<std::vector<job_id>>(core.scheduler, atom::submit::value, std::move(specs),
+                                        std::string{"user:test"});
+    BOOST_REQUIRE_MESSAGE(ids.ok(), (ids.ok() ? "" : ids.error().to_string()));
+    return *ids;
+  }
+
+  job_id submit(job_submitted spec) { return submit(std::vector<job_submitted>{spec}).front(); }
+
+  result<job_record> command(job_id id, job_command cmd, std::string principal = "user:test") {
+    return ask<job_record>(core.scheduler, atom::command::value, id, std::move(cmd),
+                           std::move(principal));
+  }
+
+  /// With `wait` > 0 the answer must come without time passing.
+  std::vector<job_record> lease(std::string worker, std::uint32_t max_jobs = 1, millis wait = 0) {
+    lease_request req;
+    req.worker = std::move(worker);
+    req.max_jobs = max_jobs;
+    req.wait = wait;
+    auto leased = ask<std::vector<job_record>>(core.scheduler, atom::lease::value, req);
+    BOOST_REQUIRE_MESSAGE(leased.ok(), (leased.ok() ? "" : leased.error().to_string()));
+    return *leased;
+  }
+
+  result<heartbeat_reply> heartbeat(job_id id, std::uint64_t token) {
+    heartbeat_request hb;
+    hb.id = id;
+    hb.lease_token = token;
+    return ask<heartbeat_reply>(core.scheduler, atom::heartbeat::value, hb);
+  }
+
+  std::string phase(job_id id) {
+    auto why = ask<dispatch_explanation>(core.scheduler, atom::waits::value, id);
+    BOOST_REQUIRE(why.ok());
+    return why->phase;
+  }
+
+  std::vector<event> history(job_id id) {
+    auto events = read_job_events(*log, id);
+    BOOST_REQUIRE(events.ok());
+    return *events;
+  }
+
+  job_record job(job_id id) {
+    job_record rec;
+    for (auto& ev : history(id)) apply(rec, ev);
+    return rec;
+  }
+
+  template <class T>
+  std::vector<std::pair<millis, T>> bodies(job_id id) {
+    std::vector<std::pair<millis, T>> out;
+    for (auto& ev : history(id))
+      if (auto b = std::get_if<T>(&ev.body)) out.emplace_back(ev.time, *b);
+    return out;
+  }
+};
+
+job_submitted spec_of(std::string kind) {
+  job_submitted s;
+  s.kind = std::move(kind);
+  s.retry.jitter = 0;
+  return s;
+}
+
+/// A handler that returns at once (runners are not detached here), with the
+/// outcome chosen per attempt.
+struct scripted {
+  std::vector<outcome> by_attempt;  // the last one repeats
+  std::atomic<int> calls{0};
+  job_handler handler() {
+    return [this](job_context& ctx) {
+      ++calls;
+      auto i = std::min<std::size_t>(ctx.attempt(), by_attempt.size()) - 1;
+      return by_attempt.at(i);
+    };
+  }
+};
+
+}  // namespace
+
+// -- due times ------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(a_delayed_job_starts_when_its_due_time_has_passed_and_not_before) {
+  sim s;
+  scripted work{{outcome::success()}};
+  s.options.handlers.add("work", work.handler());
+  s.spawn();
+  auto spec = spec_of("work");
+  spec.run_at = s.now() + 1'000;
+  auto id = s.submit(spec);
+  BOOST_TEST(s.job(id).due_at == sim::base + 1'000);
+  BOOST_TEST(s.phase(id) == "scheduled");
+
+  s.advance(999);
+  BOOST_TEST(work.calls.load() == 0);
+  BOOST_TEST(s.job(id).state == job_state::scheduled);
+  BOOST_TEST(s.phase(id) == "scheduled");
+
+  s.advance(2);
+  BOOST_TEST(work.calls.load() == 1);
+  BOOST_TEST(s.job(id).state == job_state::succeeded);
+  auto started = s.bodies<job_started>(id);
+  BOOST_REQUIRE_EQUAL(started.size(), 1u);
+  BOOST_TEST(started[0].first >= sim::base + 1'000);
+  BOOST_TEST(started[0].first <= sim::base + 1'001);
+}
+
+BOOST_AUTO_TEST_CASE(a_due_job_starts_without_time_passing) {
+  sim s;
+  scripted work{{outcome::success(R"({"n":1})")}};
+  s.options.handlers.add("work", work.handler());
+  s.spawn();
+  auto id = s.submit(spec_of("work"));
+  BOOST_TEST(work.calls.load() == 1);
+  auto job = s.job(id);
+  BOOST_TEST(job.state == job_state::succeeded);
+  BOOST_TEST(job.result == R"({"n":1})");
+  BOOST_TEST(job.finished_at == sim::base);
+}
+
+BOOST_AUTO_TEST_CASE(run_now_starts_a_delayed_job_at_once) {
+  sim s;
+  scripted work{{outcome::success()}};
+  s.options.handlers.add("work", work.handler());
+  s.spawn();
+  auto spec = spec_of("work");
+  spec.run_at = s.now() + 60'000;
+  auto id = s.submit(spec);
+  s.advance(10);
+  BOOST_TEST(work.calls.load() == 0);
+  auto r = s.command(id, cmd_request{request_kind::run_now});
+  BOOST_REQUIRE(r.ok());
+  BOOST_TEST(work.calls.load() == 1);
+  BOOST_TEST(s.job(id).state == job_state::succeeded);
+  BOOST_TEST(s.bodies<job_started>(id).at(0).first == sim::base + 10);
+}
+
+// -- retry backoff ----------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(a_failed_attempt_waits_exactly_its_backoff) {
+  sim s;
+  scripted flaky{{outcome::retry("one"), outcome::retry("two"), outcome::success()}};
+  s.options.handlers.add("flaky", flaky.handler());
+  s.spawn();
+  auto spec = spec_of("flaky");
+  spec.retry.max_attempts = 3;
+  spec.retry.initial_interval = 500;
+  spec.retry.backoff_coefficient = 2;
+  auto id = s.submit(spec);
+
+  // Attempt 1 failed at once: due again exactly 500 ms later.
+  BOOST_TEST(flaky.calls.load() == 1);
+  auto failures = s.bodies<job_failed>(id);
+  BOOST_REQUIRE_EQUAL(failures.size(), 1u);
+  BOOST_TEST(failures[0].second.next_run_at == sim::base + 500);
+  BOOST_TEST(s.job(id).due_at == sim::base + 500);
+  BOOST_TEST(s.job(id).state == job_state::scheduled);
+
+  s.advance(499);
+  BOOST_TEST(flaky.calls.load() == 1);
+  s.advance(2);  // t = 501
+  BOOST_TEST(flaky.calls.load() == 2);
+
+  // Attempt 2 failed at 501: the delay doubles.
+  failures = s.bodies<job_failed>(id);
+  BOOST_REQUIRE_EQUAL(failures.size(), 2u);
+  auto failed_at = failures[1].first;
+  BOOST_TEST(failed_at == sim::base + 501);
+  BOOST_TEST(failures[1].second.next_run_at == failed_at + 1'000);
+  s.advance(998);  // t = 1499
+  BOOST_TEST(flaky.calls.load() == 2);
+  BOOST_TEST(s.job(id).state == job_state::scheduled);
+  s.advance(3);  // t = 1502
+  BOOST_TEST(flaky.calls.load() == 3);
+  BOOST_TEST(s.job(id).state == job_state::succeeded);
+  BOOST_TEST(s.job(id).attempts == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(the_last_attempt_failing_discards_without_waiting) {
+  sim s;
+  scripted broken{{outcome::retry("no")}};
+  s.options.handlers.add("broken", broken.handler());
+  s.spawn();
+  auto spec = spec_of("broken");
+  spec.retry.max_attempts = 2;
+  spec.retry.initial_interval = 100;
+  auto id = s.submit(spec);
+  s.advance(101);
+  BOOST_TEST(broken.calls.load() == 2);
+  auto job = s.job(id);
+  BOOST_TEST(job.state == job_state::discarded);
+  BOOST_TEST(job.finished_at == sim::base + 101);
+  BOOST_TEST(s.bodies<job_failed>(id).back().second.next_run_at == 0);
+  s.advance(10'000);
+  BOOST_TEST(broken.calls.load() == 2);
+}
+
+// -- leases (remote workers) --------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(a_lease_without_heartbeat_is_reclaimed_exactly_at_its_deadline) {
+  sim s;  // no handlers: remote workers only
+  s.spawn();
+  auto spec = spec_of("remote");
+  spec.timeouts.heartbeat = 5'000;
+  spec.retry.initial_interval = 1'000;
+  auto id = s.submit(spec);
+  auto leased = s.lease("w1");
+  BOOST_REQUIRE_EQUAL(leased.size(), 1u);
+  auto token = leased[0].lease_token;
+  BOOST_TEST(leased[0].id == id);
+
+  s.advance(4'999);
+  BOOST_TEST(s.job(id).state == job_state::running);
+  BOOST_TEST(s.phase(id) == "running");
+  s.advance(1);  // t = 5000: the lease ends
+  auto reclaims = s.bodies<job_reclaimed>(id);
+  BOOST_REQUIRE_EQUAL(reclaims.size(), 1u);
+  BOOST_TEST(reclaims[0].first == sim::base + 5'000);
+  BOOST_TEST(reclaims[0].second.reason.find("lease expired") != std::string::npos);
+  BOOST_TEST(reclaims[0].second.next_run_at == sim::base + 6'000);
+  auto job = s.job(id);
+  BOOST_TEST(job.state == job_state::scheduled);
+  auto late = s.heartbeat(id, token);
+  BOOST_REQUIRE(!late.ok());
+  BOOST_TEST(late.error().code == engine_errc::stale_token);
+
+  // Leased again once its backoff is over, under a new token.
+  BOOST_TEST(s.lease("w2").empty());
+  s.advance(1'001);
+  auto again = s.lease("w2");
+  BOOST_REQUIRE_EQUAL(again.size(), 1u);
+  BOOST_TEST(again[0].attempts == 2u);
+  BOOST_TEST(again[0].lease_token != token);
+  auto stale = s.command(id, cmd_succeed{token, "null"}, "worker:w1");
+  BOOST_REQUIRE(!stale.ok());
+  BOOST_TEST(stale.error().code == engine_errc::stale_token);
+  auto done = s.command(id, cmd_succeed{again[0].lease_token, "null"}, "worker:w2");
+  BOOST_REQUIRE(done.ok());
+  BOOST_TEST(done->state == job_state::succeeded);
+}
+
+BOOST_AUTO_TEST_CASE(a_heartbeat_before_the_deadline_keeps_the_lease) {
+  sim s;
+  s.spawn();
+  auto spec = spec_of("remote");
+  spec.timeouts.heartbeat = 5'000;
+  auto id = s.submit(spec);
+  auto leased = s.lease("w1");
+  BOOST_REQUIRE_EQUAL(leased.size(), 1u);
+  auto token = leased[0].lease_token;
+
+  s.advance(4'000);
+  auto beat = s.heartbeat(id, token);
+  BOOST_REQUIRE(beat.ok());
+  BOOST_TEST(beat->lease_ms == 5'000);
+  s.advance(1'000);  // t = 5000: the first deadline passes harmlessly
+  BOOST_TEST(s.job(id).state == job_state::running);
+  s.advance(3'999);  // t = 8999
+  BOOST_TEST(s.job(id).state == job_state::running);
+  BOOST_TEST(s.bodies<job_reclaimed>(id).empty());
+  s.advance(1);  // t = 9000 = last heartbeat + 5000
+  BOOST_REQUIRE_EQUAL(s.bodies<job_reclaimed>(id).size(), 1u);
+  BOOST_TEST(s.bodies<job_reclaimed>(id)[0].first == sim::base + 9'000);
+}
+
+BOOST_AUTO_TEST_CASE(a_job_over_its_time_to_run_is_reclaimed_despite_heartbeats) {
+  sim s;
+  s.spawn();
+  auto spec = spec_of("remote");
+  spec.timeouts.heartbeat = 1'000;
+  spec.timeouts.to_run = 2'500;
+  spec.retry.max_attempts = 1;
+  auto id = s.submit(spec);
+  auto leased = s.lease("w1");
+  BOOST_REQUIRE_EQUAL(leased.size(), 1u);
+  auto token = leased[0].lease_token;
+  for (int i = 0; i < 4; ++i) {  // t = 600, 1200, 1800, 2400
+    s.advance(600);
+    BOOST_REQUIRE(s.heartbeat(id, token).ok());
+  }
+  s.advance(99);  // t = 2499
+  BOOST_TEST(s.job(id).state == job_state::running);
+  s.advance(1);  // t = 2500
+  auto reclaims = s.bodies<job_reclaimed>(id);
+  BOOST_REQUIRE_EQUAL(reclaims.size(), 1u);
+  BOOST_TEST(reclaims[0].first == sim::base + 2'500);
+  BOOST_TEST(reclaims[0].second.reason.find("time to run") != std::string::npos,
+             reclaims[0].second.reason);
+  BOOST_TEST(s.job(id).state == job_state::discarded);  // no attempts left
+}
+
+// -- time to start -------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(a_job_not_started_within_its_time_to_start_expires) {
+  sim s;  // nobody leases: the job waits
+  s.spawn();
+  auto spec = spec_of("remote");
+  spec.run_at = s.now() + 1'000;
+  spec.timeouts.to_start = 300;
+  auto id = s.submit(spec);
+  s.advance(1'001);
+  BOOST_TEST(s.phase(id) == "ready");
+  s.advance(298);  // t = 1299
+  BOOST_TEST(s.job(id).state == job_state::scheduled);
+  s.advance(2);  // t = 1301: past due + to_start
+  auto job = s.job(id);
+  BOOST_TEST(job.state == job_state::expired);
+  BOOST_TEST(job.finished_at >= sim::base + 1'300);
+  BOOST_TEST(job.finished_at <= sim::base + 1'301);
+  BOOST_TEST(s.phase(id) == "not live");
+  BOOST_TEST(s.lease("w1").empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_job_started_in_time_does_not_expire) {
+  sim s;
+  s.spawn();
+  auto spec = spec_of("remote");
+  spec.timeouts.to_start = 300;
+  spec.timeouts.heartbeat = 10'000;
+  auto id = s.submit(spec);
+  s.advance(299);
+  BOOST_REQUIRE_EQUAL(s.lease("w1").size(), 1u);
+  s.advance(1'000);
+  BOOST_TEST(s.job(id).state == job_state::running);
+}
+
+// -- dispatch order and recovery ----------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(higher_priority_then_earlier_due_then_lower_id_is_leased_first) {
+  sim s;
+  s.spawn();
+  auto low = spec_of("remote");
+  auto high = spec_of("remote");
+  high.priority = 5;
+  auto ids = s.submit({low, low, high});
+  std::vector<job_id> order;
+  for (int i = 0; i < 3; ++i) {
+    auto leased = s.lease("w1");
+    BOOST_REQUIRE_EQUAL(leased.size(), 1u);
+    order.push_back(leased[0].id);
+  }
+  BOOST_TEST(order == (std::vector<job_id>{ids[2], ids[0], ids[1]}),
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(recovered_in_process_attempts_are_reclaimed_and_retried_after_backoff) {
+  sim s;
+  scripted work{{outcome::success()}};
+  s.options.handlers.add("work", work.handler());
+  // The log of a process that died while its pool ran job 1; job 2 was leased
+  // to a remote worker.
+  auto spec = spec_of("work");
+  spec.retry.initial_interval = 700;
+  auto remote = spec_of("remote");
+  remote.timeouts.heartbeat = 2'000;
+  std::vector<store::record_input> records;
+  for (auto ev : {event{0, 1, sim::base - 10, "user:test", spec},
+                  event{0, 1, sim::base - 5, "engine", job_started{1, "local:dead", 9}},
+                  event{0, 2, sim::base - 10, "user:test", remote},
+                  event{0, 2, sim::base - 5, "engine", job_started{1, "w1", 10}}})
+    records.push_back(store::record_input{ev.job, encode(ev)});
+  BOOST_REQUIRE(s.log->append(records, nullptr).is_ok());
+  auto seed = recover(*s.log);
+  BOOST_REQUIRE(seed.ok());
+  s.spawn(std::move(*seed));
+
+  auto reclaims = s.bodies<job_reclaimed>(1);
+  BOOST_REQUIRE_EQUAL(reclaims.size(), 1u);
+  BOOST_TEST(reclaims[0].second.reason.find("restarted") != std::string::npos);
+  BOOST_TEST(reclaims[0].second.next_run_at == sim::base + 700);
+  BOOST_TEST(work.calls.load() == 0);
+  s.advance(699);
+  BOOST_TEST(work.calls.load() == 0);
+  s.advance(2);
+  BOOST_TEST(work.calls.load() == 1);
+  BOOST_TEST(s.job(1).state == job_state::succeeded);
+
+  // The remote lease got a fresh deadline at recovery (t = 0): 2000 ms.
+  BOOST_TEST(s.job(2).state == job_state::running);
+  BOOST_REQUIRE(s.heartbeat(2, 10).ok());  // t = 701: renewed to 2701
+  s.advance(1'999);                        // t = 2700
+  BOOST_TEST(s.job(2).state == job_state::running);
+  s.advance(1);  // t = 2701
+  BOOST_REQUIRE_EQUAL(s.bodies<job_reclaimed>(2).size(), 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_cancelled_running_job_frees_its_lock_for_the_next) {
+  sim s;
+  s.spawn();
+  auto spec = spec_of("remote");
+  spec.resources = {{"db:x", lock_mode::exclusive}};
+  spec.timeouts.heartbeat = 60'000;
+  auto ids = s.submit({spec, spec});
+  auto first = s.lease("w1", 2, 1'000);
+  BOOST_REQUIRE_EQUAL(first.size(), 1u);  // the second waits for db:x
+  BOOST_TEST(first[0].id == ids[0]);
+  BOOST_TEST(s.phase(ids[1]) == "locking");
+  BOOST_REQUIRE(s.command(ids[0], cmd_cancel{"stop"}).ok());
+  BOOST_TEST(s.phase(ids[1]) == "granted");
+  auto second = s.lease("w1", 1, 1'000);
+  BOOST_REQUIRE_EQUAL(second.size(), 1u);
+  BOOST_TEST(second[0].id == ids[1]);
+}
