@@ -24,9 +24,11 @@
 #include <vector>
 
 #include "actors/engine.hpp"
+#include "tests/test_support.hpp"
 
 using namespace jobsmith;
 using namespace std::chrono_literals;
+using namespace jobsmith::test;
 
 namespace jobsmith {
 
@@ -38,57 +40,6 @@ std::ostream& boost_test_print_type(std::ostream& os, engine_errc c) { return os
 namespace {
 
 // -- helpers -------------------------------------------------------------------------
-
-/// A fresh directory for one engine, removed with its contents afterwards.
-class temp_dir {
- public:
-  temp_dir() {
-    std::string pattern = "/tmp/jobsmith-actors-test-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-/// Polls `pred` until it holds or `limit` passes; returns its last value.
-template <class Pred>
-bool wait_until(Pred&& pred, std::chrono::milliseconds limit = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline) return pred();
-    std::this_thread::sleep_for(2ms);
-  }
-  return true;
-}
-
-/// A one-shot gate handlers wait at (bounded, so a failing test never hangs
-/// the engine's close).
-class gate {
- public:
-  void open() {
-    std::lock_guard<std::mutex> g{mu_};
-    open_ = true;
-    cv_.notify_all();
-  }
-  bool wait(std::chrono::milliseconds limit = 10s) {
-    std::unique_lock<std::mutex> l{mu_};
-    return cv_.wait_for(l, limit, [&] { return open_; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool open_ = false;
-};
 
 /// `need` parties meet; each waits (bounded) for the others. Two handlers
 /// can both pass only if they run at the same time.
@@ -123,10 +74,6 @@ struct occupancy {
 };
 
 /// The error text of a failed result, for messages (evaluated eagerly).
-template <class T>
-std::string why(const result<T>& r) {
-  return r.ok() ? std::string{} : r.error().to_string();
-}
 
 std::unique_ptr<engine> open_engine(engine_options opts) {
   auto opened = engine::open(std::move(opts));
@@ -185,14 +132,6 @@ bool reaches(engine& eng, job_id id, job_state want, std::chrono::milliseconds l
 std::vector<std::string> types_of(const std::vector<event>& history) {
   std::vector<std::string> out;
   for (auto& ev : history) out.emplace_back(type_name(ev.body));
-  return out;
-}
-
-template <class T>
-std::vector<T> bodies_of(const std::vector<event>& history) {
-  std::vector<T> out;
-  for (auto& ev : history)
-    if (auto b = std::get_if<T>(&ev.body)) out.push_back(*b);
   return out;
 }
 

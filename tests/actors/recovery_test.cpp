@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "actors/engine.hpp"
+#include "tests/test_support.hpp"
 #include "actors/engine_actors.hpp"
 #include "actors/recovery.hpp"
 #include "events/codec.hpp"
@@ -28,6 +29,7 @@
 
 using namespace jobsmith;
 using namespace std::chrono_literals;
+using namespace jobsmith::test;
 
 namespace jobsmith {
 
@@ -37,58 +39,6 @@ std::ostream& boost_test_print_type(std::ostream& os, engine_errc c) { return os
 }  // namespace jobsmith
 
 namespace {
-
-class temp_dir {
- public:
-  temp_dir() {
-    std::string pattern = "/tmp/jobsmith-actors-test-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-template <class Pred>
-bool wait_until(Pred&& pred, std::chrono::milliseconds limit = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline) return pred();
-    std::this_thread::sleep_for(2ms);
-  }
-  return true;
-}
-
-class gate {
- public:
-  void open() {
-    std::lock_guard<std::mutex> g{mu_};
-    open_ = true;
-    cv_.notify_all();
-  }
-  bool wait(std::chrono::milliseconds limit = 10s) {
-    std::unique_lock<std::mutex> l{mu_};
-    return cv_.wait_for(l, limit, [&] { return open_; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool open_ = false;
-};
-
-template <class T>
-std::string why(const result<T>& r) {
-  return r.ok() ? std::string{} : r.error().to_string();
-}
 
 std::unique_ptr<engine> open_engine(engine_options opts) {
   auto opened = engine::open(std::move(opts));
@@ -136,14 +86,6 @@ bool reaches(engine& eng, job_id id, job_state want, std::chrono::milliseconds l
   BOOST_REQUIRE_MESSAGE(reaches(eng, id, want),                                        \
                         "job " << (id) << " is " << to_string(record_of(eng, id).state) \
                                << ", expected " << to_string(want))
-
-template <class T>
-std::vector<T> bodies_of(const std::vector<event>& history) {
-  std::vector<T> out;
-  for (auto& ev : history)
-    if (auto b = std::get_if<T>(&ev.body)) out.push_back(*b);
-  return out;
-}
 
 std::string phase_of(engine& eng, job_id id) {
   auto r = eng.explain(id);
