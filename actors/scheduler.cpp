@@ -197,18 +197,17 @@ tracked_job& track(self_ptr self, job_record rec) {
   return tj;
 }
 
+void mark_running(self_ptr self, tracked_job& tj);
+
 /// After a committed event changed tj.rec: move the job to where its new
 /// state says.
-void local_started(self_ptr self, tracked_job& tj);
-
-void resync(self_ptr self, tracked_job& tj, const event& ev) {
-  (void) ev;
+void resync(self_ptr self, tracked_job& tj) {
   auto& rec = tj.rec;
   if (rec.state == job_state::running) {
     // Our own start. A local one is running now (its job actor handed it to
     // a runner); a remote one waits for the reply that carries it to the lease.
     if (tj.ph == phase::starting && tj.token == rec.lease_token && is_local_worker(tj.worker))
-      local_started(self, tj);
+      mark_running(self, tj);
     return;
   }
   bool was_attempt = tj.ph == phase::starting || tj.ph == phase::running ||
@@ -265,7 +264,7 @@ void on_committed(self_ptr self, const std::vector<event>& batch) {
     auto& tj = i->second;
     if (ev.seq <= tj.rec.last_seq) continue;  // applied when it was submitted
     apply(tj.rec, ev);
-    resync(self, tj, ev);
+    resync(self, tj);
     changed = true;
   }
   if (changed) dispatch(self);
@@ -349,8 +348,6 @@ void mark_running(self_ptr self, tracked_job& tj) {
     arm_tick(self);
   }
 }
-
-void local_started(self_ptr self, tracked_job& tj) { mark_running(self, tj); }
 
 /// A remote start was committed: the job joins the lease request's answer.
 void on_started(self_ptr self, job_id id, std::uint64_t token, job_record& rec,
