@@ -6,6 +6,7 @@
 
 #include "apps/bench.hpp"
 #include "apps/demo.hpp"
+#include "apps/verbs.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"jobsmith: an event-sourced, actor-model job engine"};
@@ -52,6 +53,10 @@ int main(int argc, char** argv) {
   check_cmd->add_option("--drain", check_drain, "seconds to wait for all jobs to finish")
       ->capture_default_str();
 
+  int exit_code = 0;
+  jobsmith::apps::add_serve_command(app, exit_code);
+  jobsmith::apps::add_client_commands(app, exit_code);
+
   CLI11_PARSE(app, argc, argv);
   if (demo_cmd->parsed()) return jobsmith::apps::run_demo(demo);
   if (check_cmd->parsed())
@@ -66,5 +71,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench: say --embedded or --log\n");
     return 2;
   }
-  return 2;
+  return exit_code;
 }
