@@ -28,6 +28,14 @@ std::vector<job_record> job_index::query(const job_filter& filter, millis now) c
     if (contains(filter.states_not_in, state)) continue;
     if (!filter.queue.empty() && rec.spec.queue != filter.queue) continue;
     if (!filter.kind.empty() && rec.spec.kind != filter.kind) continue;
+    if (filter.submitted_from && rec.submitted_at < filter.submitted_from) continue;
+    if (filter.submitted_to && rec.submitted_at > filter.submitted_to) continue;
+    if ((filter.finished_from || filter.finished_to) && rec.finished_at == 0) continue;
+    if (filter.finished_from && rec.finished_at < filter.finished_from) continue;
+    if (filter.finished_to && rec.finished_at > filter.finished_to) continue;
+    if (!filter.error_contains.empty() &&
+        rec.last_error.find(filter.error_contains) == std::string::npos)
+      continue;
     out.push_back(rec);
   }
   return out;

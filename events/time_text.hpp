@@ -1,0 +1,21 @@
+// Wall times as people read and type them: ISO-8601 in UTC.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "events/event.hpp"
+
+namespace jobsmith {
+
+/// "2026-11-22T14:02:00.123Z" for milliseconds since the Unix epoch.
+std::string format_time(millis t);
+
+/// Reads "2026-11-22T14:02:00.123Z", "2026-11-22T14:02:00Z",
+/// "2026-11-22T14:02:00" or "2026-11-22 14:02" (UTC; seconds and fraction
+/// optional), or a plain integer of milliseconds since the epoch. nullopt
+/// for anything else.
+std::optional<millis> parse_time(std::string_view text);
+
+}  // namespace jobsmith

@@ -1,0 +1,321 @@
+#include "projections/queue_view.hpp"
+
+#include <algorithm>
+#include <map>
+
+#include "events/time_text.hpp"
+
+namespace jobsmith {
+
+std::uint32_t name_table::intern(std::string_view name) {
+  if (auto i = ids_.find(name); i != ids_.end()) return i->second;
+  auto id = static_cast<std::uint32_t>(names_.size());
+  names_.emplace_back(name);
+  ids_.emplace(names_.back(), id);
+  return id;
+}
+
+std::optional<std::uint32_t> name_table::find(std::string_view name) const {
+  if (auto i = ids_.find(name); i != ids_.end()) return i->second;
+  return std::nullopt;
+}
+
+namespace {
+
+// Rows past this distance from the dense range go to the sparse map, so a
+// stray large id cannot make the vector huge.
+constexpr job_id dense_slack = 1'000'000;
+
+const std::vector<std::pair<std::uint32_t, lock_mode>> no_resources;
+
+// The rules of events/job_state.cpp's apply(), on a row. Kept in the same
+// order as there; the test compares both after every event.
+void end_attempt(job_row& row, attempt_end how, millis next_run_at, millis time) {
+  row.last_end = how;
+  row.worker = 0;
+  if (next_run_at > 0) {
+    row.state = job_state::scheduled;
+    row.due_at = next_run_at;
+  } else {
+    row.state = job_state::discarded;
+    row.finished_at = time;
+  }
+}
+
+}  // namespace
+
+job_row* queue_view::row_for(job_id id, bool create) {
+  if (id == 0) return nullptr;
+  if (id <= rows_.size()) return &rows_[id - 1];
+  if (auto i = sparse_.find(id); i != sparse_.end()) return &i->second;
+  if (!create) return nullptr;
+  if (id > rows_.size() + dense_slack) return &sparse_[id];
+  rows_.resize(id);
+  // Rows that were sparse move into the dense range once it reaches them.
+  for (auto it = sparse_.begin(); it != sparse_.end();) {
+    if (it->first <= rows_.size()) {
+      rows_[it->first - 1] = std::move(it->second);
+      it = sparse_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return &rows_[id - 1];
+}
+
+const job_row* queue_view::find(job_id id) const {
+  if (id == 0) return nullptr;
+  const job_row* row = nullptr;
+  if (id <= rows_.size()) {
+    row = &rows_[id - 1];
+  } else if (auto i = sparse_.find(id); i != sparse_.end()) {
+    row = &i->second;
+  }
+  return row != nullptr && row->id != 0 ? row : nullptr;
+}
+
+const std::vector<std::pair<std::uint32_t, lock_mode>>& queue_view::resources_of(
+    const job_row& row) const {
+  return row.resources == 0 ? no_resources : resource_sets_[row.resources - 1];
+}
+
+void queue_view::apply(const event& ev) {
+  head_ = ev.seq;
+  head_time_ = ev.time;
+  if (ev.job == 0) {
+    if (auto p = std::get_if<queue_paused>(&ev.body)) {
+      settings_[names_.intern(p->queue)].paused = true;
+    } else if (auto r = std::get_if<queue_resumed>(&ev.body)) {
+      settings_[names_.intern(r->queue)].paused = false;
+    } else if (auto c = std::get_if<queue_configured>(&ev.body)) {
+      settings_[names_.intern(c->queue)].concurrency = c->concurrency;
+    }
+    return;
+  }
+  job_row* row = row_for(ev.job, true);
+  ++row->event_count;
+  row->last_seq = ev.seq;
+  std::visit(
+      [&](const auto& b) {
+        using body_t = std::decay_t<decltype(b)>;
+        job_row& r = *row;
+        if constexpr (std::is_same_v<body_t, job_submitted>) {
+          if (r.id != 0 && r.event_count != 1) return;
+          if (r.id == 0) ++job_count_;
+          r.id = ev.job;
+          r.state = job_state::scheduled;
+          r.review_required = b.review_required;
+          r.priority = b.priority;
+          r.queue = names_.intern(b.queue);
+          r.kind = names_.intern(b.kind);
+          r.submitted_at = ev.time;
+          r.due_at = std::max(b.run_at, ev.time);
+          r.attempts = 0;
+          r.max_attempts = b.retry.max_attempts;
+          r.retry_budget = b.retry.max_attempts;
+          r.submitted_seq = ev.seq;
+          if (!b.resources.empty()) {
+            std::vector<std::pair<std::uint32_t, lock_mode>> set;
+            set.reserve(b.resources.size());
+            for (const auto& claim : b.resources)
+              set.emplace_back(names_.intern(claim.name), claim.mode);
+            resource_sets_.push_back(std::move(set));
+            r.resources = static_cast<std::uint32_t>(resource_sets_.size());
+          }
+        } else if constexpr (std::is_same_v<body_t, job_started>) {
+          if (r.state != job_state::scheduled) return;
+          r.state = job_state::running;
+          r.attempts = b.attempt;
+          r.worker = names_.intern(b.worker);
+          r.lease_token = b.lease_token;
+          r.started_at = ev.time;
+          r.last_end = attempt_end::none;
+        } else if constexpr (std::is_same_v<body_t, job_succeeded>) {
+          if (r.state != job_state::running) return;
+          r.last_end = attempt_end::succeeded;
+          r.worker = 0;
+          if (r.review_required) {
+            r.state = job_state::pending_review;
+          } else {
+            r.state = job_state::succeeded;
+            r.finished_at = ev.time;
+          }
+        } else if constexpr (std::is_same_v<body_t, job_failed>) {
+          if (r.state != job_state::running) return;
+          r.last_error = b.error;
+          end_attempt(r, attempt_end::failed, b.next_run_at, ev.time);
+        } else if constexpr (std::is_same_v<body_t, job_reclaimed>) {
+          if (r.state != job_state::running) return;
+          r.last_error = "reclaimed: " + b.reason;
+          end_attempt(r, attempt_end::reclaimed, b.next_run_at, ev.time);
+        } else if constexpr (std::is_same_v<body_t, job_discarded>) {
+          if (is_terminal(r.state)) return;
+          if (r.state == job_state::running) r.last_end = attempt_end::discarded;
+          r.state = job_state::discarded;
+          r.finished_at = ev.time;
+          if (!b.reason.empty()) r.last_error = b.reason;
+        } else if constexpr (std::is_same_v<body_t, job_cancelled>) {
+          if (is_terminal(r.state)) return;
+          if (r.state == job_state::running) r.last_end = attempt_end::cancelled;
+          r.state = job_state::cancelled;
+          r.finished_at = ev.time;
+        } else if constexpr (std::is_same_v<body_t, job_reviewed>) {
+          if (r.state != job_state::pending_review) return;
+          r.state = b.accepted ? job_state::accepted : job_state::declined;
+          r.finished_at = ev.time;
+        } else if constexpr (std::is_same_v<body_t, job_requested>) {
+          if (b.what == request_kind::run_now) {
+            if (r.state == job_state::scheduled) r.due_at = std::min(r.due_at, ev.time);
+            return;
+          }
+          switch (r.state) {
+            case job_state::discarded:
+            case job_state::expired:
+            case job_state::declined:
+            case job_state::cancelled:
+              r.state = job_state::scheduled;
+              r.due_at = ev.time;
+              r.max_attempts = r.attempts + r.retry_budget;
+              r.finished_at = 0;
+              return;
+            default:
+              return;
+          }
+        } else if constexpr (std::is_same_v<body_t, job_expired>) {
+          if (r.state != job_state::scheduled) return;
+          r.state = job_state::expired;
+          r.finished_at = ev.time;
+        }
+        // job.progress changes nothing the view keeps; queue, schedule and
+        // engine events carry no job.
+      },
+      ev.body);
+}
+
+std::array<std::uint64_t, job_state_count> queue_view::counts(millis now) const {
+  std::array<std::uint64_t, job_state_count> out{};
+  auto count = [&](const job_row& r) {
+    if (r.id == 0) return;
+    job_state s = r.state;
+    if (s == job_state::scheduled && r.due_at <= now) s = job_state::queued;
+    ++out[static_cast<std::size_t>(s)];
+  };
+  for (const auto& r : rows_) count(r);
+  for (const auto& [id, r] : sparse_) count(r);
+  return out;
+}
+
+std::vector<queue_row> queue_view::queues(millis now) const {
+  std::map<std::string, queue_row> by_name;
+  auto count = [&](const job_row& r) {
+    if (r.id == 0) return;
+    job_state s = r.state;
+    if (s == job_state::scheduled && r.due_at <= now) s = job_state::queued;
+    auto& q = by_name[names_.name(r.queue)];
+    ++q.by_state[static_cast<std::size_t>(s)];
+  };
+  for (const auto& r : rows_) count(r);
+  for (const auto& [id, r] : sparse_) count(r);
+  for (const auto& [name_id, s] : settings_) {
+    auto& q = by_name[names_.name(name_id)];
+    q.paused = s.paused;
+    q.concurrency = s.concurrency;
+  }
+  std::vector<queue_row> out;
+  out.reserve(by_name.size());
+  for (auto& [name, q] : by_name) {
+    q.name = name;
+    out.push_back(std::move(q));
+  }
+  return out;
+}
+
+std::vector<const job_row*> queue_view::running() const {
+  std::vector<const job_row*> out;
+  for (const auto& r : rows_)
+    if (r.id != 0 && r.state == job_state::running) out.push_back(&r);
+  for (const auto& [id, r] : sparse_)
+    if (r.state == job_state::running) out.push_back(&r);
+  std::sort(out.begin(), out.end(), [](auto* a, auto* b) { return a->id < b->id; });
+  return out;
+}
+
+std::vector<const job_row*> queue_view::ready(millis now) const {
+  std::vector<const job_row*> out;
+  auto take = [&](const job_row& r) {
+    if (r.id != 0 && r.state == job_state::scheduled && r.due_at <= now) out.push_back(&r);
+  };
+  for (const auto& r : rows_) take(r);
+  for (const auto& [id, r] : sparse_) take(r);
+  std::sort(out.begin(), out.end(), [](const job_row* a, const job_row* b) {
+    if (a->priority != b->priority) return a->priority > b->priority;
+    if (a->due_at != b->due_at) return a->due_at < b->due_at;
+    return a->submitted_seq < b->submitted_seq;
+  });
+  return out;
+}
+
+std::vector<resource_row> queue_view::resources(millis now) const {
+  std::map<std::string, resource_row> by_name;
+  for (const job_row* r : running())
+    for (auto [name, mode] : resources_of(*r)) by_name[names_.name(name)].holders.emplace_back(r->id, mode);
+  for (const job_row* r : ready(now))
+    for (auto [name, mode] : resources_of(*r)) by_name[names_.name(name)].waiters.emplace_back(r->id, mode);
+  std::vector<resource_row> out;
+  for (auto& [name, row] : by_name) {
+    row.name = name;
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
+std::string queue_view::explain(job_id id, millis now) const {
+  const job_row* r = find(id);
+  if (r == nullptr) return "no such job";
+  const std::string& queue = names_.name(r->queue);
+  switch (r->state) {
+    case job_state::running:
+      return "running on " + names_.name(r->worker) + " (attempt " + std::to_string(r->attempts) +
+             ")";
+    case job_state::pending_review:
+      return "waiting for review";
+    case job_state::scheduled:
+      if (r->due_at > now) {
+        std::string why = r->attempts > 0 ? "retry due at " : "due at ";
+        return why + format_time(r->due_at);
+      }
+      break;
+    default:
+      return std::string(to_string(r->state));
+  }
+  // Due: what holds it back, in the order the scheduler checks.
+  if (auto s = names_.find(queue); s) {
+    if (auto i = settings_.find(*s); i != settings_.end()) {
+      if (i->second.paused) return "queue '" + queue + "' is paused";
+      if (i->second.concurrency > 0) {
+        std::uint32_t running_in_queue = 0;
+        for (const job_row* other : running())
+          if (other->queue == r->queue) ++running_in_queue;
+        if (running_in_queue >= i->second.concurrency)
+          return "queue '" + queue + "' runs " + std::to_string(running_in_queue) + " of " +
+                 std::to_string(i->second.concurrency) + " allowed";
+      }
+    }
+  }
+  // A resource held by a running job in a conflicting mode.
+  for (auto [name, mode] : resources_of(*r)) {
+    for (const job_row* holder : running()) {
+      for (auto [held, held_mode] : resources_of(*holder)) {
+        if (held != name) continue;
+        if (mode == lock_mode::shared && held_mode == lock_mode::shared) continue;
+        return "waiting for " + names_.name(name) + " held by job " + std::to_string(holder->id);
+      }
+    }
+  }
+  // Otherwise it waits its turn behind jobs ahead of it.
+  auto order = ready(now);
+  auto pos = std::find(order.begin(), order.end(), r) - order.begin();
+  return "ready, " + std::to_string(pos) + " job" + (pos == 1 ? "" : "s") + " ahead";
+}
+
+}  // namespace jobsmith

@@ -1,0 +1,147 @@
+// The queue view: every job's current state in compact form, the queues'
+// settings, counts per queue and state, who holds which resource and who
+// waits for it, what is leased to whom. It answers "what did the queue look
+// like at sequence S" (fold the log up to S) and "why is job N not running".
+//
+// A pure fold over committed events in sequence order: no CAF, no I/O, the
+// same code live and in replay. Rows are compact (names interned, no
+// payloads, results or handovers: the log keeps those and a job's own view
+// reads them from its stream), about 150 bytes a job, so the history of
+// millions of jobs fits.
+//
+// The job fields follow events/job_state.cpp's apply() exactly;
+// tests/projections/queue_view_test.cpp checks every row against apply()
+// after every event of randomized runs.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "events/event.hpp"
+#include "events/job_state.hpp"
+
+namespace jobsmith {
+
+/// Small ids for names that repeat (queues, kinds, workers, resources).
+/// Id 0 is the empty name.
+class name_table {
+ public:
+  std::uint32_t intern(std::string_view name);
+  std::optional<std::uint32_t> find(std::string_view name) const;
+  const std::string& name(std::uint32_t id) const { return names_[id]; }
+  std::size_t size() const { return names_.size(); }
+
+ private:
+  struct hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::vector<std::string> names_{std::string()};
+  std::unordered_map<std::string, std::uint32_t, hash, std::equal_to<>> ids_{{std::string(), 0}};
+};
+
+/// One job as the view keeps it. Name fields are name_table ids.
+struct job_row {
+  job_id id = 0;  // 0: no job.submitted was seen for this id
+  job_state state = job_state::scheduled;  // stored state, as job_record::state
+  attempt_end last_end = attempt_end::none;
+  bool review_required = false;
+  std::int32_t priority = 0;
+  std::uint32_t queue = 0;
+  std::uint32_t kind = 0;
+  std::uint32_t worker = 0;  // holder of the current lease, 0 = none
+  std::uint32_t attempts = 0;
+  std::uint32_t max_attempts = 0;
+  std::uint32_t retry_budget = 0;  // spec.retry.max_attempts, for a retry by hand
+  std::uint32_t resources = 0;     // 1 + index of its resource set, 0 = none
+  millis submitted_at = 0;
+  millis due_at = 0;
+  millis started_at = 0;
+  millis finished_at = 0;
+  std::uint64_t lease_token = 0;
+  sequence_t submitted_seq = 0;
+  sequence_t last_seq = 0;
+  std::uint64_t event_count = 0;
+  std::string last_error;
+};
+
+/// A queue's settings and its jobs per state.
+struct queue_row {
+  std::string name;
+  bool paused = false;
+  std::uint32_t concurrency = 0;  // 0 = unlimited
+  std::array<std::uint64_t, job_state_count> by_state{};  // effective states
+};
+
+/// A resource with the running jobs that hold it and the due jobs that
+/// wait for it (in the scheduler's order).
+struct resource_row {
+  std::string name;
+  std::vector<std::pair<job_id, lock_mode>> holders;
+  std::vector<std::pair<job_id, lock_mode>> waiters;
+};
+
+class queue_view {
+ public:
+  /// Version of this fold's rules and of its snapshot encoding; a snapshot
+  /// of another version is rebuilt from the log, never read.
+  static constexpr std::uint32_t version = 1;
+
+  /// Folds one committed event; `ev.seq` must follow the last one applied.
+  void apply(const event& ev);
+
+  sequence_t head() const { return head_; }
+  millis head_time() const { return head_time_; }
+  std::uint64_t jobs() const { return job_count_; }
+
+  /// The job's row, or nullptr.
+  const job_row* find(job_id id) const;
+  const name_table& names() const { return names_; }
+  /// The resource set of a row (empty when it declares none).
+  const std::vector<std::pair<std::uint32_t, lock_mode>>& resources_of(const job_row& row) const;
+
+  /// Jobs per effective state at wall time `now` (a waiting job is queued
+  /// once due), indexed by job_state.
+  std::array<std::uint64_t, job_state_count> counts(millis now) const;
+  /// Every queue that has jobs or settings, by name.
+  std::vector<queue_row> queues(millis now) const;
+  /// Running jobs in id order: what is leased to whom.
+  std::vector<const job_row*> running() const;
+  /// Due jobs (queued at `now`) in the scheduler's order: priority (higher
+  /// first), then due time, then submission sequence.
+  std::vector<const job_row*> ready(millis now) const;
+  /// Resources held or waited for, by name.
+  std::vector<resource_row> resources(millis now) const;
+  /// Why job `id` is where it is at `now`, in one line: "running on w1
+  /// (attempt 2)", "waiting for db:charts held by job 17", "queue 'mail' is
+  /// paused", "due at 2026-11-22T14:02:00.000Z", "succeeded".
+  std::string explain(job_id id, millis now) const;
+
+  /// Every settings change of a queue so far.
+  struct queue_settings {
+    bool paused = false;
+    std::uint32_t concurrency = 0;
+  };
+  const std::unordered_map<std::uint32_t, queue_settings>& settings() const { return settings_; }
+
+ private:
+  job_row* row_for(job_id id, bool create);
+
+  sequence_t head_ = 0;
+  millis head_time_ = 0;
+  std::uint64_t job_count_ = 0;
+  name_table names_;
+  // Job ids are dense (the scheduler counts them up), so rows live in a
+  // vector indexed by id; ids far beyond it go to `sparse_`.
+  std::vector<job_row> rows_;
+  std::unordered_map<job_id, job_row> sparse_;
+  std::vector<std::vector<std::pair<std::uint32_t, lock_mode>>> resource_sets_;
+  std::unordered_map<std::uint32_t, queue_settings> settings_;
+};
+
+}  // namespace jobsmith
