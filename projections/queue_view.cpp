@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include "events/binary_io.hpp"
 #include "events/time_text.hpp"
 
 namespace jobsmith {
@@ -316,6 +317,185 @@ std::string queue_view::explain(job_id id, millis now) const {
   auto order = ready(now);
   auto pos = std::find(order.begin(), order.end(), r) - order.begin();
   return "ready, " + std::to_string(pos) + " job" + (pos == 1 ? "" : "s") + " ahead";
+}
+
+}  // namespace jobsmith
+
+// -- snapshots ------------------------------------------------------------------------
+
+namespace jobsmith {
+
+namespace {
+
+constexpr std::string_view snapshot_magic = "jsqv";
+
+std::uint64_t fnv1a(std::string_view bytes) {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : bytes) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+void put_fixed(std::string& out, std::uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+std::uint64_t get_fixed(std::string_view in, int bytes) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i)
+    v |= static_cast<std::uint64_t>(static_cast<unsigned char>(in[static_cast<std::size_t>(i)]))
+         << (8 * i);
+  return v;
+}
+
+template <class Io, class Row>
+void row_fields(Io& io, Row& r) {
+  io("id", r.id);
+  io("state", r.state);
+  io("last_end", r.last_end);
+  io("review_required", r.review_required);
+  io("priority", r.priority);
+  io("queue", r.queue);
+  io("kind", r.kind);
+  io("worker", r.worker);
+  io("attempts", r.attempts);
+  io("max_attempts", r.max_attempts);
+  io("retry_budget", r.retry_budget);
+  io("resources", r.resources);
+  io("submitted_at", r.submitted_at);
+  io("due_at", r.due_at);
+  io("started_at", r.started_at);
+  io("finished_at", r.finished_at);
+  io("lease_token", r.lease_token);
+  io("submitted_seq", r.submitted_seq);
+  io("last_seq", r.last_seq);
+  io("event_count", r.event_count);
+  io("last_error", r.last_error);
+}
+
+}  // namespace
+
+std::string queue_view::encode() const {
+  std::string out(snapshot_magic);
+  put_fixed(out, version, 4);
+  const std::size_t body_start = out.size();
+  binary::writer w(out);
+  w.put(head_);
+  w.put(head_time_);
+  w.put(job_count_);
+  w.put_varint(names_.size() - 1);
+  for (std::size_t i = 1; i < names_.size(); ++i) w.put(names_.name(static_cast<std::uint32_t>(i)));
+  w.put_varint(resource_sets_.size());
+  for (const auto& set : resource_sets_) {
+    w.put_varint(set.size());
+    for (auto [name, mode] : set) {
+      w.put(name);
+      w.put(mode);
+    }
+  }
+  std::vector<std::pair<std::uint32_t, queue_settings>> settings(settings_.begin(), settings_.end());
+  std::sort(settings.begin(), settings.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  w.put_varint(settings.size());
+  for (auto& [name, s] : settings) {
+    w.put(name);
+    w.put(s.paused);
+    w.put(s.concurrency);
+  }
+  std::vector<const job_row*> rows;
+  rows.reserve(job_count_);
+  for (const auto& r : rows_)
+    if (r.id != 0) rows.push_back(&r);
+  std::vector<const job_row*> sparse;
+  for (const auto& [id, r] : sparse_)
+    if (r.id != 0) sparse.push_back(&r);
+  std::sort(sparse.begin(), sparse.end(), [](auto* a, auto* b) { return a->id < b->id; });
+  rows.insert(rows.end(), sparse.begin(), sparse.end());
+  w.put_varint(rows.size());
+  auto put_field = [&](const char*, const auto& v) { w.put(v); };
+  for (const job_row* r : rows) row_fields(put_field, *r);
+  put_fixed(out, fnv1a(std::string_view(out).substr(body_start)), 8);
+  return out;
+}
+
+std::optional<queue_view> queue_view::decode(std::string_view bytes, std::string* error) {
+  auto fail = [&](std::string why) -> std::optional<queue_view> {
+    if (error) *error = "queue view snapshot: " + std::move(why);
+    return std::nullopt;
+  };
+  if (bytes.size() < snapshot_magic.size() + 4 + 8 || bytes.substr(0, 4) != snapshot_magic)
+    return fail("not a queue view snapshot");
+  const auto stored_version = static_cast<std::uint32_t>(get_fixed(bytes.substr(4), 4));
+  if (stored_version != version)
+    return fail("version " + std::to_string(stored_version) + ", this reader folds version " +
+                std::to_string(version));
+  const std::string_view body = bytes.substr(8, bytes.size() - 16);
+  if (get_fixed(bytes.substr(bytes.size() - 8), 8) != fnv1a(body)) return fail("checksum mismatch");
+
+  binary::reader r(body);
+  queue_view v;
+  r("head", v.head_);
+  r("head_time", v.head_time_);
+  std::uint64_t job_count = 0;
+  r("job_count", job_count);
+  std::uint64_t n = 0;
+  r("names", n);
+  if (n > r.left()) return fail("name count " + std::to_string(n) + " exceeds the input");
+  for (std::uint64_t i = 0; i < n && !r.failed(); ++i) {
+    std::string name;
+    r("name", name);
+    if (r.failed()) break;
+    if (v.names_.intern(name) != i + 1) return fail("name '" + name + "' appears twice");
+  }
+  r("resource_sets", n);
+  if (n > r.left()) return fail("resource set count exceeds the input");
+  for (std::uint64_t i = 0; i < n && !r.failed(); ++i) {
+    std::uint64_t m = 0;
+    r("resource_set", m);
+    if (m > r.left()) return fail("resource count exceeds the input");
+    auto& set = v.resource_sets_.emplace_back();
+    for (std::uint64_t k = 0; k < m && !r.failed(); ++k) {
+      std::uint32_t name = 0;
+      lock_mode mode = lock_mode::exclusive;
+      r("resource", name);
+      r("mode", mode);
+      if (name >= v.names_.size()) return fail("resource name id out of range");
+      set.emplace_back(name, mode);
+    }
+  }
+  r("settings", n);
+  if (n > r.left()) return fail("settings count exceeds the input");
+  for (std::uint64_t i = 0; i < n && !r.failed(); ++i) {
+    std::uint32_t name = 0;
+    queue_settings s;
+    r("queue", name);
+    r("paused", s.paused);
+    r("concurrency", s.concurrency);
+    if (name >= v.names_.size()) return fail("queue name id out of range");
+    v.settings_[name] = s;
+  }
+  r("rows", n);
+  if (n > r.left() || n != job_count)
+    return fail("row count " + std::to_string(n) + " does not match the job count " +
+                std::to_string(job_count));
+  job_id previous = 0;
+  auto get_field = [&](const char* name, auto& value) { r(name, value); };
+  for (std::uint64_t i = 0; i < n && !r.failed(); ++i) {
+    job_row row;
+    row_fields(get_field, row);
+    if (r.failed()) break;
+    if (row.id <= previous) return fail("rows out of id order at job " + std::to_string(row.id));
+    previous = row.id;
+    if (row.queue >= v.names_.size() || row.kind >= v.names_.size() ||
+        row.worker >= v.names_.size() || row.resources > v.resource_sets_.size())
+      return fail("job " + std::to_string(row.id) + " names an id out of range");
+    *v.row_for(row.id, true) = std::move(row);
+  }
+  if (r.failed()) return fail(r.path() + ": " + r.what());
+  if (r.left() != 0) return fail(std::to_string(r.left()) + " bytes after the last row");
+  v.job_count_ = job_count;
+  return v;
 }
 
 }  // namespace jobsmith

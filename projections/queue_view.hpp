@@ -122,6 +122,17 @@ class queue_view {
   /// paused", "due at 2026-11-22T14:02:00.000Z", "succeeded".
   std::string explain(job_id id, millis now) const;
 
+  /// The whole view as bytes, for a snapshot:
+  ///   "jsqv" | u32 LE version | body | u64 LE checksum of body (FNV-1a)
+  ///   body: head, head_time, job count, the name table, the resource sets,
+  ///   the queue settings, then every row in id order (events/binary_io.hpp
+  ///   encodings; field order as in job_row).
+  std::string encode() const;
+  /// The view `bytes` hold, or nullopt with *error saying why: another
+  /// version, a checksum mismatch, or bytes that do not describe a
+  /// consistent view. Safe on arbitrary input.
+  static std::optional<queue_view> decode(std::string_view bytes, std::string* error);
+
   /// Every settings change of a queue so far.
   struct queue_settings {
     bool paused = false;

@@ -245,3 +245,47 @@ BOOST_AUTO_TEST_CASE(times_format_and_parse_in_utc) {
   BOOST_TEST(!parse_time("2026-13-01"));
   BOOST_TEST(!parse_time("2026-11-22T14:02:00+01:00"));
 }
+
+BOOST_AUTO_TEST_CASE(a_snapshot_decodes_to_the_same_view_and_folding_on_from_it_matches) {
+  run live(7);
+  std::vector<std::pair<std::size_t, std::string>> snapshots;  // events folded, bytes
+  for (int i = 0; i < 3000; ++i) {
+    live.step();
+    if (i % 500 == 250) snapshots.emplace_back(live.log.size(), live.view.encode());
+  }
+  const std::string final_bytes = live.view.encode();
+  for (auto& [folded, bytes] : snapshots) {
+    std::string error;
+    auto from = queue_view::decode(bytes, &error);
+    BOOST_REQUIRE_MESSAGE(from, error);
+    BOOST_TEST(from->encode() == bytes);  // nothing lost, nothing reordered
+    for (std::size_t i = folded; i < live.log.size(); ++i) from->apply(live.log[i]);
+    // Fold from the snapshot == fold from zero, byte for byte.
+    BOOST_TEST(from->encode() == final_bytes);
+    BOOST_TEST(from->counts(live.now) == live.view.counts(live.now));
+    for (job_id id = 1; id <= live.oracle.size(); ++id)
+      BOOST_TEST(from->explain(id, live.now) == live.view.explain(id, live.now));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_damaged_or_foreign_snapshot_is_refused_with_a_reason) {
+  run live(9);
+  for (int i = 0; i < 200; ++i) live.step();
+  const std::string bytes = live.view.encode();
+  std::string error;
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    std::string bad = bytes;
+    bad[i] = static_cast<char>(bad[i] ^ 0x10);
+    BOOST_TEST(!queue_view::decode(bad, &error), "flip at byte " << i);
+  }
+  for (std::size_t n = 0; n < bytes.size(); n += 7)
+    BOOST_TEST(!queue_view::decode(bytes.substr(0, n), &error), "cut at " << n);
+
+  std::string other_version = bytes;
+  other_version[4] = static_cast<char>(queue_view::version + 1);
+  BOOST_TEST(!queue_view::decode(other_version, &error));
+  BOOST_TEST(error.find("version " + std::to_string(queue_view::version + 1)) != std::string::npos,
+             error);
+  BOOST_TEST(!queue_view::decode("not a snapshot at all", &error));
+  BOOST_TEST(error.find("not a queue view snapshot") != std::string::npos, error);
+}
