@@ -18,6 +18,9 @@ struct lease_request {
   std::uint32_t max_jobs = 1;
   std::uint32_t worker_limit = 0;  // the worker's own cap on jobs held at once; 0 = none
   millis wait = 0;                 // long poll: how long to wait for work
+  /// Who asked (an API token's name): recorded on the job.started events of
+  /// the jobs this lease takes. Empty = "worker:<worker>".
+  std::string principal;
 };
 
 /// A heartbeat from a remote worker: renews the lease, may carry progress.
@@ -27,6 +30,9 @@ struct heartbeat_request {
   std::string detail;
   std::int32_t percent = -1;
   std::vector<log_line> lines;
+  /// Who reported: recorded on the job.progress event the heartbeat's
+  /// content goes into. Empty = "worker:<the job's worker>".
+  std::string principal;
 };
 
 struct heartbeat_reply {

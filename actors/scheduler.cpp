@@ -53,9 +53,10 @@ job_actor actor_of(self_ptr self, job_id id) {
 
 /// Sends a command whose answer nobody waits for (engine decisions: expire,
 /// reclaim, progress). The outcome arrives as committed events.
-void tell_job(self_ptr self, job_id id, job_command cmd) {
+void tell_job(self_ptr self, job_id id, job_command cmd,
+              std::string principal = std::string{engine_principal}) {
   self->request(actor_of(self, id), caf::infinite, atom::command::value, std::move(cmd),
-                std::string{engine_principal})
+                std::move(principal))
       .then([](const job_record&) {}, [](const caf::error&) {});
 }
 
@@ -405,9 +406,14 @@ void start(self_ptr self, tracked_job& tj, scheduler_state::worker_entry& worker
                    job_command{cmd_start{worker.name, token}}, std::string{engine_principal});
     return;
   }
-  if (auto lease = st.leases.find(lease_id); lease != st.leases.end()) ++lease->second.starting;
+  // The start is the lease caller's doing: its principal goes on job.started.
+  std::string principal = "worker:" + worker.name;
+  if (auto lease = st.leases.find(lease_id); lease != st.leases.end()) {
+    ++lease->second.starting;
+    if (!lease->second.request.principal.empty()) principal = lease->second.request.principal;
+  }
   self->request(actor_of(self, id), caf::infinite, atom::command::value,
-                job_command{cmd_start{worker.name, token}}, std::string{engine_principal})
+                job_command{cmd_start{worker.name, token}}, std::move(principal))
       .then([self, id, token, lease_id](
                 job_record& rec) { on_started(self, id, token, rec, lease_id); },
             [self, id, token, lease_id](const caf::error& err) {
@@ -813,6 +819,7 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
         st.deadlines.emplace(tj.lease_deadline, std::make_pair(hb.id, tj.token));
         auto& buf = tj.buffered;
         if (!hb.detail.empty()) buf.detail = std::move(hb.detail);
+        if (!hb.principal.empty()) buf.principal = std::move(hb.principal);
         if (hb.percent >= 0) buf.percent = hb.percent;
         for (auto& line : hb.lines)
           if (buf.lines.size() < 1000) buf.lines.push_back(std::move(line));
@@ -820,8 +827,10 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
         bool has_news = !buf.detail.empty() || buf.percent >= 0 || !buf.lines.empty();
         if (has_news && now - tj.last_progress >= st.config.progress_interval) {
           tj.last_progress = now;
+          auto principal = buf.principal.empty() ? "worker:" + tj.worker : std::move(buf.principal);
           tell_job(self, hb.id,
-                   cmd_progress{tj.token, std::move(buf.detail), buf.percent, std::move(buf.lines)});
+                   cmd_progress{tj.token, std::move(buf.detail), buf.percent, std::move(buf.lines)},
+                   std::move(principal));
           buf = heartbeat_request{};
         }
         arm_tick(self);

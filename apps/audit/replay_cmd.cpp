@@ -110,10 +110,6 @@ std::string summary_of(const event& ev) {
       ev.body);
 }
 
-std::string_view type_of(const event& ev) {
-  return std::visit([](const auto& b) { return std::decay_t<decltype(b)>::type_name; }, ev.body);
-}
-
 store::status open_read_only(const std::string& dir, std::unique_ptr<store::event_log>* log) {
   store::rocksdb_log_options o;
   o.create_if_missing = false;
@@ -165,7 +161,7 @@ int print_job(const store::event_log& log, const replay_options& o, sequence_t l
   std::printf("\n%-10s %-24s %-16s %-20s %s\n", "SEQ", "TIME", "TYPE", "BY", "WHAT");
   for (const auto& ev : history)
     std::printf("%-10llu %-24s %-16s %-20s %s\n", static_cast<unsigned long long>(ev.seq),
-                format_time(ev.time).c_str(), std::string(type_of(ev)).c_str(),
+                format_time(ev.time).c_str(), std::string(type_name(ev.body)).c_str(),
                 ev.principal.c_str(), summary_of(ev).c_str());
   bool any_lines = false;
   for (const auto& ev : history) {

@@ -1001,7 +1001,9 @@ BOOST_AUTO_TEST_CASE(a_remote_worker_leases_heartbeats_and_completes_idempotentl
   spec.timeouts.heartbeat = 60'000;
   auto id = submit_ok(*eng, spec);
 
-  auto leased = eng->lease(lease_for("w1"));
+  auto request = lease_for("w1");
+  request.principal = "robot";
+  auto leased = eng->lease(request);
   BOOST_REQUIRE_MESSAGE(leased.ok(), why(leased));
   BOOST_REQUIRE_EQUAL(leased->size(), 1u);
   auto& job = leased->front();
@@ -1027,6 +1029,18 @@ BOOST_AUTO_TEST_CASE(a_remote_worker_leases_heartbeats_and_completes_idempotentl
   BOOST_TEST(!beat->cancel_requested);
   BOOST_REQUIRE(wait_until([&] { return record_of(*eng, id).percent == 50; }));
   BOOST_TEST(record_of(*eng, id).detail == "half way");
+  // The lease's caller started the job; a heartbeat without a principal is
+  // the worker's.
+  {
+    auto view = eng->get(id);
+    BOOST_REQUIRE(view.ok());
+    std::map<std::string, std::string> by_type;
+    for (auto& ev : view->history)
+      by_type[std::string(type_name(ev.body))] =
+          ev.principal;
+    BOOST_TEST(by_type["job.started"] == "robot");
+    BOOST_TEST(by_type["job.progress"] == "worker:w1");
+  }
 
   auto head = eng->metrics().head;
   auto wrong = token ^ 2;
