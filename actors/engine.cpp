@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <mutex>
 #include <random>
+#include <shared_mutex>
 
 #include <nlohmann/json.hpp>
 
@@ -12,6 +13,7 @@
 #include "actors/projector.hpp"
 #include "actors/scheduler.hpp"
 #include "actors/worker_pool.hpp"
+#include "events/codec.hpp"
 #include "store/memory_log.hpp"
 #include "store/rocksdb_log.hpp"
 
@@ -140,6 +142,10 @@ struct engine::impl {
   recovery_report report;
   std::atomic<std::size_t> inflight_submits{0};
   std::mutex close_mutex;
+  // checkpoint() (backup) holds this shared while it copies the log; close()
+  // takes it exclusively before the log goes. Taken after close_mutex, never
+  // before it.
+  std::shared_mutex log_copiers;
   bool closed = false;
   std::vector<std::weak_ptr<subscription::impl>> subscriptions;
 
@@ -244,6 +250,7 @@ void engine::close() {
   impl_->system->await_all_actors_done();
   impl_->core = engine_core{};
   impl_->system.reset();
+  std::unique_lock<std::shared_mutex> no_copier{impl_->log_copiers};  // checkpoint() done
   impl_->log.reset();
 }
 
@@ -473,6 +480,125 @@ subscription engine::subscribe(std::function<void(const event&)> fn) {
   std::lock_guard<std::mutex> guard{im.close_mutex};
   im.subscriptions.push_back(sub);
   return subscription{sub};
+}
+
+// -- for the HTTP server (apps/server) ----------------------------------------------------
+
+sequence_t engine::head() const {
+  auto& im = *impl_;
+  return im.closed || !im.log ? 0 : im.log->head();
+}
+
+result<done> engine::read_events(sequence_t from, sequence_t to,
+                                 const std::function<bool(const event&)>& visit) const {
+  auto& im = *impl_;
+  if (im.closed || !im.log) return engine_error{engine_errc::closed, "engine is closed"};
+  if (from == 0) from = 1;
+  if (to < from) return done{};
+  std::string error;
+  event ev;
+  auto status = im.log->read(from, to, [&](const store::record& rec) {
+    if (!decode(rec.body, ev, &error)) {
+      error = "record " + std::to_string(rec.seq) + ": " + error;
+      return false;
+    }
+    ev.seq = rec.seq;
+    ev.job = rec.job;
+    return visit(ev);
+  });
+  if (!error.empty()) return engine_error{engine_errc::corruption, error};
+  if (!status.is_ok()) {
+    auto code = status.code() == store::status_code::corruption ? engine_errc::corruption
+                                                                 : engine_errc::storage;
+    return engine_error{code, status.to_string()};
+  }
+  return done{};
+}
+
+namespace {
+
+/// A short-lived actor that sends one request and hands the answer to a
+/// callback, so callers outside CAF need no thread per outstanding request.
+template <class R, class Handle, class... Ts>
+void ask_async(caf::actor_system& sys, const Handle& dest, engine::callback<R> cb, Ts... xs) {
+  sys.spawn([dest, cb = std::move(cb), xs...](caf::event_based_actor* self) mutable {
+    self->request(dest, caf::infinite, std::move(xs)...)
+        .then([self, cb](R& value) mutable {
+                cb(std::move(value));
+                self->quit();
+              },
+              [self, cb](caf::error& err) mutable {
+                cb(from_caf(err));
+                self->quit();
+              });
+  });
+}
+
+}  // namespace
+
+void engine::lease_async(lease_request request, callback<std::vector<job_record>> done) {
+  auto& im = *impl_;
+  {
+    std::lock_guard<std::mutex> guard{im.close_mutex};
+    if (!im.closed) {
+      ask_async<std::vector<job_record>>(*im.system, im.core.scheduler, std::move(done),
+                                         atom::lease::value, std::move(request));
+      return;
+    }
+  }
+  done(engine_error{engine_errc::closed, "engine is closed"});
+}
+
+void engine::complete_async(job_id id, std::uint64_t lease_token, std::string result_json,
+                            std::string principal, callback<job_record> done) {
+  auto& im = *impl_;
+  auto parsed = nlohmann::json::parse(result_json, nullptr, false);
+  if (parsed.is_discarded())
+    return done(engine_error{engine_errc::invalid_argument, "result is not valid JSON"});
+  {
+    std::lock_guard<std::mutex> guard{im.close_mutex};
+    if (!im.closed) {
+      job_command cmd = cmd_succeed{lease_token, parsed.dump()};
+      ask_async<job_record>(*im.system, im.core.scheduler, std::move(done),
+                            atom::command::value, id, std::move(cmd),
+                            im.principal_or_default(std::move(principal)));
+      return;
+    }
+  }
+  done(engine_error{engine_errc::closed, "engine is closed"});
+}
+
+// -- backup (`jobsmith backup`, apps/audit) ----------------------------------------------
+
+result<std::string> engine::checkpoint(std::string target_dir) {
+  auto& im = *impl_;
+  if (im.options.in_memory)
+    return engine_error{engine_errc::invalid_argument, "an in-memory engine has no log to copy"};
+  if (target_dir.empty())
+    return engine_error{engine_errc::invalid_argument, "checkpoint: target directory is empty"};
+  std::error_code ec;
+  if (std::filesystem::exists(target_dir, ec))
+    return engine_error{engine_errc::invalid_argument,
+                        "checkpoint: " + target_dir + " already exists"};
+  // The log must outlive the copy: hold log_copiers (close() waits for it),
+  // taken under close_mutex so that it cannot be had after close() began.
+  // close_mutex itself is not held during the copy: the async calls take it.
+  // The journal keeps appending meanwhile; RocksDB checkpoints run beside
+  // writes.
+  std::shared_lock<std::shared_mutex> copying;
+  {
+    std::lock_guard<std::mutex> guard{im.close_mutex};
+    if (im.closed || !im.log) return engine_error{engine_errc::closed, "engine is closed"};
+    copying = std::shared_lock<std::shared_mutex>{im.log_copiers};
+  }
+  auto status = im.log->checkpoint(target_dir);
+  if (!status.is_ok()) {
+    auto code = status.code() == store::status_code::invalid_argument
+                    ? engine_errc::invalid_argument
+                    : engine_errc::storage;
+    return engine_error{code, status.to_string()};
+  }
+  return target_dir;
 }
 
 caf::actor_system& actor_system_of(engine& e) { return *e.internals().system; }

@@ -164,6 +164,44 @@ class engine {
   };
   const recovery_report& recovered() const;
 
+  // -- for the HTTP server (apps/server) ------------------------------------------------
+  // Added for `jobsmith serve`; the calls above are unchanged.
+
+  /// Highest committed sequence (0 when the log is empty or the engine closed).
+  sequence_t head() const;
+
+  /// Visits the committed events with from <= seq <= to in sequence order,
+  /// read and decoded from the log directly (no actor; safe on any thread).
+  /// `visit` returns false to stop early. Corrupt records are an error,
+  /// never skipped.
+  result<done> read_events(sequence_t from, sequence_t to,
+                           const std::function<bool(const event&)>& visit) const;
+
+  /// Called exactly once with the answer, on a thread of the engine: keep it
+  /// short (hand the result on). After close() it is called at once with
+  /// engine_errc::closed.
+  template <class T>
+  using callback = std::function<void(result<T>)>;
+
+  /// lease() without blocking the caller: a long poll holds no thread.
+  void lease_async(lease_request request, callback<std::vector<job_record>> done);
+  /// complete() without blocking; many in flight share one fsync.
+  void complete_async(job_id id, std::uint64_t lease_token, std::string result_json,
+                      std::string principal, callback<job_record> done);
+
+  // -- backup (`jobsmith backup`, apps/audit) ------------------------------------------
+  // Added for online backups; nothing above changes.
+
+  /// Writes a RocksDB checkpoint of the running engine's log into
+  /// `target_dir` (must not exist; its parent must), hard-linking table files
+  /// where the target is on the same file system. The copy holds every event
+  /// acknowledged before the call and whole batches only: it opens, and
+  /// `jobsmith audit verify` passes on it. Returns the directory written.
+  /// Blocks the caller until done (a memtable flush plus links and a WAL
+  /// copy); other calls go on meanwhile, close() waits for it. Errors: invalid_argument for an in-memory engine or an
+  /// unusable target, storage when RocksDB fails, closed after close().
+  result<std::string> checkpoint(std::string target_dir);
+
   struct impl;
   impl& internals() { return *impl_; }
 

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "apps/bench.hpp"
+#include "apps/client/bench_url.hpp"
 #include "apps/demo.hpp"
 #include "apps/verbs.hpp"
 
@@ -41,6 +42,19 @@ int main(int argc, char** argv) {
   bench_cmd->add_flag("--in-memory", bench.in_memory, "no disk at all (for comparison only)");
   bench_cmd->add_option("--ack-file", bench.ack_file,
                         "append every acknowledged job id to this file (crash tests)");
+  // bench --url: the same workload through a running `jobsmith serve`.
+  jobsmith::apps::url_bench_options url_bench;
+  bench_cmd->add_option("--url", url_bench.url, "a running server: bench it over HTTP");
+  bench_cmd->add_option("--token", url_bench.token, "with --url: a token with producer and worker roles")
+      ->envname("JOBSMITH_TOKEN");
+  bench_cmd->add_option("--server-pid", url_bench.server_pid,
+                        "with --url: the server's pid, to read its peak RSS");
+  bench_cmd->add_option("--worker-threads", url_bench.worker_threads,
+                        "with --url: threads of the worker process")
+      ->capture_default_str();
+  bench_cmd->add_option("--lease-batch", url_bench.lease_batch,
+                        "with --url: jobs per lease call")
+      ->capture_default_str();
 
   std::string check_data = "./data";
   std::string check_acked;
@@ -56,6 +70,8 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   jobsmith::apps::add_serve_command(app, exit_code);
   jobsmith::apps::add_client_commands(app, exit_code);
+  jobsmith::apps::add_audit_commands(app, exit_code);
+  jobsmith::apps::add_replay_command(app, exit_code);
 
   CLI11_PARSE(app, argc, argv);
   if (demo_cmd->parsed()) return jobsmith::apps::run_demo(demo);
@@ -68,7 +84,14 @@ int main(int argc, char** argv) {
       return jobsmith::apps::run_log_bench(log_bench);
     }
     if (embedded) return jobsmith::apps::run_embedded_bench(bench);
-    std::fprintf(stderr, "bench: say --embedded or --log\n");
+    if (!url_bench.url.empty()) {
+      url_bench.jobs = bench.jobs;
+      url_bench.rate = bench.rate;
+      url_bench.batch = bench.batch;
+      url_bench.producers = bench.producers;
+      return jobsmith::apps::run_url_bench(url_bench);
+    }
+    std::fprintf(stderr, "bench: say --embedded, --log or --url URL\n");
     return 2;
   }
   return exit_code;

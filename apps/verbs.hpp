@@ -14,4 +14,12 @@ void add_serve_command(CLI::App& app, int& exit_code);
 /// (apps/client/client_cmds.cpp).
 void add_client_commands(CLI::App& app, int& exit_code);
 
+/// `jobsmith audit export|verify|stats` and `jobsmith backup`: offline
+/// tools over a data directory (apps/audit/audit_cmds.cpp).
+void add_audit_commands(CLI::App& app, int& exit_code);
+
+/// `jobsmith replay`: rebuild the views offline, the queue at any past
+/// moment, a job's timeline (apps/audit/replay_cmd.cpp).
+void add_replay_command(CLI::App& app, int& exit_code);
+
 }  // namespace jobsmith::apps

@@ -98,6 +98,16 @@ class event_log {
 
   /// Bytes the log occupies on disk (approximate; 0 for in-memory).
   virtual std::uint64_t size_bytes() const = 0;
+
+  /// Writes a consistent copy of the whole log (records, snapshots, meta)
+  /// into `target_dir`, a directory that must not exist yet (its parent
+  /// must). Safe while appends run on other threads: the copy holds every
+  /// batch committed before the call began and whole batches only, so it
+  /// opens and verifies like the original. Used by `jobsmith backup`.
+  /// Logs that cannot be copied (in-memory, read-only) return refused.
+  virtual status checkpoint(const std::string& target_dir) const {
+    return status::refused("this log cannot write a checkpoint to " + target_dir);
+  }
 };
 
 /// Chain hash of a record given its predecessor's chain hash.

@@ -6,6 +6,7 @@
 #include <rocksdb/options.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
+#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
@@ -180,6 +181,7 @@ class rocksdb_log final : public event_log {
   status put_meta(std::string_view key, std::string_view value) override;
   status get_meta(std::string_view key, std::string* value) const override;
   std::uint64_t size_bytes() const override;
+  status checkpoint(const std::string& target_dir) const override;
 
  private:
   // Iterates `events` over [from, last] and calls
@@ -612,6 +614,24 @@ std::uint64_t rocksdb_log::size_bytes() const {
     if (!size_ec) total += n;
   }
   return total;
+}
+
+status rocksdb_log::checkpoint(const std::string& target_dir) const {
+  // A read-only database cannot flush its memtable, and RocksDB 7.8's
+  // checkpoint waits for that flush forever (facebook/rocksdb#11167).
+  if (read_only_) return status::refused("log is open read-only: " + dir_ + " (no checkpoint)");
+  rocksdb::Checkpoint* raw = nullptr;
+  rocksdb::Status s = rocksdb::Checkpoint::Create(db_.get(), &raw);
+  if (!s.ok()) return from_rocksdb(s, "checkpoint " + dir_);
+  std::unique_ptr<rocksdb::Checkpoint> cp(raw);
+  // log_size_for_flush = 0: flush every memtable first, so the copy is table
+  // files (hard links where target_dir is on the same file system) plus the
+  // WAL written since. RocksDB pins the files it lists (file deletions are
+  // disabled meanwhile) and cuts the copy at one sequence number, so
+  // concurrent appends are either wholly in it or wholly out.
+  s = cp->CreateCheckpoint(target_dir, /*log_size_for_flush=*/0);
+  if (!s.ok()) return from_rocksdb(s, "checkpoint " + dir_ + " to " + target_dir);
+  return status::ok();
 }
 
 }  // namespace

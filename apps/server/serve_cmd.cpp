@@ -1,8 +1,193 @@
-// `jobsmith serve`: scaffolding; the server lands in this folder.
+// `jobsmith serve`: parses the command line (or a TOML/INI file through
+// --config), starts the server and runs until SIGINT or SIGTERM.
+#include <csignal>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include <spdlog/spdlog.h>
+
+#include "apps/server/server.hpp"
 #include "apps/verbs.hpp"
+
+#ifndef JOBSMITH_VERSION
+#define JOBSMITH_VERSION "0.0.0"
+#endif
 
 namespace jobsmith::apps {
 
-void add_serve_command(CLI::App&, int&) {}
+namespace {
+
+struct serve_options {
+  std::string data_dir = "./data";
+  std::string listen = "127.0.0.1:7878";
+  std::string tokens_file;
+  std::size_t scheduler_threads = 2;
+  std::size_t max_pending_events = 200'000;
+  std::size_t max_inflight_submits = 100'000;
+  std::int64_t read_timeout_ms = 30'000;
+  std::int64_t write_timeout_ms = 30'000;
+  std::int64_t handler_timeout_ms = 120'000;
+  std::int64_t max_long_poll_ms = 30'000;
+  server::server_limits limits;
+  std::size_t io_threads = 2;
+};
+
+/// "host:port", "[v6]:port" or ":port" (loopback).
+bool split_listen(const std::string& text, std::string& host, std::uint16_t& port) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos) return false;
+  host = text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  if (host.empty()) host = "127.0.0.1";
+  try {
+    auto p = std::stoul(text.substr(colon + 1));
+    if (p > 65535) return false;
+    port = static_cast<std::uint16_t>(p);
+  } catch (const std::exception&) {
+    return false;
+  }
+  return true;
+}
+
+int run_serve(const serve_options& o) {
+  server::server_config cfg;
+  if (!split_listen(o.listen, cfg.host, cfg.port)) {
+    spdlog::error("--listen: expected host:port, got '{}'", o.listen);
+    return 2;
+  }
+  if (!o.tokens_file.empty()) {
+    if (auto err = cfg.tokens.load_file(o.tokens_file); !err.empty()) {
+      spdlog::error("{}", err);
+      return 2;
+    }
+  }
+  cfg.io_threads = o.io_threads;
+  cfg.limits = o.limits;
+  cfg.limits.read_timeout = std::chrono::milliseconds(o.read_timeout_ms);
+  cfg.limits.write_timeout = std::chrono::milliseconds(o.write_timeout_ms);
+  cfg.limits.handler_timeout = std::chrono::milliseconds(o.handler_timeout_ms);
+  cfg.limits.max_long_poll = std::chrono::milliseconds(o.max_long_poll_ms);
+  if (cfg.limits.handler_timeout <= cfg.limits.max_long_poll) {
+    spdlog::error("--handler-timeout-ms must be above --max-long-poll-ms");
+    return 2;
+  }
+  cfg.engine.data_dir = o.data_dir;
+  cfg.engine.scheduler_threads = o.scheduler_threads;
+  cfg.engine.max_pending_events = o.max_pending_events;
+  cfg.engine.max_inflight_submits = o.max_inflight_submits;
+
+  // Every thread the server starts inherits this mask, so the signals wait
+  // for sigwait below instead of killing a random thread.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  server::server srv{cfg};
+  if (auto err = srv.start(); !err.empty()) {
+    spdlog::error("{}", err);
+    return 1;
+  }
+  auto& rec = srv.engine_ref().recovered();
+  spdlog::info(
+      "jobsmith {} serving data {} on http://{}:{} ({} events recovered, {} live jobs, head {}, "
+      "{:.2f} s; {})",
+      JOBSMITH_VERSION, o.data_dir, cfg.host, srv.port(), rec.events_replayed, rec.live_jobs,
+      rec.head, rec.seconds,
+      cfg.tokens.empty() ? std::string{"no tokens: loopback only, every caller is admin"}
+                         : std::to_string(cfg.tokens.size()) + " tokens");
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("{} received: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  srv.stop();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app, int& exit_code) {
+  auto o = std::make_shared<serve_options>();
+  auto* cmd = app.add_subcommand("serve", "serve the HTTP/JSON API, dashboard and metrics");
+  // CLI11 2.1 does not apply a subcommand's own config file, so the file is
+  // read here (TOML or INI, keys = flag names without dashes, top level or
+  // under [serve]); flags given on the command line win.
+  auto config_file = std::make_shared<std::string>();
+  cmd->add_option("--config", *config_file, "read options from a TOML/INI file");
+  // The last --data / --listen wins, so scripts/run's defaults can be overridden.
+  cmd->add_option("--data", o->data_dir, "data directory")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  cmd->add_option("--listen", o->listen, "address:port to listen on")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  cmd->add_option("--tokens", o->tokens_file, "tokens file (JSON, docs/operations.md)");
+  cmd->add_option("--scheduler-threads", o->scheduler_threads, "CAF scheduler threads")
+      ->capture_default_str();
+  cmd->add_option("--io-threads", o->io_threads, "HTTP (Asio) threads")->capture_default_str();
+  cmd->add_option("--call-threads", o->limits.pool_threads, "threads for blocking engine calls")
+      ->capture_default_str();
+  cmd->add_option("--call-queue", o->limits.pool_queue, "engine calls waiting for a thread (429 above)")
+      ->capture_default_str();
+  cmd->add_option("--max-body-bytes", o->limits.max_body_bytes, "request body limit (413 above)")
+      ->capture_default_str();
+  cmd->add_option("--max-json-depth", o->limits.max_json_depth, "JSON nesting limit (400 above)")
+      ->capture_default_str();
+  cmd->add_option("--max-batch", o->limits.max_batch, "jobs per submit / results per batch (413 above)")
+      ->capture_default_str();
+  cmd->add_option("--max-lease-jobs", o->limits.max_lease_jobs, "max_jobs of a lease is capped here")
+      ->capture_default_str();
+  cmd->add_option("--max-name-length", o->limits.max_name_length,
+                  "kind, queue, worker, unique key, resource names (400 above)")
+      ->capture_default_str();
+  cmd->add_option("--max-connections", o->limits.max_connections, "open connections at once")
+      ->capture_default_str();
+  cmd->add_option("--read-timeout-ms", o->read_timeout_ms, "time to read one request")
+      ->capture_default_str();
+  cmd->add_option("--write-timeout-ms", o->write_timeout_ms, "time to write one response")
+      ->capture_default_str();
+  cmd->add_option("--handler-timeout-ms", o->handler_timeout_ms, "time to produce an answer")
+      ->capture_default_str();
+  cmd->add_option("--max-long-poll-ms", o->max_long_poll_ms, "cap on a lease's wait_ms")
+      ->capture_default_str();
+  cmd->add_option("--max-long-polls", o->limits.max_long_polls, "leases waiting at once (429 above)")
+      ->capture_default_str();
+  cmd->add_option("--max-streams", o->limits.max_streams, "event streams at once (429 above)")
+      ->capture_default_str();
+  cmd->add_option("--stream-buffer-bytes", o->limits.stream_buffer_bytes,
+                  "unsent bytes per event stream before it is ended")
+      ->capture_default_str();
+  cmd->add_option("--max-pending-events", o->max_pending_events, "journal buffer bound (429 above)")
+      ->capture_default_str();
+  cmd->add_option("--max-inflight-submits", o->max_inflight_submits,
+                  "jobs being submitted at once (429 above)")
+      ->capture_default_str();
+  cmd->callback([o, cmd, config_file, &exit_code] {
+    if (!config_file->empty()) {
+      try {
+        CLI::ConfigTOML reader;
+        for (auto& item : reader.from_file(*config_file)) {
+          if (item.name == "++" || item.name == "--") continue;  // CLI11's section markers
+          if (!item.parents.empty() && !(item.parents.size() == 1 && item.parents[0] == "serve"))
+            continue;
+          auto* opt = cmd->get_option_no_throw("--" + item.name);
+          if (opt == nullptr || item.name == "config")
+            throw CLI::ValidationError(*config_file, "unknown option '" + item.name + "'");
+          if (opt->count() > 0) continue;  // the command line wins
+          opt->add_result(item.inputs);
+          opt->run_callback();
+        }
+      } catch (const CLI::Error& e) {
+        spdlog::error("--config {}: {}", *config_file, e.what());
+        exit_code = 2;
+        return;
+      }
+    }
+    exit_code = run_serve(*o);
+  });
+}
 
 }  // namespace jobsmith::apps

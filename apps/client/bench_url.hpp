@@ -1,0 +1,33 @@
+// `jobsmith bench --url`: the embedded bench's workload (apps/bench.hpp)
+// through the HTTP API of a running `jobsmith serve`. Producer threads in
+// this process submit; a separate worker process (`jobsmith bench-worker`,
+// hidden) leases in batches by long poll and completes through the batch
+// complete endpoint.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+
+namespace jobsmith::apps {
+
+struct url_bench_options {
+  std::string url;
+  std::string token;
+  std::uint64_t jobs = 100'000;
+  std::uint64_t rate = 0;        // jobs/s, one job per submit; 0 = flat out in batches
+  std::uint64_t batch = 1000;    // jobs per submit when flat out
+  std::uint32_t producers = 2;   // submitting threads (more at a rate; see the .cpp)
+  std::uint32_t worker_threads = 4;  // threads of the worker process
+  std::uint32_t lease_batch = 500;   // max_jobs per lease call
+  long server_pid = 0;           // read its VmHWM when given
+  std::uint32_t max_seconds = 600;   // give up after this long
+};
+
+/// Prints the figures to stdout; returns 0 when every job completed.
+int run_url_bench(const url_bench_options& o);
+
+/// Adds the hidden `bench-worker` subcommand that run_url_bench starts.
+void add_bench_worker_command(CLI::App& app, int& exit_code);
+
+}  // namespace jobsmith::apps

@@ -1,0 +1,93 @@
+// The API of docs/api.md as plain C++: routing, auth, validation, the engine
+// calls and the JSON answers. No RESTinio here (apps/server/server.cpp is the
+// HTTP glue), so this compiles fast and reads on its own.
+//
+// Every request is judged completely (route, token, role, body shape and
+// values, limits) before the engine is called: a 4xx writes nothing.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "actors/engine.hpp"
+#include "apps/server/auth.hpp"
+#include "apps/server/call_pool.hpp"
+#include "apps/server/event_hub.hpp"
+#include "apps/server/server.hpp"
+
+namespace jobsmith::server {
+
+struct http_request {
+  std::string method;  // "GET", "POST", ...
+  std::string path;    // without the query, not yet percent-decoded
+  std::vector<std::pair<std::string, std::string>> query;  // decoded
+  bool query_malformed = false;
+  std::string authorization;  // the Authorization header, or ""
+  std::string last_event_id;  // the Last-Event-ID header, or ""
+  std::string body;
+};
+
+struct http_reply {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+/// Called exactly once per request, on any thread.
+using reply_fn = std::function<void(http_reply)>;
+
+/// A request that opens an event stream: authorised and parsed; the HTTP
+/// side opens the response and hands it to event_hub::add_stream.
+struct stream_request {
+  stream_filter filter;
+  sequence_t from = 0;  // 0 = new events only
+};
+
+/// Server counters shown by /metrics.
+struct api_counters {
+  std::atomic<std::uint64_t> requests{0};
+  std::atomic<std::uint64_t> refused_busy{0};  // 429 from the server's own bounds
+  std::atomic<std::uint64_t> refused_overloaded{0};  // 429 from the engine
+  std::atomic<std::uint64_t> long_polls{0};    // leases waiting now
+  std::atomic<std::uint64_t> streams_opening{0};
+  std::atomic<std::uint64_t> leased_jobs{0};
+  std::atomic<std::uint64_t> client_errors{0};  // 4xx
+  std::atomic<std::uint64_t> server_errors{0};  // 5xx
+};
+
+class api {
+ public:
+  api(engine& eng, event_hub& hub, call_pool& pool, const server_config& config);
+
+  /// Answers `req` through `reply`, now or later from another thread, or
+  /// returns a stream_request (then `reply` is not called).
+  std::optional<stream_request> handle(http_request&& req, reply_fn reply);
+
+  /// The JSON error body of docs/api.md.
+  static http_reply error_reply(int status, std::string_view code, std::string_view message);
+
+  api_counters& counters() { return counters_; }
+  /// Whether another stream may open (server limit); counts it when so.
+  bool admit_stream();
+  void stream_closed();
+
+  /// Prometheus text of everything.
+  std::string metrics_text();
+
+ private:
+  struct route;
+  engine& eng_;
+  event_hub& hub_;
+  call_pool& pool_;
+  const server_config& config_;
+  api_counters counters_;
+  std::atomic<std::uint64_t> open_streams_{0};
+  histogram lease_seconds_;
+};
+
+}  // namespace jobsmith::server

@@ -1,0 +1,154 @@
+// The server's one subscription to the engine's committed events, and what
+// it feeds:
+// - per-queue job counts by state (GET /v1/queues, /metrics),
+// - event counters and the run-time histogram (/metrics),
+// - live event streams (GET /v1/events/stream), each with a filter.
+//
+// On start it folds the whole log once (so counters are totals, not "since
+// this process started"), then follows the subscription. A gap between what
+// it has seen and an arriving event (events committed while the subscription
+// was being set up) is read from the log, so it never misses one.
+//
+// Thread safety: every public member may be called from any thread.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "actors/engine.hpp"
+
+namespace jobsmith::server {
+
+/// A Prometheus histogram with fixed bucket bounds in seconds.
+class histogram {
+ public:
+  static constexpr std::array<double, 12> bounds{0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                 0.25,  0.5,   1,    5,     30,   300};
+  void observe(double seconds);
+  /// Appends the _bucket, _sum and _count lines of `name`.
+  void write(std::string& out, const std::string& name, const std::string& help) const;
+
+ private:
+  std::array<std::atomic<std::uint64_t>, bounds.size() + 1> counts_{};
+  std::atomic<std::uint64_t> sum_micros_{0};
+};
+
+/// What an event stream wants: all of it filters (AND); empty = any.
+struct stream_filter {
+  job_id job = 0;
+  std::string queue;
+  std::vector<int> types;  // type_index() values
+};
+
+/// Where a stream's text goes (the HTTP side implements it). send() returns
+/// false when the stream is gone or over its buffer budget: the hub then
+/// drops it and calls end().
+class stream_sink {
+ public:
+  virtual ~stream_sink() = default;
+  virtual bool send(std::string text) = 0;
+  /// Blocks (bounded) until the reader has taken most of what was sent;
+  /// false when it did not in time or is gone. Catch-up calls it between
+  /// pages so a long backlog streams at the reader's pace.
+  virtual bool wait_writable() { return true; }
+  /// Ends the stream (closes the HTTP response). Called at most once.
+  virtual void end() = 0;
+};
+
+/// One queue's counts by effective state, indexed by job_state.
+struct queue_counts {
+  std::string name;
+  std::array<std::uint64_t, job_state_count> by_state{};
+};
+
+struct event_totals {
+  std::uint64_t submitted = 0;
+  std::uint64_t started = 0;
+  std::uint64_t succeeded = 0;
+  std::uint64_t failed = 0;
+  std::uint64_t reclaimed = 0;
+  std::uint64_t cancelled = 0;
+  std::uint64_t expired = 0;
+  std::uint64_t events = 0;
+};
+
+class event_hub {
+ public:
+  /// REQUIRES: `eng` outlives the hub (stop() before closing the engine).
+  explicit event_hub(engine& eng);
+  ~event_hub();
+
+  /// Folds the log and subscribes. "" or what went wrong.
+  std::string start();
+  /// Ends the subscription and every stream.
+  void stop();
+
+  /// The SSE text of one event: "id: N\nevent: T\ndata: JSON\n\n".
+  static std::string sse_text(const event& ev);
+
+  /// Whether `ev` passes `f` (the queue of a job event is looked up).
+  bool matches(const stream_filter& f, const event& ev) const;
+
+  /// Adds a stream that starts at sequence `from` (0 = new events only).
+  /// Catches up from the log on the calling thread (it blocks: call it on a
+  /// pool thread), then the stream is live. Returns false when the stream
+  /// ended during catch-up.
+  bool add_stream(std::shared_ptr<stream_sink> sink, stream_filter filter, sequence_t from);
+  /// Sends ": keepalive" to every live stream (called by a timer).
+  void keepalive();
+  std::size_t stream_count() const;
+
+  std::vector<queue_counts> counts_by_queue(millis now) const;
+  event_totals totals() const;
+  /// The last sequence the hub has folded.
+  sequence_t seen() const;
+  const histogram& run_seconds() const { return run_seconds_; }
+
+ private:
+  struct job_tally {
+    std::uint32_t queue = 0;
+    job_state state = job_state::scheduled;
+    bool review_required = false;
+    millis due_at = 0;
+    millis started_at = 0;
+  };
+  struct queue_tally {
+    std::string name;
+    std::array<std::uint64_t, job_state_count> stored{};  // by stored state
+    std::multiset<millis> due;  // due_at of stored-`scheduled` jobs
+  };
+  struct live_stream {
+    std::shared_ptr<stream_sink> sink;
+    stream_filter filter;
+  };
+
+  // All below guarded by mu_.
+  void fold(const event& ev);                 // REQUIRES: mu_ held
+  void set_state(job_tally& t, job_state s, millis due);  // REQUIRES: mu_ held
+  std::uint32_t queue_slot(const std::string& name);
+  bool matches_locked(const stream_filter& f, const event& ev) const;
+  void on_committed(const event& ev);
+  void deliver(const event& ev);  // REQUIRES: mu_ held
+
+  engine& eng_;
+  mutable std::mutex mu_;
+  sequence_t seen_ = 0;
+  std::unordered_map<job_id, job_tally> jobs_;
+  std::vector<queue_tally> queues_;
+  std::unordered_map<std::string, std::uint32_t> queue_index_;
+  event_totals totals_;
+  std::vector<live_stream> streams_;
+  bool stopped_ = false;
+  histogram run_seconds_;
+  subscription sub_;
+};
+
+}  // namespace jobsmith::server

@@ -1,0 +1,345 @@
+// The HTTP side of `jobsmith serve`: every line that touches RESTinio lives
+// in this one file (it costs 35-50 s to compile). The API itself is
+// apps/server/api.cpp; this file turns RESTinio requests into http_request,
+// writes http_reply back from whichever thread finished, and holds event
+// streams open as chunked responses.
+#include "apps/server/server.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include <restinio/all.hpp>
+
+#include "apps/server/api.hpp"
+#include "apps/server/call_pool.hpp"
+#include "apps/server/event_hub.hpp"
+
+namespace jobsmith::server {
+
+namespace {
+
+struct server_traits : public restinio::default_traits_t {
+  static constexpr bool use_connection_count_limiter = true;
+};
+
+using http_server = restinio::http_server_t<server_traits>;
+
+const char* reason_phrase(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+  }
+  return "Unknown";
+}
+
+void write_reply(const restinio::request_handle_t& req, http_reply reply) {
+  try {
+    auto resp = req->create_response(restinio::http_status_line_t{
+        restinio::http_status_code_t{static_cast<std::uint16_t>(reply.status)},
+        reason_phrase(reply.status)});
+    resp.append_header(restinio::http_field::content_type, std::move(reply.content_type));
+    for (auto& [name, value] : reply.headers) resp.append_header(name, std::move(value));
+    resp.set_body(std::move(reply.body));
+    resp.done();
+  } catch (const std::exception&) {
+    // The connection is gone; nobody is left to answer.
+  }
+}
+
+/// An event stream as a chunked response. Bytes handed to RESTinio but not
+/// yet written count against a budget; over it the stream ends (the client
+/// resumes with Last-Event-ID), so a slow reader cannot grow memory.
+class sse_sink final : public stream_sink {
+ public:
+  sse_sink(restinio::response_builder_t<restinio::chunked_output_t> resp, std::size_t budget,
+           std::chrono::milliseconds drain_limit, api& owner)
+      : resp_(std::move(resp)), budget_(budget), drain_limit_(drain_limit), owner_(owner) {
+    state_ = std::make_shared<write_state>();
+  }
+  ~sse_sink() override { end(); }
+
+  /// Sends the response head at once, so the client sees 200 before any event.
+  void open() {
+    std::lock_guard<std::mutex> guard{mu_};
+    resp_.append_header(restinio::http_field::content_type, "text/event-stream");
+    resp_.append_header(restinio::http_field::cache_control, "no-cache");
+    resp_.append_chunk(std::string{": stream open\n\n"});
+    flush_locked(15);
+  }
+
+  bool send(std::string text) override {
+    std::lock_guard<std::mutex> guard{mu_};
+    if (ended_ || state_->dead) return false;
+    if (state_->unsent.load() + text.size() > budget_) return false;
+    auto n = text.size();
+    resp_.append_chunk(std::move(text));
+    flush_locked(n);
+    return true;
+  }
+
+  bool wait_writable() override {
+    {
+      std::lock_guard<std::mutex> guard{mu_};
+      if (ended_) return false;
+    }
+    auto deadline = std::chrono::steady_clock::now() + drain_limit_;
+    while (state_->unsent.load() > budget_ / 2) {
+      if (state_->dead || std::chrono::steady_clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return !state_->dead;
+  }
+
+  void end() override {
+    std::lock_guard<std::mutex> guard{mu_};
+    if (ended_) return;
+    ended_ = true;
+    try {
+      resp_.done();
+    } catch (const std::exception&) {
+    }
+    owner_.stream_closed();
+  }
+
+ private:
+  struct write_state {
+    std::atomic<std::size_t> unsent{0};
+    std::atomic<bool> dead{false};
+  };
+
+  void flush_locked(std::size_t n) {
+    state_->unsent.fetch_add(n);
+    auto st = state_;
+    try {
+      resp_.flush([st, n](const restinio::asio_ns::error_code& ec) {
+        st->unsent.fetch_sub(n);
+        if (ec) st->dead = true;
+      });
+    } catch (const std::exception&) {
+      state_->dead = true;
+    }
+  }
+
+  std::mutex mu_;
+  restinio::response_builder_t<restinio::chunked_output_t> resp_;
+  std::shared_ptr<write_state> state_;
+  bool ended_ = false;
+  const std::size_t budget_;
+  const std::chrono::milliseconds drain_limit_;
+  api& owner_;
+};
+
+}  // namespace
+
+bool is_loopback(const std::string& host) {
+  if (host == "localhost" || host == "::1" || host == "[::1]") return true;
+  return host.rfind("127.", 0) == 0;
+}
+
+struct server::impl {
+  server_config config;
+  std::unique_ptr<engine> eng;
+  std::unique_ptr<event_hub> hub;
+  std::unique_ptr<call_pool> pool;
+  std::unique_ptr<api> handler;
+  restinio::asio_ns::io_context io;
+  std::unique_ptr<http_server> http;
+  std::vector<std::thread> io_threads;
+  std::atomic<std::uint16_t> bound_port{0};
+
+  std::thread ticker;
+  std::mutex ticker_mu;
+  std::condition_variable ticker_cv;
+  bool ticker_stop = false;
+  bool running = false;
+
+  restinio::request_handling_status_t on_request(restinio::request_handle_t req) {
+    http_request r;
+    const auto& h = req->header();
+    r.method = h.method().c_str();
+    r.path = std::string{h.path()};
+    auto query = h.query();
+    if (!query.empty()) {
+      auto parsed =
+          restinio::try_parse_query<restinio::parse_query_traits::relaxed>(query);
+      if (parsed) {
+        for (const auto& [k, v] : *parsed) r.query.emplace_back(std::string{k}, std::string{v});
+      } else {
+        r.query_malformed = true;
+      }
+    }
+    r.authorization = h.get_field_or(restinio::http_field::authorization, "");
+    r.last_event_id = h.get_field_or("Last-Event-ID", "");
+    r.body = req->body();
+    auto stream = handler->handle(std::move(r), [req](http_reply reply) {
+      write_reply(req, std::move(reply));
+    });
+    if (stream) open_stream(req, std::move(*stream));
+    return restinio::request_accepted();
+  }
+
+  void open_stream(const restinio::request_handle_t& req, stream_request sr) {
+    if (!handler->admit_stream()) {
+      write_reply(req, api::error_reply(429, "overloaded", "too many event streams are open"));
+      return;
+    }
+    auto sink = std::make_shared<sse_sink>(req->create_response<restinio::chunked_output_t>(),
+                                           config.limits.stream_buffer_bytes,
+                                           config.limits.write_timeout, *handler);
+    sink->open();
+    // Catching up reads the log: on a pool thread, never on Asio's.
+    bool posted = pool->try_post([this, sink, sr = std::move(sr)]() mutable {
+      hub->add_stream(sink, std::move(sr.filter), sr.from);
+    });
+    if (!posted) {
+      sink->send(": the server is busy; reconnect later\n\n");
+      sink->end();
+    }
+  }
+};
+
+server::server(server_config config) : impl_(std::make_unique<impl>()) {
+  impl_->config = std::move(config);
+}
+
+server::~server() { stop(); }
+
+std::uint16_t server::port() const { return impl_->bound_port.load(); }
+
+engine& server::engine_ref() { return *impl_->eng; }
+
+std::string server::start() {
+  auto& im = *impl_;
+  auto& cfg = im.config;
+  if (im.running) return "already started";
+  if (cfg.tokens.empty() && !is_loopback(cfg.host))
+    return "refusing to listen on " + cfg.host +
+           " without tokens: anyone could submit and cancel jobs. Give --tokens FILE, or listen "
+           "on 127.0.0.1";
+  if (!cfg.engine.handlers.empty()) return "the server runs no handlers: remote workers run every kind";
+  auto opts = cfg.engine;
+  opts.allow_unknown_kinds = true;
+  if (opts.default_principal == "embedded") opts.default_principal = "local";
+  auto opened = engine::open(std::move(opts));
+  if (!opened) return "cannot open the engine: " + opened.error().to_string();
+  im.eng = std::move(*opened);
+  im.hub = std::make_unique<event_hub>(*im.eng);
+  if (auto err = im.hub->start(); !err.empty()) {
+    im.hub.reset();
+    im.eng->close();
+    im.eng.reset();
+    return err;
+  }
+  im.pool = std::make_unique<call_pool>(cfg.limits.pool_threads, cfg.limits.pool_queue);
+  im.handler = std::make_unique<api>(*im.eng, *im.hub, *im.pool, cfg);
+
+  auto& lim = cfg.limits;
+  auto settings =
+      restinio::server_settings_t<server_traits>{}
+          .address(cfg.host)
+          .port(cfg.port)
+          .request_handler([&im](restinio::request_handle_t req) { return im.on_request(req); })
+          .read_next_http_message_timelimit(lim.read_timeout)
+          .write_http_response_timelimit(lim.write_timeout)
+          .handle_request_timeout(lim.handler_timeout)
+          .max_parallel_connections(lim.max_connections)
+          // RESTinio drops a connection whose body exceeds its own limit
+          // without an answer; the API answers 413 up to twice the limit.
+          .incoming_http_msg_limits(
+              restinio::incoming_http_msg_limits_t{}.max_body_size(2 * lim.max_body_bytes + 4096))
+          .acceptor_post_bind_hook([&im](restinio::asio_ns::ip::tcp::acceptor& acceptor) {
+            im.bound_port = acceptor.local_endpoint().port();
+          });
+  std::promise<std::string> opened_promise;
+  auto opened_future = opened_promise.get_future();
+  try {
+    im.http = std::make_unique<http_server>(restinio::external_io_context(im.io),
+                                            std::move(settings));
+    im.http->open_async([&] { opened_promise.set_value({}); },
+                        [&](std::exception_ptr ex) {
+                          try {
+                            std::rethrow_exception(ex);
+                          } catch (const std::exception& e) {
+                            opened_promise.set_value(std::string{"cannot listen on "} + cfg.host +
+                                                     ":" + std::to_string(cfg.port) + ": " +
+                                                     e.what());
+                          }
+                        });
+  } catch (const std::exception& e) {
+    opened_promise.set_value(std::string{"cannot start the HTTP server: "} + e.what());
+  }
+  auto threads = std::max<std::size_t>(1, cfg.io_threads);
+  for (std::size_t i = 0; i < threads; ++i)
+    im.io_threads.emplace_back([&im] {
+      auto guard = restinio::asio_ns::make_work_guard(im.io);
+      im.io.run();
+    });
+  im.running = true;
+  auto err = opened_future.get();
+  if (!err.empty()) {
+    stop();
+    return err;
+  }
+  im.ticker = std::thread([&im] {
+    std::unique_lock<std::mutex> lock{im.ticker_mu};
+    while (!im.ticker_cv.wait_for(lock, im.config.limits.keepalive, [&] { return im.ticker_stop; })) {
+      lock.unlock();
+      im.hub->keepalive();
+      lock.lock();
+    }
+  });
+  return {};
+}
+
+void server::stop() {
+  auto& im = *impl_;
+  if (!im.running) return;
+  im.running = false;
+  {
+    std::lock_guard<std::mutex> guard{im.ticker_mu};
+    im.ticker_stop = true;
+  }
+  im.ticker_cv.notify_all();
+  if (im.ticker.joinable()) im.ticker.join();
+  // 1. Stop listening and end event streams.
+  if (im.http) {
+    std::promise<void> closed;
+    auto done = closed.get_future();
+    im.http->close_async([&] { closed.set_value(); }, [&](std::exception_ptr) { closed.set_value(); });
+    done.wait();
+  }
+  if (im.hub) im.hub->stop();
+  // 2. Let the calls in progress finish (the engine still answers them).
+  if (im.pool) im.pool->stop();
+  // 3. Stop Asio: open connections close, waiting leases see the close.
+  //    Every thread that called into CAF (Asio threads spawn the actors of
+  //    asynchronous calls, pool threads block on them) must be gone before
+  //    the engine closes: CAF's ~actor_system waits until no thread holds
+  //    its logger, and a thread holds it from its first call until it exits.
+  im.io.stop();
+  for (auto& t : im.io_threads) t.join();
+  im.io_threads.clear();
+  // 4. Close the engine: every actor stops, the log closes.
+  if (im.eng) im.eng->close();
+  im.http.reset();
+  im.handler.reset();
+  im.pool.reset();
+  im.hub.reset();
+  im.eng.reset();
+}
+
+}  // namespace jobsmith::server

@@ -1,0 +1,93 @@
+// `jobsmith serve`: the HTTP/JSON API of docs/api.md over one engine.
+//
+// The server owns the engine (opened with allow_unknown_kinds and no local
+// handlers: every kind runs on remote workers), an event hub (one engine
+// subscription fanned out to event streams, metrics and per-queue counts),
+// a bounded pool of threads for the blocking facade calls, and RESTinio on
+// its own Asio threads. Asio threads never wait for the engine: a request is
+// accepted, handed to the pool (or to an asynchronous facade call) and
+// answered from there.
+//
+//   jobsmith::server::server_config cfg;
+//   cfg.engine.data_dir = "./data";
+//   cfg.port = 0;                          // any free port
+//   jobsmith::server::server srv{std::move(cfg)};
+//   if (auto err = srv.start(); !err.empty()) { /* report err */ }
+//   ... srv.port() ...
+//   srv.stop();
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/engine.hpp"
+#include "apps/server/auth.hpp"
+
+namespace jobsmith::server {
+
+/// Limits on what one request may ask for. Every one is enforced before the
+/// engine is called, so a refused request changes nothing.
+struct server_limits {
+  std::size_t max_body_bytes = 8 * 1024 * 1024;  // 413 above
+  std::size_t max_json_depth = 32;               // 400 above
+  std::size_t max_batch = 5000;                  // jobs per submit, results per batch complete: 413
+  std::size_t max_lease_jobs = 5000;             // max_jobs per lease (clamped, not refused)
+  std::size_t max_name_length = 256;             // kind, queue, worker, unique key, resource: 400
+  std::size_t max_connections = 1024;            // RESTinio connection_count_limit
+  std::chrono::milliseconds read_timeout{30'000};      // reading one request
+  std::chrono::milliseconds write_timeout{30'000};     // writing one response
+  std::chrono::milliseconds handler_timeout{120'000};  // a handler's answer (above long poll)
+  std::chrono::milliseconds max_long_poll{30'000};     // wait_ms cap
+  std::size_t max_long_polls = 1024;   // leases waiting at once; 429 above
+  std::size_t pool_threads = 8;        // threads for blocking engine calls
+  std::size_t pool_queue = 4096;       // calls waiting for a thread; 429 above
+  std::size_t max_streams = 256;       // event streams at once; 429 above
+  std::size_t stream_buffer_bytes = 4 * 1024 * 1024;  // unsent bytes per stream before it is ended
+  std::chrono::milliseconds keepalive{15'000};        // ": keepalive" comment on idle streams
+  std::size_t max_events_page = 1000;  // limit of GET /v1/events
+  std::size_t max_events_scan = 20'000;  // records one events page reads at most
+};
+
+struct server_config {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 7878;  // 0 = any free port (read it back with port())
+  std::size_t io_threads = 2;
+  token_table tokens;  // empty = no auth, loopback only
+  server_limits limits;
+  engine_options engine;  // handlers must be empty; allow_unknown_kinds is forced on
+};
+
+/// True for 127.0.0.0/8, ::1 and "localhost".
+bool is_loopback(const std::string& host);
+
+class server {
+ public:
+  explicit server(server_config config);
+  ~server();  // stop()
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  /// Opens the engine and starts listening. Returns "" on success, else why
+  /// not (nothing keeps running then). Refuses a non-loopback address when
+  /// no tokens are configured.
+  std::string start();
+  /// Stops listening, ends event streams, lets engine calls in progress
+  /// finish, closes open connections (a waiting long poll sees its
+  /// connection close), closes the engine and joins every thread. Idempotent.
+  void stop();
+
+  /// The bound port (after start()).
+  std::uint16_t port() const;
+  /// The engine (after start(), before stop()).
+  engine& engine_ref();
+
+  struct impl;
+
+ private:
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace jobsmith::server

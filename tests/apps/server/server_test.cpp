@@ -1,0 +1,720 @@
+// `jobsmith serve` over real HTTP on a loopback port: the contract of
+// docs/api.md as a client sees it, with a real RocksDB data directory.
+#define BOOST_TEST_MODULE server
+#include <boost/test/unit_test.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "apps/client/http_client.hpp"
+#include "apps/server/server.hpp"
+#include "tests/test_support.hpp"
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+namespace srv = jobsmith::server;
+namespace http = jobsmith::http;
+using jobsmith::test::temp_dir;
+using jobsmith::test::wait_until;
+
+namespace {
+
+const char* admin_token = "admin-secret";
+const char* producer_token = "producer-secret";
+const char* worker_token = "worker-secret";
+const char* reader_token = "reader-secret";
+
+srv::server_config test_config(const std::string& dir) {
+  srv::server_config cfg;
+  cfg.port = 0;
+  cfg.engine.data_dir = dir;
+  cfg.limits.max_body_bytes = 64 * 1024;
+  cfg.limits.max_batch = 50;
+  cfg.limits.keepalive = 200ms;
+  cfg.tokens.add("root", admin_token, srv::role::admin);
+  cfg.tokens.add("alice", producer_token, srv::role::producer);
+  cfg.tokens.add("w1", worker_token, srv::role::worker);
+  cfg.tokens.add("viewer", reader_token, srv::role::read);
+  return cfg;
+}
+
+/// A running server on a fresh data directory, and clients per role.
+struct served {
+  temp_dir dir;
+  std::unique_ptr<srv::server> server;
+
+  explicit served(std::function<void(srv::server_config&)> tweak = {}) {
+    auto cfg = test_config(dir.sub("data"));
+    if (tweak) tweak(cfg);
+    server = std::make_unique<srv::server>(std::move(cfg));
+    auto err = server->start();
+    BOOST_TEST_REQUIRE(err.empty(), err);
+  }
+  http::url url() const {
+    http::url u;
+    u.port = server->port();
+    return u;
+  }
+  std::unique_ptr<http::client> as(const char* token) const {
+    return std::make_unique<http::client>(url(), token, 10s);
+  }
+  std::uint64_t head() const {
+    http::client c{url()};
+    return c.get("/readyz").json()["head"].get<std::uint64_t>();
+  }
+};
+
+std::string dump_response(const http::response& r) {
+  return std::to_string(r.status) + " " + r.body + r.transport_error;
+}
+
+/// Submits one job as the producer, returns its id.
+std::uint64_t submit(http::client& c, json spec) {
+  auto r = c.post("/v1/jobs", spec);
+  BOOST_TEST_REQUIRE(r.status == 201, dump_response(r));
+  return r.json()["id"].get<std::uint64_t>();
+}
+
+json get_job(http::client& c, std::uint64_t id) {
+  auto r = c.get("/v1/jobs/" + std::to_string(id));
+  BOOST_TEST_REQUIRE(r.status == 200, dump_response(r));
+  return r.json();
+}
+
+json lease(http::client& c, json body) {
+  auto r = c.post("/v1/workers/lease", body);
+  BOOST_TEST_REQUIRE(r.status == 200, dump_response(r));
+  return r.json()["jobs"];
+}
+
+void expect_error(const http::response& r, int status, const std::string& code) {
+  BOOST_TEST(r.status == status, dump_response(r));
+  BOOST_TEST(r.json()["error"]["code"] == code, dump_response(r));
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(submit_one_then_get_it_with_history_and_explanation) {
+  served s;
+  auto producer = s.as(producer_token);
+  auto id = submit(*producer, {{"kind", "resize"}, {"payload", {{"image", "a.png"}}}});
+  auto got = get_job(*producer, id);
+  BOOST_TEST(got["job"]["id"] == id);
+  BOOST_TEST(got["job"]["state"] == "queued");
+  BOOST_TEST(got["job"]["spec"]["payload"]["image"] == "a.png");
+  BOOST_TEST_REQUIRE(got["history"].size() == 1u);
+  BOOST_TEST(got["history"][0]["type"] == "job.submitted");
+  BOOST_TEST(got["history"][0]["principal"] == "alice");
+  BOOST_TEST(got["explanation"]["phase"] == "ready");
+}
+
+BOOST_AUTO_TEST_CASE(batch_submit_with_delay_is_scheduled_and_run_now_makes_it_due) {
+  served s;
+  auto producer = s.as(producer_token);
+  json jobs = json::array();
+  jobs.push_back({{"kind", "a"}, {"delay", 600000}});
+  jobs.push_back({{"kind", "b"}, {"delay", 600000}});
+  jobs.push_back({{"kind", "c"}});
+  json batch = {{"jobs", jobs}};
+  auto r = producer->post("/v1/jobs", batch);
+  BOOST_TEST_REQUIRE(r.status == 201, dump_response(r));
+  auto ids = r.json()["ids"];
+  BOOST_TEST_REQUIRE(ids.size() == 3u);
+  auto first = ids[0].get<std::uint64_t>();
+  BOOST_TEST(get_job(*producer, first)["job"]["state"] == "scheduled");
+  BOOST_TEST(get_job(*producer, ids[2].get<std::uint64_t>())["job"]["state"] == "queued");
+  auto now = producer->post("/v1/jobs/" + std::to_string(first) + "/run-now", json::object());
+  BOOST_TEST(now.status == 200, dump_response(now));
+  BOOST_TEST(get_job(*producer, first)["job"]["state"] == "queued");
+}
+
+BOOST_AUTO_TEST_CASE(list_filters_and_pages_in_id_order) {
+  served s;
+  auto producer = s.as(producer_token);
+  std::vector<std::uint64_t> in_a;
+  for (int i = 0; i < 5; ++i) in_a.push_back(submit(*producer, {{"kind", "x"}, {"queue", "a"}}));
+  for (int i = 0; i < 3; ++i) submit(*producer, {{"kind", "y"}, {"queue", "b"}});
+  auto later = submit(*producer, {{"kind", "x"}, {"queue", "a"}, {"delay", 600000}});
+
+  auto page1 = producer->get("/v1/jobs?queue=a&state=queued&limit=3").json();
+  BOOST_TEST_REQUIRE(page1["jobs"].size() == 3u);
+  BOOST_TEST(page1["jobs"][0]["id"] == in_a[0]);
+  BOOST_TEST(page1["jobs"][2]["id"] == in_a[2]);
+  BOOST_TEST(page1["jobs"][0]["spec"]["queue"] == "a");
+  auto page2 = producer->get("/v1/jobs?queue=a&state=queued&limit=3&after=" +
+                             std::to_string(page1["next"].get<std::uint64_t>()))
+                   .json();
+  BOOST_TEST_REQUIRE(page2["jobs"].size() == 2u);
+  BOOST_TEST(page2["jobs"][1]["id"] == in_a[4]);
+  BOOST_TEST(page2["next"].is_null());
+
+  auto waiting = producer->get("/v1/jobs?state=queued,scheduled&queue=a").json();
+  BOOST_TEST(waiting["jobs"].size() == 6u);
+  auto by_kind = producer->get("/v1/jobs?kind=y").json();
+  BOOST_TEST(by_kind["jobs"].size() == 3u);
+  auto not_queued = producer->get("/v1/jobs?not_state=queued").json();
+  BOOST_TEST_REQUIRE(not_queued["jobs"].size() == 1u);
+  BOOST_TEST(not_queued["jobs"][0]["id"] == later);
+  auto future = producer->get("/v1/jobs?submitted_from=99999999999999").json();
+  BOOST_TEST(future["jobs"].empty());
+
+  // error= finds a failed job by its error text.
+  auto worker = s.as(worker_token);
+  auto leased = lease(*worker, {{"worker", "w"}, {"queues", {"b"}}, {"max_jobs", 1}});
+  BOOST_TEST_REQUIRE(leased.size() == 1u);
+  auto fid = leased[0]["id"].get<std::uint64_t>();
+  auto f = worker->post("/v1/jobs/" + std::to_string(fid) + "/fail",
+                        {{"lease_token", leased[0]["lease_token"]},
+                         {"error", "disk quota exceeded"},
+                         {"retryable", false}});
+  BOOST_TEST_REQUIRE(f.status == 200, dump_response(f));
+  auto errs = producer->get("/v1/jobs?error=quota").json();
+  BOOST_TEST_REQUIRE(errs["jobs"].size() == 1u);
+  BOOST_TEST(errs["jobs"][0]["id"] == fid);
+  BOOST_TEST(errs["jobs"][0]["state"] == "discarded");
+  auto finished = producer->get("/v1/jobs?finished_from=1").json();
+  BOOST_TEST(finished["jobs"].size() == 1u);
+
+  expect_error(producer->get("/v1/jobs?state=bogus"), 400, "bad_request");
+  expect_error(producer->get("/v1/jobs?limit=5000"), 400, "bad_request");
+  expect_error(producer->get("/v1/jobs?colour=red"), 400, "bad_request");
+}
+
+BOOST_AUTO_TEST_CASE(bad_input_is_400_and_writes_nothing) {
+  served s;
+  auto producer = s.as(producer_token);
+  auto before = s.head();
+  expect_error(producer->request("POST", "/v1/jobs", "{not json"), 400, "bad_request");
+  expect_error(producer->post("/v1/jobs", {{"kind", "k"}, {"priorty", 3}}), 400, "bad_request");
+  expect_error(producer->post("/v1/jobs", {{"kind", "k"}, {"delay", -5}}), 400, "bad_request");
+  expect_error(producer->post("/v1/jobs", {{"kind", ""}}), 400, "bad_request");
+  expect_error(producer->post("/v1/jobs", {{"kind", 7}}), 400, "bad_request");
+  expect_error(producer->post("/v1/jobs", {{"kind", std::string(300, 'k')}}), 400, "bad_request");
+  // One bad submission refuses the whole batch.
+  expect_error(producer->post("/v1/jobs", {{"jobs", {{{"kind", "ok"}}, {{"kind", ""}}}}}), 400,
+               "bad_request");
+  std::string deep(100, '[');
+  deep += std::string(100, ']');
+  expect_error(producer->request("POST", "/v1/jobs", "{\"kind\":\"k\",\"payload\":" + deep + "}"),
+               400, "bad_request");
+  BOOST_TEST(s.head() == before);
+  BOOST_TEST(producer->get("/v1/jobs").json()["jobs"].empty());
+}
+
+BOOST_AUTO_TEST_CASE(tokens_and_roles) {
+  served s;
+  auto anonymous = s.as("");
+  auto stranger = s.as("not-a-token");
+  auto reader = s.as(reader_token);
+  auto worker = s.as(worker_token);
+  auto producer = s.as(producer_token);
+  auto admin = s.as(admin_token);
+  expect_error(anonymous->get("/v1/jobs"), 401, "unauthorized");
+  expect_error(stranger->get("/v1/jobs"), 401, "unauthorized");
+  BOOST_TEST(reader->get("/v1/jobs").status == 200);
+  expect_error(reader->post("/v1/jobs", {{"kind", "k"}}), 403, "forbidden");
+  expect_error(worker->post("/v1/jobs", {{"kind", "k"}}), 403, "forbidden");
+  expect_error(producer->post("/v1/workers/lease", {{"worker", "w"}}), 403, "forbidden");
+  expect_error(producer->post("/v1/queues/default/pause", json::object()), 403, "forbidden");
+  expect_error(reader->post("/v1/workers/lease", {{"worker", "w"}}), 403, "forbidden");
+  auto id = submit(*admin, {{"kind", "k"}});
+  BOOST_TEST(get_job(*reader, id)["history"][0]["principal"] == "root");
+  BOOST_TEST(admin->post("/v1/queues/default/pause", json::object()).status == 200);
+  // Health and metrics need no token.
+  BOOST_TEST(anonymous->get("/healthz").status == 200);
+  BOOST_TEST(anonymous->get("/metrics").status == 200);
+}
+
+BOOST_AUTO_TEST_CASE(not_found_method_not_allowed_and_conflicts) {
+  served s;
+  auto producer = s.as(producer_token);
+  expect_error(producer->get("/v1/jobs/424242"), 404, "not_found");
+  expect_error(producer->get("/v1/nothing"), 404, "not_found");
+  expect_error(producer->post("/v1/jobs/424242/cancel", json::object()), 404, "not_found");
+  auto r = producer->request("DELETE", "/v1/jobs");
+  expect_error(r, 405, "method_not_allowed");
+  BOOST_TEST(r.header("allow").find("POST") != std::string::npos);
+  expect_error(producer->get("/v1/jobs/1/cancel"), 405, "method_not_allowed");
+
+  auto id = submit(*producer, {{"kind", "k"}});
+  auto path = "/v1/jobs/" + std::to_string(id);
+  auto c = producer->post(path + "/cancel", {{"reason", "no longer needed"}});
+  BOOST_TEST_REQUIRE(c.status == 200, dump_response(c));
+  BOOST_TEST(c.json()["job"]["state"] == "cancelled");
+  auto before = s.head();
+  expect_error(producer->post(path + "/review", {{"accept", true}}), 409, "conflict");
+  expect_error(producer->post(path + "/run-now", json::object()), 409, "conflict");
+  BOOST_TEST(s.head() == before);
+  // A cancelled job may be retried.
+  auto retried = producer->post(path + "/retry", json::object());
+  BOOST_TEST(retried.status == 200, dump_response(retried));
+  BOOST_TEST(retried.json()["job"]["state"] == "queued");
+}
+
+BOOST_AUTO_TEST_CASE(lease_heartbeat_complete_and_complete_twice_is_idempotent) {
+  served s;
+  auto producer = s.as(producer_token);
+  auto worker = s.as(worker_token);
+  auto id = submit(*producer, {{"kind", "k"}, {"payload", {{"n", 1}}}});
+  auto jobs = lease(*worker, {{"worker", "host-1"}, {"max_jobs", 10}, {"wait_ms", 1000}});
+  BOOST_TEST_REQUIRE(jobs.size() == 1u);
+  BOOST_TEST(jobs[0]["id"] == id);
+  BOOST_TEST(jobs[0]["state"] == "running");
+  BOOST_TEST(jobs[0]["spec"]["payload"]["n"] == 1);
+  BOOST_TEST(jobs[0]["attempts"] == 1);
+  auto token = jobs[0]["lease_token"];
+  auto path = "/v1/jobs/" + std::to_string(id);
+
+  auto hb = worker->post(path + "/heartbeat",
+                         {{"lease_token", token},
+                          {"detail", "halfway"},
+                          {"percent", 50},
+                          {"lines", {{{"level", "warn"}, {"text", "slow disk"}}}}});
+  BOOST_TEST_REQUIRE(hb.status == 200, dump_response(hb));
+  BOOST_TEST(hb.json()["lease_ms"].get<std::int64_t>() > 0);
+  BOOST_TEST(hb.json()["cancel_requested"] == false);
+  expect_error(worker->post(path + "/heartbeat", {{"lease_token", token}, {"percent", 500}}), 400,
+               "bad_request");
+
+  auto done1 = worker->post(path + "/complete", {{"lease_token", token}, {"result", {{"ok", true}}}});
+  BOOST_TEST_REQUIRE(done1.status == 200, dump_response(done1));
+  BOOST_TEST(done1.json()["job"]["state"] == "succeeded");
+  BOOST_TEST(done1.json()["job"]["result"]["ok"] == true);
+  auto head = s.head();
+  auto done2 = worker->post(path + "/complete", {{"lease_token", token}, {"result", {{"ok", true}}}});
+  BOOST_TEST_REQUIRE(done2.status == 200, dump_response(done2));
+  BOOST_TEST(done2.json()["job"]["state"] == "succeeded");
+  BOOST_TEST(s.head() == head);  // the repeat wrote nothing
+  // Nothing left: a lease without waiting answers an empty list.
+  BOOST_TEST(lease(*worker, {{"worker", "host-1"}}).empty());
+}
+
+BOOST_AUTO_TEST_CASE(long_poll_lease_wakes_when_a_job_arrives) {
+  served s;
+  auto producer = s.as(producer_token);
+  json got;
+  std::thread waiter([&] {
+    auto worker = s.as(worker_token);
+    got = lease(*worker, {{"worker", "w"}, {"wait_ms", 8000}});
+  });
+  // The lease waits server-side; a submission must reach it well before 8 s.
+  auto started = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(100ms);  // let the lease arrive first (not needed for correctness)
+  auto id = submit(*producer, {{"kind", "k"}});
+  waiter.join();
+  BOOST_TEST_REQUIRE(got.size() == 1u);
+  BOOST_TEST(got[0]["id"] == id);
+  BOOST_TEST((std::chrono::steady_clock::now() - started < 5s));
+}
+
+BOOST_AUTO_TEST_CASE(stale_token_after_reclaim_is_409_and_changes_nothing) {
+  served s;
+  auto producer = s.as(producer_token);
+  auto worker = s.as(worker_token);
+  auto id = submit(*producer, {{"kind", "k"},
+                               {"timeouts", {{"heartbeat", 300}}},
+                               {"retry", {{"max_attempts", 5}, {"initial_interval", 0},
+                                          {"max_interval", 0}, {"jitter", 0}}}});
+  auto first = lease(*worker, {{"worker", "slow"}});
+  BOOST_TEST_REQUIRE(first.size() == 1u);
+  auto old_token = first[0]["lease_token"];
+  // No heartbeat: the lease runs out and the job is leased again.
+  json second;
+  BOOST_TEST_REQUIRE(wait_until(
+      [&] {
+        second = lease(*worker, {{"worker", "fast"}, {"wait_ms", 200}});
+        return !second.empty();
+      },
+      10s));
+  BOOST_TEST(second[0]["id"] == id);
+  BOOST_TEST(second[0]["lease_token"] != old_token);
+  auto path = "/v1/jobs/" + std::to_string(id);
+  auto before = get_job(*producer, id);
+  expect_error(worker->post(path + "/complete", {{"lease_token", old_token}}), 409, "stale_token");
+  expect_error(worker->post(path + "/heartbeat", {{"lease_token", old_token}}), 409, "stale_token");
+  expect_error(worker->post(path + "/fail", {{"lease_token", old_token}, {"error", "late"}}), 409,
+               "stale_token");
+  auto after = get_job(*producer, id);
+  BOOST_TEST(after["job"]["state"] == "running");
+  BOOST_TEST(after["job"]["event_count"] == before["job"]["event_count"]);
+  BOOST_TEST(after["job"]["worker"] == "fast");
+  auto ok = worker->post(path + "/complete", {{"lease_token", second[0]["lease_token"]}});
+  BOOST_TEST(ok.status == 200, dump_response(ok));
+}
+
+BOOST_AUTO_TEST_CASE(fail_retryable_is_rescheduled_and_permanent_is_discarded) {
+  served s;
+  auto producer = s.as(producer_token);
+  auto worker = s.as(worker_token);
+  auto id = submit(*producer, {{"kind", "k"},
+                               {"retry", {{"max_attempts", 3}, {"initial_interval", 600000},
+                                          {"max_interval", 600000}}}});
+  auto jobs = lease(*worker, {{"worker", "w"}});
+  BOOST_TEST_REQUIRE(jobs.size() == 1u);
+  auto path = "/v1/jobs/" + std::to_string(id);
+  auto f = worker->post(path + "/fail", {{"lease_token", jobs[0]["lease_token"]},
+                                         {"error", "timeout talking to S3"},
+                                         {"retryable", true},
+                                         {"handover", {{"cursor", 42}}}});
+  BOOST_TEST_REQUIRE(f.status == 200, dump_response(f));
+  BOOST_TEST(f.json()["job"]["state"] == "scheduled");
+  BOOST_TEST(f.json()["job"]["last_error"] == "timeout talking to S3");
+  BOOST_TEST(f.json()["job"]["handover"]["cursor"] == 42);
+  BOOST_TEST(f.json()["job"]["due_at"].get<std::int64_t>() > f.json()["job"]["submitted_at"].get<std::int64_t>() + 500000);
+
+  // Run it now, fail it for good.
+  BOOST_TEST(producer->post(path + "/run-now", json::object()).status == 200);
+  auto again = lease(*worker, {{"worker", "w"}, {"wait_ms", 2000}});
+  BOOST_TEST_REQUIRE(again.size() == 1u);
+  BOOST_TEST(again[0]["attempts"] == 2);
+  BOOST_TEST(again[0]["handover"]["cursor"] == 42);
+  auto p = worker->post(path + "/fail", {{"lease_token", again[0]["lease_token"]},
+                                         {"error", "bad input"},
+                                         {"retryable", false}});
+  BOOST_TEST_REQUIRE(p.status == 200, dump_response(p));
+  BOOST_TEST(p.json()["job"]["state"] == "discarded");
+}
+
+BOOST_AUTO_TEST_CASE(batch_complete_judges_each_item) {
+  served s;
+  auto producer = s.as(producer_token);
+  auto worker = s.as(worker_token);
+  for (int i = 0; i < 3; ++i) submit(*producer, {{"kind", "k"}});
+  auto jobs = lease(*worker, {{"worker", "w"}, {"max_jobs", 3}});
+  BOOST_TEST_REQUIRE(jobs.size() == 3u);
+  json results = json::array();
+  for (auto& j : jobs) results.push_back({{"id", j["id"]}, {"lease_token", j["lease_token"]}, {"result", j["id"]}});
+  results[1]["lease_token"] = results[1]["lease_token"].get<std::uint64_t>() + 7;  // stale
+  auto r = worker->post("/v1/workers/complete", {{"results", results}});
+  BOOST_TEST_REQUIRE(r.status == 200, dump_response(r));
+  auto out = r.json()["results"];
+  BOOST_TEST_REQUIRE(out.size() == 3u);
+  BOOST_TEST(out[0]["status"] == 200);
+  BOOST_TEST(out[0]["job"]["state"] == "succeeded");
+  BOOST_TEST(out[0]["id"] == jobs[0]["id"]);
+  BOOST_TEST(out[1]["status"] == 409);
+  BOOST_TEST(out[1]["error"]["code"] == "stale_token");
+  BOOST_TEST(out[2]["status"] == 200);
+  BOOST_TEST(get_job(*producer, jobs[1]["id"].get<std::uint64_t>())["job"]["state"] == "running");
+}
+
+BOOST_AUTO_TEST_CASE(review_accept_and_decline) {
+  served s;
+  auto producer = s.as(producer_token);
+  auto worker = s.as(worker_token);
+  auto a = submit(*producer, {{"kind", "k"}, {"review_required", true}});
+  auto d = submit(*producer, {{"kind", "k"}, {"review_required", true}});
+  auto jobs = lease(*worker, {{"worker", "w"}, {"max_jobs", 2}});
+  BOOST_TEST_REQUIRE(jobs.size() == 2u);
+  for (auto& j : jobs) {
+    auto r = worker->post("/v1/jobs/" + std::to_string(j["id"].get<std::uint64_t>()) + "/complete",
+                          {{"lease_token", j["lease_token"]}});
+    BOOST_TEST_REQUIRE(r.status == 200, dump_response(r));
+    BOOST_TEST(r.json()["job"]["state"] == "pending_review");
+  }
+  expect_error(producer->post("/v1/jobs/" + std::to_string(a) + "/review", {{"comment", "x"}}), 400,
+               "bad_request");
+  auto acc = producer->post("/v1/jobs/" + std::to_string(a) + "/review",
+                            {{"accept", true}, {"comment", "looks right"}});
+  BOOST_TEST_REQUIRE(acc.status == 200, dump_response(acc));
+  BOOST_TEST(acc.json()["job"]["state"] == "accepted");
+  BOOST_TEST(acc.json()["job"]["reviewer"] == "alice");
+  auto dec = producer->post("/v1/jobs/" + std::to_string(d) + "/review", {{"accept", false}});
+  BOOST_TEST(dec.json()["job"]["state"] == "declined");
+  expect_error(producer->post("/v1/jobs/" + std::to_string(d) + "/review", {{"accept", true}}), 409,
+               "conflict");
+}
+
+BOOST_AUTO_TEST_CASE(queue_pause_resume_concurrency_and_counts) {
+  served s;
+  auto producer = s.as(producer_token);
+  auto worker = s.as(worker_token);
+  auto admin = s.as(admin_token);
+  auto p = admin->post("/v1/queues/mail/pause", json::object());
+  BOOST_TEST_REQUIRE(p.status == 200, dump_response(p));
+  BOOST_TEST(p.json()["queue"]["paused"] == true);
+  auto id = submit(*producer, {{"kind", "send"}, {"queue", "mail"}});
+  BOOST_TEST(lease(*worker, {{"worker", "w"}, {"queues", {"mail"}}}).empty());
+  auto r = admin->post("/v1/queues/mail/resume", json::object());
+  BOOST_TEST_REQUIRE(r.status == 200, dump_response(r));
+  BOOST_TEST(r.json()["queue"]["paused"] == false);
+  auto jobs = lease(*worker, {{"worker", "w"}, {"queues", {"mail"}}, {"wait_ms", 2000}});
+  BOOST_TEST_REQUIRE(jobs.size() == 1u);
+  BOOST_TEST(jobs[0]["id"] == id);
+
+  auto c = admin->post("/v1/queues/mail/concurrency", {{"concurrency", 1}});
+  BOOST_TEST_REQUIRE(c.status == 200, dump_response(c));
+  BOOST_TEST(c.json()["queue"]["concurrency"] == 1);
+  expect_error(admin->post("/v1/queues/mail/concurrency", {{"concurrency", -1}}), 400, "bad_request");
+  submit(*producer, {{"kind", "send"}, {"queue", "mail"}});
+  // One is running and the limit is 1: nothing more to lease.
+  BOOST_TEST(lease(*worker, {{"worker", "w"}, {"queues", {"mail"}}}).empty());
+
+  auto q = producer->get("/v1/queues").json()["queues"];
+  json mail;
+  for (auto& x : q)
+    if (x["name"] == "mail") mail = x;
+  BOOST_TEST_REQUIRE(!mail.is_null());
+  BOOST_TEST(mail["concurrency"] == 1);
+  BOOST_TEST(mail["running"] == 1);
+  BOOST_TEST(mail["counts"]["running"] == 1);
+  BOOST_TEST(mail["counts"]["queued"] == 1);
+  BOOST_TEST(mail["counts"]["succeeded"] == 0);
+}
+
+BOOST_AUTO_TEST_CASE(body_and_batch_limits_are_413) {
+  served s;
+  auto producer = s.as(producer_token);
+  auto before = s.head();
+  json big = {{"kind", "k"}, {"payload", std::string(100 * 1024, 'x')}};
+  expect_error(producer->post("/v1/jobs", big), 413, "too_large");
+  json batch = {{"jobs", json::array()}};
+  for (int i = 0; i < 51; ++i) batch["jobs"].push_back({{"kind", "k"}});
+  expect_error(producer->post("/v1/jobs", batch), 413, "too_large");
+  BOOST_TEST(s.head() == before);
+  // The connection still works after a refused body.
+  BOOST_TEST(producer->get("/v1/jobs").status == 200);
+}
+
+BOOST_AUTO_TEST_CASE(engine_overload_is_429_with_retry_after) {
+  served s([](srv::server_config& cfg) { cfg.engine.max_inflight_submits = 2; });
+  auto producer = s.as(producer_token);
+  auto before = s.head();
+  json batch = {{"jobs", {{{"kind", "k"}}, {{"kind", "k"}}, {{"kind", "k"}}}}};
+  auto r = producer->post("/v1/jobs", batch);
+  expect_error(r, 429, "overloaded");
+  BOOST_TEST(r.header("retry-after") == "1");
+  BOOST_TEST(s.head() == before);
+  BOOST_TEST(producer->post("/v1/jobs", {{"kind", "k"}}).status == 201);
+}
+
+BOOST_AUTO_TEST_CASE(events_page_filters_and_next) {
+  served s;
+  auto producer = s.as(producer_token);
+  auto a = submit(*producer, {{"kind", "k"}, {"queue", "qa"}});
+  submit(*producer, {{"kind", "k"}, {"queue", "qb"}});
+  producer->post("/v1/jobs/" + std::to_string(a) + "/cancel", json::object());
+
+  auto all = producer->get("/v1/events?from=1").json();
+  BOOST_TEST(all["events"][0]["seq"] == 1);
+  BOOST_TEST(all["events"][0]["type"] == "engine.started");
+  BOOST_TEST(all["next"].get<std::uint64_t>() == s.head() + 1);
+
+  auto submitted = producer->get("/v1/events?type=job.submitted").json()["events"];
+  BOOST_TEST(submitted.size() == 2u);
+  auto two_types = producer->get("/v1/events?type=job.submitted,job.cancelled").json()["events"];
+  BOOST_TEST(two_types.size() == 3u);
+  auto of_a = producer->get("/v1/events?job=" + std::to_string(a)).json()["events"];
+  BOOST_TEST_REQUIRE(of_a.size() == 2u);
+  BOOST_TEST(of_a[1]["type"] == "job.cancelled");
+  auto in_qb = producer->get("/v1/events?queue=qb").json()["events"];
+  BOOST_TEST(in_qb.size() == 1u);
+
+  auto page = producer->get("/v1/events?from=1&limit=2").json();
+  BOOST_TEST(page["events"].size() == 2u);
+  BOOST_TEST(page["next"] == 3);
+  auto rest = producer->get("/v1/events?from=3").json();
+  BOOST_TEST(rest["events"][0]["seq"] == 3);
+  expect_error(producer->get("/v1/events?type=job.exploded"), 400, "bad_request");
+}
+
+BOOST_AUTO_TEST_CASE(sse_live_then_resume_with_last_event_id_gets_exactly_the_missed_events) {
+  served s;
+  auto producer = s.as(producer_token);
+  submit(*producer, {{"kind", "before"}});
+  std::vector<http::sse_event> live;
+  std::atomic<bool> opened{false};
+  std::thread reader([&] {
+    http::client c{s.url(), reader_token, 10s};
+    auto head = c.stream("/v1/events/stream?type=job.submitted", {}, [&](const http::sse_event& e) {
+      live.push_back(e);
+      return live.size() < 2;
+    }, 5s);
+    BOOST_TEST(head.status == 200, dump_response(head));
+    BOOST_TEST(head.header("content-type") == "text/event-stream");
+  });
+  // The stream starts at the head: wait until it is open before submitting.
+  BOOST_TEST_REQUIRE(wait_until([&] {
+    auto m = producer->get("/metrics").body;
+    return m.find("jobsmith_event_streams 1") != std::string::npos;
+  }));
+  opened = true;
+  auto a = submit(*producer, {{"kind", "one"}});
+  auto b = submit(*producer, {{"kind", "two"}});
+  reader.join();
+  BOOST_TEST_REQUIRE(live.size() == 2u);
+  BOOST_TEST(live[0].type == "job.submitted");
+  BOOST_TEST(json::parse(live[0].data)["job"] == a);
+  BOOST_TEST(json::parse(live[1].data)["job"] == b);
+
+  // Events committed while disconnected come back on resume, nothing else.
+  auto c3 = submit(*producer, {{"kind", "three"}});
+  producer->post("/v1/jobs/" + std::to_string(c3) + "/cancel", json::object());
+  auto last = live[1].id;
+  std::vector<http::sse_event> resumed;
+  http::client c{s.url(), "", 10s};
+  auto head = c.stream("/v1/events/stream?access_token=" + std::string{reader_token},
+                       {{"Last-Event-ID", last}}, [&](const http::sse_event& e) {
+                         resumed.push_back(e);
+                         return resumed.size() < 2;
+                       }, 5s);
+  BOOST_TEST(head.status == 200, dump_response(head));
+  BOOST_TEST_REQUIRE(resumed.size() == 2u);
+  BOOST_TEST(std::stoull(resumed[0].id) == std::stoull(last) + 1);
+  BOOST_TEST(resumed[0].type == "job.submitted");
+  BOOST_TEST(json::parse(resumed[0].data)["job"] == c3);
+  BOOST_TEST(resumed[1].type == "job.cancelled");
+  BOOST_TEST(std::stoull(resumed[1].id) == std::stoull(last) + 2);
+}
+
+BOOST_AUTO_TEST_CASE(sse_stream_sends_keepalive_comments_and_needs_a_token) {
+  served s;
+  http::client anon{s.url(), "", 5s};
+  auto refused = anon.stream("/v1/events/stream", {}, [](const http::sse_event&) { return false; }, 2s);
+  BOOST_TEST(refused.status == 401);
+  // Idle for 1.5 s, the stream stays open on keepalive comments (every
+  // 200 ms here) although the client gives up after 1 s without a byte:
+  // the event submitted after 1.5 s still arrives on it.
+  auto producer = s.as(producer_token);
+  std::thread late([&] {
+    std::this_thread::sleep_for(1500ms);
+    submit(*producer, {{"kind", "late"}});
+  });
+  http::client c{s.url(), reader_token, 5s};
+  auto started = std::chrono::steady_clock::now();
+  std::vector<http::sse_event> got;
+  auto head = c.stream("/v1/events/stream?type=job.submitted", {}, [&](const http::sse_event& e) {
+    got.push_back(e);
+    return false;
+  }, 1s);
+  late.join();
+  BOOST_TEST(head.status == 200);
+  BOOST_TEST_REQUIRE(got.size() == 1u);
+  BOOST_TEST(json::parse(got[0].data)["body"]["kind"] == "late");
+  BOOST_TEST((std::chrono::steady_clock::now() - started >= 1400ms));
+}
+
+BOOST_AUTO_TEST_CASE(a_stream_reader_that_stops_reading_is_dropped_not_buffered) {
+  served s([](srv::server_config& cfg) {
+    cfg.limits.stream_buffer_bytes = 64 * 1024;
+    cfg.limits.max_batch = 2000;
+    cfg.limits.max_body_bytes = 1024 * 1024;
+  });
+  // A raw connection that asks for the stream and then never reads.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  BOOST_TEST_REQUIRE(fd >= 0);
+  int small = 4096;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(s.server->port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  BOOST_TEST_REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  std::string req = "GET /v1/events/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                    std::string{reader_token} + "\r\n\r\n";
+  BOOST_TEST_REQUIRE(::send(fd, req.data(), req.size(), 0) == static_cast<ssize_t>(req.size()));
+  http::client metrics{s.url()};
+  auto streams = [&] {
+    auto body = metrics.get("/metrics").body;
+    auto at = body.find("\njobsmith_event_streams ");
+    return at == std::string::npos ? -1 : std::stoi(body.substr(at + 24));
+  };
+  BOOST_TEST_REQUIRE(wait_until([&] { return streams() == 1; }));
+  // About 5 MB of events for a reader that takes none of them.
+  auto producer = s.as(producer_token);
+  json batch = {{"jobs", json::array()}};
+  for (int i = 0; i < 2000; ++i)
+    batch["jobs"].push_back({{"kind", "k"}, {"payload", {{"pad", std::string(200, 'p')}}}});
+  for (int round = 0; round < 6 && streams() == 1; ++round)
+    BOOST_TEST_REQUIRE(producer->post("/v1/jobs", batch).status == 201);
+  BOOST_TEST(wait_until([&] { return streams() == 0; }));
+  ::close(fd);
+  // The server goes on serving.
+  BOOST_TEST(producer->get("/v1/jobs?limit=1").status == 200);
+}
+
+BOOST_AUTO_TEST_CASE(metrics_name_the_documented_series) {
+  served s;
+  auto producer = s.as(producer_token);
+  auto worker = s.as(worker_token);
+  submit(*producer, {{"kind", "k"}, {"queue", "reports"}});
+  auto jobs = lease(*worker, {{"worker", "w"}});
+  BOOST_TEST_REQUIRE(jobs.size() == 1u);
+  worker->post("/v1/jobs/" + std::to_string(jobs[0]["id"].get<std::uint64_t>()) + "/complete",
+               {{"lease_token", jobs[0]["lease_token"]}});
+  auto m = http::client{s.url()}.get("/metrics");
+  BOOST_TEST(m.status == 200);
+  BOOST_TEST(m.header("content-type").find("text/plain") == 0u);
+  for (const char* needle :
+       {"jobsmith_jobs{queue=\"reports\",state=\"succeeded\"} 1", "jobsmith_jobs_submitted_total 1",
+        "jobsmith_jobs_succeeded_total 1", "jobsmith_jobs_failed_total 0",
+        "jobsmith_lease_seconds_bucket{le=\"+Inf\"} 1", "jobsmith_job_run_seconds_count 1",
+        "jobsmith_journal_batches_total", "jobsmith_journal_batch_events_max",
+        "jobsmith_journal_write_seconds_max", "jobsmith_log_bytes", "jobsmith_log_head"})
+    BOOST_TEST(m.body.find(needle) != std::string::npos, needle);
+}
+
+BOOST_AUTO_TEST_CASE(health_ready_and_dashboard) {
+  served s;
+  http::client c{s.url()};
+  BOOST_TEST(c.get("/healthz").json()["status"] == "ok");
+  auto ready = c.get("/readyz").json();
+  BOOST_TEST(ready["status"] == "ready");
+  BOOST_TEST(ready["head"].get<std::uint64_t>() >= 1u);
+  auto page = c.get("/");
+  BOOST_TEST(page.status == 200);
+  BOOST_TEST(page.header("content-type").find("text/html") == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(without_tokens_only_loopback_and_everyone_is_local_admin) {
+  temp_dir dir;
+  srv::server_config cfg;
+  cfg.host = "0.0.0.0";
+  cfg.port = 0;
+  cfg.engine.data_dir = dir.sub("data");
+  srv::server open_to_all{cfg};
+  auto err = open_to_all.start();
+  BOOST_TEST(err.find("refusing to listen on 0.0.0.0") != std::string::npos, err);
+
+  cfg.host = "127.0.0.1";
+  srv::server local{cfg};
+  auto ok = local.start();
+  BOOST_TEST_REQUIRE(ok.empty(), ok);
+  http::url u;
+  u.port = local.port();
+  http::client c{u};
+  auto r = c.post("/v1/jobs", {{"kind", "k"}});
+  BOOST_TEST_REQUIRE(r.status == 201, dump_response(r));
+  auto got = c.get("/v1/jobs/" + std::to_string(r.json()["id"].get<std::uint64_t>())).json();
+  BOOST_TEST(got["history"][0]["principal"] == "local");
+  BOOST_TEST(c.post("/v1/queues/default/pause", json::object()).status == 200);
+}
+
+BOOST_AUTO_TEST_CASE(restart_keeps_jobs_and_counters) {
+  temp_dir dir;
+  auto cfg = test_config(dir.sub("data"));
+  std::uint64_t id = 0;
+  {
+    srv::server first{cfg};
+    BOOST_TEST_REQUIRE(first.start().empty());
+    http::url u;
+    u.port = first.port();
+    http::client c{u, producer_token};
+    id = submit(c, {{"kind", "k"}});
+    first.stop();
+  }
+  srv::server second{cfg};
+  BOOST_TEST_REQUIRE(second.start().empty());
+  http::url u;
+  u.port = second.port();
+  http::client c{u, producer_token};
+  BOOST_TEST(get_job(c, id)["job"]["state"] == "queued");
+  BOOST_TEST(c.get("/metrics").body.find("jobsmith_jobs_submitted_total 1") != std::string::npos);
+}
