@@ -81,10 +81,13 @@ std::optional<millis> parse_time(std::string_view text) {
         ms = frac;
       }
     }
-    eat(s, 'Z');
+    if (!eat(s, 'Z') && s == "+00:00") s = {};
     if (!s.empty()) return std::nullopt;
   }
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  static constexpr int month_days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (d > month_days[mo - 1] || (mo == 2 && d == 29 && !leap)) return std::nullopt;
   const std::int64_t days =
       days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
   return ((days * 24 + h) * 60 + mi) * 60'000 + static_cast<millis>(sec) * 1000 + ms;

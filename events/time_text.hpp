@@ -13,9 +13,10 @@ namespace jobsmith {
 std::string format_time(millis t);
 
 /// Reads "2026-11-22T14:02:00.123Z", "2026-11-22T14:02:00Z",
-/// "2026-11-22T14:02:00" or "2026-11-22 14:02" (UTC; seconds and fraction
-/// optional), or a plain integer of milliseconds since the epoch. nullopt
-/// for anything else.
+/// "2026-11-22T14:02:00+00:00", "2026-11-22T14:02:00", "2026-11-22 14:02"
+/// or "2026-11-22" (UTC only; seconds and fraction optional), or a plain
+/// integer of milliseconds since the epoch. nullopt for anything else,
+/// including dates that do not exist (2026-02-29).
 std::optional<millis> parse_time(std::string_view text);
 
 }  // namespace jobsmith

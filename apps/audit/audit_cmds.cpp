@@ -50,7 +50,7 @@ bool parse_range(const char* verb, const range_args& r, sequence_t* from, au::up
     std::string error;
     auto b = au::parse_upper_bound(r.to, &error);
     if (!b) {
-      std::fprintf(stderr, "jobsmith %s: %s\n", verb, error.c_str());
+      std::fprintf(stderr, "jobsmith %s: --to %s\n", verb, error.c_str());
       return false;
     }
     *to = *b;

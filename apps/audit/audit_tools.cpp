@@ -1,4 +1,5 @@
 #include "apps/audit/audit_tools.hpp"
+#include "events/time_text.hpp"
 
 #include <unistd.h>
 
@@ -41,76 +42,6 @@ std::string grouped(std::uint64_t n) {
     out += digits[i];
   }
   return out;
-}
-
-// -- progress -------------------------------------------------------------------
-
-/// A one-line progress bar on stderr: count, percent, events/s and ETA. Drawn
-/// only when stderr is a terminal, so logs and pipes stay clean; redrawn at
-/// most every 200 ms and erased by finish().
-class progress_meter {
- public:
-  progress_meter(const char* label, std::uint64_t total, bool wanted)
-      : label_(label), total_(total), enabled_(wanted && ::isatty(STDERR_FILENO) == 1) {}
-  progress_meter(const progress_meter&) = delete;
-  progress_meter& operator=(const progress_meter&) = delete;
-  ~progress_meter() { finish(); }
-
-  /// Cheap enough per event: reads the clock once every 4096 calls.
-  void update(std::uint64_t done) {
-    if (!enabled_ || (done & 4095) != 0) return;
-    const auto now = clock_type::now();
-    if (now - last_draw_ < std::chrono::milliseconds(200)) return;
-    last_draw_ = now;
-    drawn_ = true;
-    const double secs = std::chrono::duration<double>(now - start_).count();
-    const double per_s = rate(done, secs);
-    char line[160];
-    if (total_ > 0) {
-      const double frac = std::min(1.0, static_cast<double>(done) / static_cast<double>(total_));
-      constexpr int width = 24;
-      char bar[width + 1];
-      const int filled = static_cast<int>(frac * width);
-      for (int i = 0; i < width; ++i) bar[i] = i < filled ? '#' : '.';
-      bar[width] = '\0';
-      const double eta =
-          per_s > 0 ? (static_cast<double>(total_ - std::min(done, total_)) / per_s) : 0.0;
-      std::snprintf(line, sizeof line, "\r%s [%s] %5.1f%% %s/%s  %s ev/s  ETA %.1fs  ", label_, bar,
-                    frac * 100, grouped(done).c_str(), grouped(total_).c_str(),
-                    grouped(static_cast<std::uint64_t>(per_s)).c_str(), eta);
-    } else {
-      std::snprintf(line, sizeof line, "\r%s %s events  %s ev/s  ", label_, grouped(done).c_str(),
-                    grouped(static_cast<std::uint64_t>(per_s)).c_str());
-    }
-    std::fputs(line, stderr);
-  }
-
-  void finish() {
-    if (!drawn_) return;
-    drawn_ = false;
-    std::fputs("\r\033[K", stderr);  // erase the bar's line
-  }
-
- private:
-  const char* label_;
-  std::uint64_t total_;
-  bool enabled_;
-  bool drawn_ = false;
-  clock_type::time_point start_ = clock_type::now();
-  clock_type::time_point last_draw_ = start_;
-};
-
-// -- opening ----------------------------------------------------------------------
-
-/// Read-only, no tail check at open (verify does the whole range, and export
-/// and stats report damage where they meet it). The head record is still
-/// decoded by the open.
-store::status open_read_only(const std::string& dir, std::unique_ptr<store::event_log>* out) {
-  store::rocksdb_log_options o;
-  o.read_only = true;
-  o.create_if_missing = false;
-  o.tail_verify = 0;
-  return store::open_rocksdb_log(dir, o, out);
 }
 
 /// The sequence a store message names ("record 57: ..."), 0 when none.
@@ -273,89 +204,54 @@ verify_outcome verify_range(const store::event_log& log, sequence_t from, sequen
 
 }  // namespace
 
+progress_meter::progress_meter(const char* label, std::uint64_t total, bool wanted)
+    : label_(label), total_(total), enabled_(wanted && ::isatty(STDERR_FILENO) == 1) {}
+
+progress_meter::~progress_meter() { finish(); }
+
+void progress_meter::redraw(std::uint64_t done) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_draw_ < std::chrono::milliseconds(200)) return;
+  last_draw_ = now;
+  drawn_ = true;
+  const double secs = std::chrono::duration<double>(now - start_).count();
+  const double per_s = rate(done, secs);
+  char line[160];
+  if (total_ > 0) {
+    const double frac = std::min(1.0, static_cast<double>(done) / static_cast<double>(total_));
+    constexpr int width = 24;
+    char bar[width + 1];
+    const int filled = static_cast<int>(frac * width);
+    for (int i = 0; i < width; ++i) bar[i] = i < filled ? '#' : '.';
+    bar[width] = '\0';
+    const double eta =
+        per_s > 0 ? (static_cast<double>(total_ - std::min(done, total_)) / per_s) : 0.0;
+    std::snprintf(line, sizeof line, "\r%s [%s] %5.1f%% %s/%s  %s ev/s  ETA %.1fs  ", label_, bar,
+                  frac * 100, grouped(done).c_str(), grouped(total_).c_str(),
+                  grouped(static_cast<std::uint64_t>(per_s)).c_str(), eta);
+  } else {
+    std::snprintf(line, sizeof line, "\r%s %s events  %s ev/s  ", label_, grouped(done).c_str(),
+                  grouped(static_cast<std::uint64_t>(per_s)).c_str());
+  }
+  std::fputs(line, stderr);
+}
+
+void progress_meter::finish() {
+  if (!drawn_) return;
+  drawn_ = false;
+  std::fputs("\r\033[K", stderr);  // erase the bar's line
+}
+
+store::status open_read_only(const std::string& dir, std::unique_ptr<store::event_log>* out) {
+  store::rocksdb_log_options o;
+  o.read_only = true;
+  o.create_if_missing = false;
+  o.tail_verify = 0;
+  return store::open_rocksdb_log(dir, o, out);
+}
+
+
 // -- times and bounds ---------------------------------------------------------------
-
-std::optional<millis> parse_utc_time(std::string_view t) {
-  // YYYY-MM-DDTHH:MM[:SS[.f+]](Z|+00:00)
-  auto digits = [&](std::size_t at, std::size_t n, int* v) {
-    if (at + n > t.size()) return false;
-    int x = 0;
-    for (std::size_t i = at; i < at + n; ++i) {
-      if (t[i] < '0' || t[i] > '9') return false;
-      x = x * 10 + (t[i] - '0');
-    }
-    *v = x;
-    return true;
-  };
-  std::tm tm{};
-  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
-  if (!digits(0, 4, &year) || t.size() < 16 || t[4] != '-' || !digits(5, 2, &month) ||
-      t[7] != '-' || !digits(8, 2, &day) || (t[10] != 'T' && t[10] != 't') ||
-      !digits(11, 2, &hour) || t[13] != ':' || !digits(14, 2, &minute))
-    return std::nullopt;
-  std::size_t at = 16;
-  millis frac_ms = 0;
-  if (at < t.size() && t[at] == ':') {
-    if (!digits(at + 1, 2, &second)) return std::nullopt;
-    at += 3;
-    if (at < t.size() && t[at] == '.') {
-      ++at;
-      const std::size_t begin = at;
-      millis scale = 100;
-      while (at < t.size() && t[at] >= '0' && t[at] <= '9') {
-        frac_ms += (t[at] - '0') * scale;
-        scale /= 10;
-        ++at;
-      }
-      if (at == begin) return std::nullopt;
-    }
-  }
-  const std::string_view zone = t.substr(at);
-  if (zone != "Z" && zone != "z" && zone != "+00:00") return std::nullopt;
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
-    return std::nullopt;
-  tm.tm_year = year - 1900;
-  tm.tm_mon = month - 1;
-  tm.tm_mday = day;
-  tm.tm_hour = hour;
-  tm.tm_min = minute;
-  tm.tm_sec = second;
-  const std::time_t secs = ::timegm(&tm);
-  if (tm.tm_mday != day) return std::nullopt;  // 2026-02-31 normalised to March
-  return static_cast<millis>(secs) * 1000 + frac_ms;
-}
-
-namespace {
-std::tm utc_tm(millis t, millis* ms) {
-  millis secs = t / 1000;
-  *ms = t % 1000;
-  if (*ms < 0) {
-    *ms += 1000;
-    --secs;
-  }
-  const std::time_t tt = static_cast<std::time_t>(secs);
-  std::tm tm{};
-  ::gmtime_r(&tt, &tm);
-  return tm;
-}
-}  // namespace
-
-std::string format_utc(millis t) {
-  millis ms = 0;
-  const std::tm tm = utc_tm(t, &ms);
-  char buf[96];  // room for any int the format could print
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
-  return buf;
-}
-
-std::string utc_day(millis t) {
-  millis ms = 0;
-  const std::tm tm = utc_tm(t, &ms);
-  char buf[48];  // room for any int the format could print
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-  return buf;
-}
 
 std::optional<std::uint64_t> parse_positive(std::string_view text) {
   if (text.empty() || text.size() > 19) return std::nullopt;
@@ -385,13 +281,13 @@ std::optional<upper_bound> parse_upper_bound(std::string_view text, std::string*
       b.seq = *v;
     }
     return b;
-  } else if (auto t = parse_utc_time(text)) {
+  } else if (auto t = parse_time(text)) {
     b.is_time = true;
     b.time = *t;
     return b;
   }
   if (error != nullptr)
-    *error = "--to " + std::string(text) +
+    *error = std::string(text) +
              ": expected a sequence number, epoch milliseconds, or an ISO-8601 UTC time "
              "such as 2026-11-22T14:02:00Z";
   return std::nullopt;
@@ -571,7 +467,7 @@ int run_stats(const stats_options& o) {
     ++by_type[std::string(type_name(ev.body))];
     const millis day = ev.time >= 0 ? ev.time / 86'400'000 : (ev.time + 1) / 86'400'000 - 1;
     if (day_count == nullptr || day != current_day) {
-      day_count = &by_day[utc_day(ev.time)];
+      day_count = &by_day[format_time(ev.time).substr(0, 10)];
       current_day = day;
     }
     ++*day_count;
@@ -590,8 +486,8 @@ int run_stats(const stats_options& o) {
     json j = {{"data", o.data_dir}, {"head", head},       {"events", events}, {"jobs", jobs.size()},
               {"size_bytes", size}, {"by_type", by_type}, {"by_day", by_day}, {"seconds", secs}};
     if (events > 0) {
-      j["first_time"] = format_utc(first_time);
-      j["last_time"] = format_utc(last_time);
+      j["first_time"] = format_time(first_time);
+      j["last_time"] = format_time(last_time);
       j["first_time_ms"] = first_time;
       j["last_time_ms"] = last_time;
     }
@@ -604,8 +500,8 @@ int run_stats(const stats_options& o) {
   std::printf("jobs       %s\n", grouped(jobs.size()).c_str());
   std::printf("size       %s bytes (%.1f MiB)\n", grouped(size).c_str(), size / 1048576.0);
   if (events > 0) {
-    std::printf("first      %s (record 1)\n", format_utc(first_time).c_str());
-    std::printf("last       %s (record %" PRIu64 ")\n", format_utc(last_time).c_str(), head);
+    std::printf("first      %s (record 1)\n", format_time(first_time).c_str());
+    std::printf("last       %s (record %" PRIu64 ")\n", format_time(last_time).c_str(), head);
   }
   std::printf("\nby type\n");
   for (const auto& [type, n] : by_type)

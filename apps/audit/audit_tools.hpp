@@ -14,13 +14,16 @@
 //   2  usage error, or the directory cannot be opened or written
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <memory>
 #include <cstdio>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "events/event.hpp"
+#include "store/event_log.hpp"
 
 namespace jobsmith::apps::audit {
 
@@ -30,16 +33,37 @@ inline constexpr int exit_usage = 2;
 
 // -- times and bounds ---------------------------------------------------------
 
-/// "2026-11-22T14:02:00Z", with optional fractional seconds (".5", ".123")
-/// and seconds ("2026-11-22T14:02Z"); UTC only ("Z" or "+00:00"). nullopt
-/// when malformed.
-std::optional<millis> parse_utc_time(std::string_view text);
+// Times are read and written by events/time_text.hpp (ISO-8601, UTC).
 
-/// "2026-11-22T14:02:00.123Z".
-std::string format_utc(millis t);
+/// A one-line progress bar on stderr: count, percent, events/s and ETA. Drawn
+/// only when stderr is a terminal, so logs and pipes stay clean; redrawn at
+/// most every 200 ms and erased by finish().
+class progress_meter {
+ public:
+  progress_meter(const char* label, std::uint64_t total, bool wanted);
+  progress_meter(const progress_meter&) = delete;
+  progress_meter& operator=(const progress_meter&) = delete;
+  ~progress_meter();
 
-/// "2026-11-22": the UTC day of `t`.
-std::string utc_day(millis t);
+  /// Cheap enough per event: looks at the clock once every 4096 calls.
+  void update(std::uint64_t done) {
+    if (enabled_ && (done & 4095) == 0) redraw(done);
+  }
+  void finish();
+
+ private:
+  void redraw(std::uint64_t done);
+  const char* label_;
+  std::uint64_t total_;
+  bool enabled_;
+  bool drawn_ = false;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_draw_ = start_;
+};
+
+/// Opens a data directory's log read-only (no LOCK, nothing written), with
+/// no tail check: the verbs report damage where they meet it.
+store::status open_read_only(const std::string& dir, std::unique_ptr<store::event_log>* out);
 
 /// An upper bound given as --to: a sequence number or a wall time.
 struct upper_bound {
@@ -50,7 +74,7 @@ struct upper_bound {
 
 /// Reads --to. A plain integer below 10^12 is a sequence number; a plain
 /// integer of 10^12 or more (any time after 2001-09-09) or one with an "ms"
-/// suffix is epoch milliseconds; an ISO-8601 UTC time is a time. A sequence
+/// suffix is epoch milliseconds; an ISO-8601 UTC time (parse_time) is a time. A sequence
 /// can never reach 10^12 in practice (30 years at 1,000 events/s), so the
 /// two readings do not collide.
 std::optional<upper_bound> parse_upper_bound(std::string_view text, std::string* error);

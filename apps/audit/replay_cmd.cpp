@@ -1,8 +1,6 @@
 // `jobsmith replay`: folds a data directory's log offline (read-only) into
 // the queue view and prints it: the summary now, the queue as it stood at a
 // past sequence or time (--at), or one job's whole history (--job).
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -10,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/audit/audit_tools.hpp"
 #include "apps/verbs.hpp"
 #include "events/codec.hpp"
 #include "events/json.hpp"
@@ -30,38 +29,6 @@ struct replay_options {
   job_id job = 0;
   bool as_json = false;
   std::size_t limit = 20;
-};
-
-/// Progress on stderr while a long replay runs, only when it is a terminal.
-class progress_bar {
- public:
-  explicit progress_bar(sequence_t total) : total_(total), enabled_(::isatty(2) == 1) {}
-  void update(sequence_t done) {
-    if (!enabled_ || (done & 0xffff) != 0) return;
-    auto now = steady::now();
-    if (now - last_ < std::chrono::milliseconds(200)) return;
-    last_ = now;
-    double secs = std::chrono::duration<double>(now - start_).count();
-    double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
-    double eta = rate > 0 ? static_cast<double>(total_ - done) / rate : 0;
-    int width = 30;
-    int filled = total_ ? static_cast<int>(width * static_cast<double>(done) /
-                                           static_cast<double>(total_))
-                        : width;
-    std::fprintf(stderr, "\r[%-*s] %llu/%llu events, %.0f events/s, ETA %.0f s ", width,
-                 std::string(static_cast<std::size_t>(filled), '#').c_str(),
-                 static_cast<unsigned long long>(done), static_cast<unsigned long long>(total_),
-                 rate, eta);
-  }
-  void finish() {
-    if (enabled_) std::fprintf(stderr, "\r%*s\r", 100, "");
-  }
-
- private:
-  sequence_t total_;
-  bool enabled_;
-  steady::time_point start_ = steady::now();
-  steady::time_point last_ = start_;
 };
 
 std::string summary_of(const event& ev) {
@@ -108,13 +75,6 @@ std::string summary_of(const event& ev) {
         }
       },
       ev.body);
-}
-
-store::status open_read_only(const std::string& dir, std::unique_ptr<store::event_log>* log) {
-  store::rocksdb_log_options o;
-  o.create_if_missing = false;
-  o.read_only = true;
-  return store::open_rocksdb_log(dir, o, log);
 }
 
 // -- one job -------------------------------------------------------------------------
@@ -301,7 +261,7 @@ void print_view(const queue_view& view, millis now, std::size_t limit) {
 
 int run_replay(const replay_options& o) {
   std::unique_ptr<store::event_log> log;
-  auto opened = open_read_only(o.data_dir, &log);
+  auto opened = audit::open_read_only(o.data_dir, &log);
   if (!opened.is_ok()) {
     std::fprintf(stderr, "replay: %s: %s\n", o.data_dir.c_str(), opened.message().c_str());
     return 2;
@@ -310,26 +270,24 @@ int run_replay(const replay_options& o) {
   sequence_t last = head;
   std::optional<millis> at_time;
   if (!o.at.empty()) {
-    // A plain number small enough to be a sequence is one; anything else is
-    // a time (ISO-8601 UTC, or epoch milliseconds beyond any sequence).
-    bool digits = o.at.find_first_not_of("0123456789") == std::string::npos;
-    if (digits && o.at.size() < 12) {
-      last = std::min<sequence_t>(std::stoull(o.at), head);
-    } else if (auto t = parse_time(o.at)) {
-      at_time = *t;
-    } else {
-      std::fprintf(stderr,
-                   "replay: --at %s: expected a sequence number or a time like "
-                   "2026-11-22T14:02:00Z\n",
-                   o.at.c_str());
+    // As `audit export --to`: a number below 10^12 is a sequence, anything
+    // else a time; the view is the fold of every event up to it.
+    std::string error;
+    auto bound = audit::parse_upper_bound(o.at, &error);
+    if (!bound) {
+      std::fprintf(stderr, "replay: --at %s\n", error.c_str());
       return 2;
     }
+    if (bound->is_time)
+      at_time = bound->time;
+    else
+      last = std::min<sequence_t>(bound->seq, head);
   }
   if (o.job != 0 && !at_time) return print_job(*log, o, last);
 
   // Fold the log up to `last`, or up to the last event at or before the time.
   queue_view view;
-  progress_bar bar(last);
+  audit::progress_meter bar("replay", last, true);
   std::string error;
   event ev;
   auto started = steady::now();

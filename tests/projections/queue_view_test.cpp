@@ -244,6 +244,10 @@ BOOST_AUTO_TEST_CASE(times_format_and_parse_in_utc) {
   BOOST_TEST(!parse_time("yesterday"));
   BOOST_TEST(!parse_time("2026-13-01"));
   BOOST_TEST(!parse_time("2026-11-22T14:02:00+01:00"));
+  BOOST_TEST(parse_time("2026-11-22T14:02:00+00:00").value() == 1'795'356'120'000);
+  BOOST_TEST(!parse_time("2026-02-29"));
+  BOOST_TEST(parse_time("2028-02-29").has_value());
+  BOOST_TEST(!parse_time("2026-04-31T00:00:00Z"));
 }
 
 BOOST_AUTO_TEST_CASE(a_snapshot_decodes_to_the_same_view_and_folding_on_from_it_matches) {

@@ -139,7 +139,7 @@ BOOST_AUTO_TEST_CASE(bad_arguments_get_a_clear_error) {
   }
   auto bad_at = replay({"--data", dir.sub("data"), "--at", "last tuesday"});
   BOOST_TEST(bad_at.exit_code == 2);
-  BOOST_TEST(bad_at.err.find("expected a sequence number or a time") != std::string::npos,
+  BOOST_TEST(bad_at.err.find("--at last tuesday: expected a sequence number") != std::string::npos,
              bad_at.err);
   auto no_job = replay({"--data", dir.sub("data"), "--job", "12345"});
   BOOST_TEST(no_job.exit_code == 1);
