@@ -241,8 +241,10 @@ void print_view(const queue_view& view, millis now, std::size_t limit) {
       for (auto [id, mode] : r.holders)
         holders += (holders.empty() ? "" : ", ") + std::to_string(id) +
                    (mode == lock_mode::shared ? " (shared)" : "");
-      for (auto [id, mode] : r.waiters)
-        waiters += (waiters.empty() ? "" : ", ") + std::to_string(id);
+      for (std::size_t i = 0; i < r.waiters.size() && i < limit; ++i)
+        waiters += (waiters.empty() ? "" : ", ") + std::to_string(r.waiters[i].first);
+      if (r.waiters.size() > limit)
+        waiters += " and " + std::to_string(r.waiters.size() - limit) + " more";
       std::printf("  %-20s held by %s%s%s\n", r.name.c_str(),
                   holders.empty() ? "nobody" : ("job " + holders).c_str(),
                   waiters.empty() ? "" : "; waiting: ", waiters.c_str());
