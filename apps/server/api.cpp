@@ -357,7 +357,7 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
   enum class op {
     none, healthz, readyz, metrics, asset, submit, list, get, cancel, run_now, retry, review,
     heartbeat, complete, fail, lease, complete_batch, queues, pause, resume, concurrency,
-    events, stream
+    events, stream, backup
   } what = op::none;
   std::uint64_t id = 0;
   std::string queue_name;
@@ -414,6 +414,10 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
     } else if (p2 == "events" && n == 4 && parts[3] == "stream") {
       what = op::stream;
       methods = {"GET"};
+    } else if (p2 == "admin" && n == 4 && parts[3] == "backup") {
+      what = op::backup;
+      methods = {"POST"};
+      need = permission::administer;
     }
   }
   if (methods.empty()) {
@@ -631,6 +635,7 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
         object_reader in{body, ""};
         heartbeat_request hb;
         hb.id = id;
+        hb.principal = rt.principal;
         auto token = in.id("lease_token");
         if (!token) throw bad_request("lease_token: required");
         hb.lease_token = *token;
@@ -767,6 +772,7 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
         auto body = rt.body_json(false);
         object_reader in{body, ""};
         lease_request lr;
+        lr.principal = rt.principal;
         auto worker = in.str("worker", lim.max_name_length);
         if (!worker || worker->empty()) throw bad_request("worker: required, a non-empty string");
         lr.worker = *worker;
@@ -886,6 +892,24 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
                           {{"name", q.name}, {"paused", q.paused}, {"concurrency", q.concurrency},
                            {"scheduled", q.scheduled}, {"ready", q.ready},
                            {"locking", q.locking}, {"running", q.running}}}});
+        });
+        return std::nullopt;
+      }
+
+      // -- backup: a RocksDB checkpoint written by the engine that holds the log -----------
+      case op::backup: {
+        rt.only_query({});
+        auto body = rt.body_json(false);
+        object_reader in{body, ""};
+        auto to = in.str("to", 4096);
+        if (!to || to->empty() || to->front() != '/')
+          throw bad_request("to: required, an absolute directory path that does not exist yet");
+        in.no_other_fields();
+        // Blocks for a memtable flush, hard links and a WAL copy: on the pool.
+        rt.on_pool([to = *to](route& r) {
+          auto out = r.self.eng_.checkpoint(to);
+          if (!out) return r.fail(from_engine(out.error()));
+          r.answer(200, {{"backup", {{"dir", *out}}}});
         });
         return std::nullopt;
       }

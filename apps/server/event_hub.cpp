@@ -218,7 +218,7 @@ void event_hub::deliver(const event& ev) {
   std::string text;  // formatted once, only when some stream wants it
   for (std::size_t i = 0; i < streams_.size();) {
     auto& s = streams_[i];
-    if (!matches_locked(s.filter, ev)) {
+    if (ev.seq < s.from || !matches_locked(s.filter, ev)) {
       ++i;
       continue;
     }
@@ -241,7 +241,9 @@ bool event_hub::add_stream(std::shared_ptr<stream_sink> sink, stream_filter filt
       sink->end();
       return false;
     }
-    next = from == 0 ? seen_ + 1 : from;
+    // "New events only" means after the log's head now; the hub itself may
+    // still be behind the head (its events arrive on another thread).
+    next = from == 0 ? eng_.head() + 1 : from;
   }
   constexpr sequence_t page = 512;
   for (;;) {
@@ -254,7 +256,7 @@ bool event_hub::add_stream(std::shared_ptr<stream_sink> sink, stream_filter filt
       }
       if (next > seen_) {
         // Caught up: from here on the hub delivers, in order, under mu_.
-        streams_.push_back(live_stream{std::move(sink), std::move(filter)});
+        streams_.push_back(live_stream{std::move(sink), std::move(filter), next});
         return true;
       }
       upto = std::min(seen_, next + page - 1);

@@ -128,6 +128,7 @@ class event_hub {
   struct live_stream {
     std::shared_ptr<stream_sink> sink;
     stream_filter filter;
+    sequence_t from = 0;  // the first sequence this stream wants
   };
 
   // All below guarded by mu_.

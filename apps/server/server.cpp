@@ -21,8 +21,30 @@ namespace jobsmith::server {
 
 namespace {
 
+/// Bounds open connections. RESTinio's own connection_count_limiter keeps a
+/// raw pointer to the acceptor in every connection, which Asio then
+/// destroys after the acceptor when the server shuts down with connections
+/// open (AddressSanitizer: heap-use-after-free). This gate is shared by
+/// the connections instead: it counts accepted and closed connections and
+/// refuses (closes) a new one while `max` are open.
+struct connection_gate {
+  std::atomic<std::size_t> open{0};
+  std::size_t max = 1024;
+
+  restinio::ip_blocker::inspection_result_t inspect(
+      const restinio::ip_blocker::incoming_info_t&) noexcept {
+    return open.load() >= max ? restinio::ip_blocker::deny() : restinio::ip_blocker::allow();
+  }
+  void state_changed(const restinio::connection_state::notice_t& notice) noexcept {
+    auto index = notice.cause().index();  // accepted_t, closed_t, upgraded_to_websocket_t
+    if (index == 0) open.fetch_add(1);
+    else if (index == 1) open.fetch_sub(1);
+  }
+};
+
 struct server_traits : public restinio::default_traits_t {
-  static constexpr bool use_connection_count_limiter = true;
+  using ip_blocker_t = connection_gate;
+  using connection_state_listener_t = connection_gate;
 };
 
 using http_server = restinio::http_server_t<server_traits>;
@@ -160,6 +182,7 @@ struct server::impl {
   std::unique_ptr<http_server> http;
   std::vector<std::thread> io_threads;
   std::atomic<std::uint16_t> bound_port{0};
+  std::shared_ptr<connection_gate> gate = std::make_shared<connection_gate>();
 
   std::thread ticker;
   std::mutex ticker_mu;
@@ -248,6 +271,7 @@ std::string server::start() {
   im.handler = std::make_unique<api>(*im.eng, *im.hub, *im.pool, cfg);
 
   auto& lim = cfg.limits;
+  im.gate->max = lim.max_connections;
   auto settings =
       restinio::server_settings_t<server_traits>{}
           .address(cfg.host)
@@ -256,7 +280,8 @@ std::string server::start() {
           .read_next_http_message_timelimit(lim.read_timeout)
           .write_http_response_timelimit(lim.write_timeout)
           .handle_request_timeout(lim.handler_timeout)
-          .max_parallel_connections(lim.max_connections)
+          .ip_blocker(im.gate)
+          .connection_state_listener(im.gate)
           // RESTinio drops a connection whose body exceeds its own limit
           // without an answer; the API answers 413 up to twice the limit.
           .incoming_http_msg_limits(

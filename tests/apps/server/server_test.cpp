@@ -15,6 +15,7 @@
 
 #include "apps/client/http_client.hpp"
 #include "apps/server/server.hpp"
+#include "store/rocksdb_log.hpp"
 #include "tests/test_support.hpp"
 
 using json = nlohmann::json;
@@ -175,6 +176,9 @@ BOOST_AUTO_TEST_CASE(list_filters_and_pages_in_id_order) {
                          {"error", "disk quota exceeded"},
                          {"retryable", false}});
   BOOST_TEST_REQUIRE(f.status == 200, dump_response(f));
+  // Every event the worker's calls caused carries its token's name.
+  for (auto& ev : get_job(*producer, fid)["history"])
+    if (ev["type"] != "job.submitted") BOOST_TEST(ev["principal"] == "w1", ev.dump());
   auto errs = producer->get("/v1/jobs?error=quota").json();
   BOOST_TEST_REQUIRE(errs["jobs"].size() == 1u);
   BOOST_TEST(errs["jobs"][0]["id"] == fid);
@@ -634,7 +638,7 @@ BOOST_AUTO_TEST_CASE(a_stream_reader_that_stops_reading_is_dropped_not_buffered)
     batch["jobs"].push_back({{"kind", "k"}, {"payload", {{"pad", std::string(200, 'p')}}}});
   for (int round = 0; round < 6 && streams() == 1; ++round)
     BOOST_TEST_REQUIRE(producer->post("/v1/jobs", batch).status == 201);
-  BOOST_TEST(wait_until([&] { return streams() == 0; }));
+  BOOST_TEST(wait_until([&] { return streams() == 0; }, 30s));
   ::close(fd);
   // The server goes on serving.
   BOOST_TEST(producer->get("/v1/jobs?limit=1").status == 200);
@@ -717,4 +721,30 @@ BOOST_AUTO_TEST_CASE(restart_keeps_jobs_and_counters) {
   http::client c{u, producer_token};
   BOOST_TEST(get_job(c, id)["job"]["state"] == "queued");
   BOOST_TEST(c.get("/metrics").body.find("jobsmith_jobs_submitted_total 1") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(an_admin_can_take_a_backup_of_the_running_engine) {
+  served s;
+  auto admin = s.as(admin_token);
+  auto producer = s.as(producer_token);
+  auto id = submit(*producer, {{"kind", "k"}});
+  const std::string target = s.dir.sub("backup");
+  expect_error(producer->post("/v1/admin/backup", {{"to", target}}), 403, "forbidden");
+  expect_error(admin->post("/v1/admin/backup", {{"to", "relative/dir"}}), 400, "bad_request");
+  auto r = admin->post("/v1/admin/backup", {{"to", target}});
+  BOOST_TEST_REQUIRE(r.status == 200, dump_response(r));
+  BOOST_TEST(r.json()["backup"]["dir"] == target);
+  BOOST_TEST(std::filesystem::exists(target + "/CURRENT"));
+  // The copy is a log of its own holding the job.
+  std::unique_ptr<jobsmith::store::event_log> copy;
+  jobsmith::store::rocksdb_log_options o;
+  o.read_only = true;
+  o.create_if_missing = false;
+  BOOST_TEST_REQUIRE(jobsmith::store::open_rocksdb_log(target, o, &copy).is_ok());
+  bool found = false;
+  BOOST_TEST(copy->read_job(id, [&](const jobsmith::store::record&) { return found = true; }).is_ok());
+  BOOST_TEST(found);
+  // A target that exists is refused, and nothing is overwritten.
+  auto again = admin->post("/v1/admin/backup", {{"to", target}});
+  BOOST_TEST(again.status == 400, dump_response(again));
 }
