@@ -519,19 +519,26 @@ namespace {
 
 /// A short-lived actor that sends one request and hands the answer to a
 /// callback, so callers outside CAF need no thread per outstanding request.
+/// The request travels as spawn arguments, not lambda captures: CAF 0.17
+/// dereferences an empty argument tuple when an actor is spawned without
+/// arguments (UBSan reports it; scripts/ubsan.supp).
+template <class R, class Handle, class... Ts>
+void ask_bridge(caf::event_based_actor* self, Handle dest, engine::callback<R> cb, Ts... xs) {
+  self->request(dest, caf::infinite, std::move(xs)...)
+      .then(
+          [self, cb](R& value) {
+            cb(std::move(value));
+            self->quit();
+          },
+          [self, cb](caf::error& err) {
+            cb(from_caf(err));
+            self->quit();
+          });
+}
+
 template <class R, class Handle, class... Ts>
 void ask_async(caf::actor_system& sys, const Handle& dest, engine::callback<R> cb, Ts... xs) {
-  sys.spawn([dest, cb = std::move(cb), xs...](caf::event_based_actor* self) mutable {
-    self->request(dest, caf::infinite, std::move(xs)...)
-        .then([self, cb](R& value) mutable {
-                cb(std::move(value));
-                self->quit();
-              },
-              [self, cb](caf::error& err) mutable {
-                cb(from_caf(err));
-                self->quit();
-              });
-  });
+  sys.spawn(&ask_bridge<R, Handle, Ts...>, dest, std::move(cb), std::move(xs)...);
 }
 
 }  // namespace

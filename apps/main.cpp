@@ -45,7 +45,8 @@ int main(int argc, char** argv) {
   // bench --url: the same workload through a running `jobsmith serve`.
   jobsmith::apps::url_bench_options url_bench;
   bench_cmd->add_option("--url", url_bench.url, "a running server: bench it over HTTP");
-  bench_cmd->add_option("--token", url_bench.token, "with --url: a token with producer and worker roles")
+  bench_cmd
+      ->add_option("--token", url_bench.token, "with --url: a token with producer and worker roles")
       ->envname("JOBSMITH_TOKEN");
   bench_cmd->add_option("--server-pid", url_bench.server_pid,
                         "with --url: the server's pid, to read its peak RSS");

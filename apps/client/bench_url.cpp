@@ -1,9 +1,9 @@
 #include "apps/client/bench_url.hpp"
 
 #include <fcntl.h>
-#include <sys/resource.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,8 +13,8 @@
 #include <cstdio>
 #include <fstream>
 #include <iterator>
-#include <sstream>
 #include <mutex>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -356,8 +356,9 @@ int run_url_bench(const url_bench_options& o) {
       }
       auto t = wall_us();
       auto job = [&](std::uint64_t i) {
-        return "{\"kind\":\"noop\",\"queue\":\"" + queue + "\",\"payload\":{\"i\":" +
-               std::to_string(first + i) + ",\"t\":" + std::to_string(t) + "}}";
+        return "{\"kind\":\"noop\",\"queue\":\"" + queue +
+               "\",\"payload\":{\"i\":" + std::to_string(first + i) +
+               ",\"t\":" + std::to_string(t) + "}}";
       };
       if (o.rate > 0) {
         body = job(0);
@@ -410,35 +411,40 @@ int run_url_bench(const url_bench_options& o) {
   }
 
   auto completed = w.value("completed", std::uint64_t{0});
-  double secs = static_cast<double>(w.value("last_complete_us", std::int64_t{0}) - first_submit_us) / 1e6;
+  double secs =
+      static_cast<double>(w.value("last_complete_us", std::int64_t{0}) - first_submit_us) / 1e6;
   double submit_secs = static_cast<double>(submitted_us - first_submit_us) / 1e6;
-  std::printf("jobsmith bench --url %s: %llu no-op jobs, %s; worker process: %u threads, leases of "
-              "up to %u, batch completes\n",
-              o.url.c_str(), static_cast<unsigned long long>(o.jobs),
-              o.rate ? ("one per submit at " + std::to_string(o.rate) + " jobs/s from " +
-                        std::to_string(producer_count) + " threads")
-                           .c_str()
-                     : ("batches of " + std::to_string(o.batch) + " from " +
-                        std::to_string(producer_count) + " threads")
-                           .c_str(),
-              o.worker_threads, o.lease_batch);
-  std::printf("  completed       %llu of %llu (completions answered 200; server counts %s "
-              "succeeded)\n",
-              static_cast<unsigned long long>(completed), static_cast<unsigned long long>(o.jobs),
-              server_count.c_str());
+  std::printf(
+      "jobsmith bench --url %s: %llu no-op jobs, %s; worker process: %u threads, leases of "
+      "up to %u, batch completes\n",
+      o.url.c_str(), static_cast<unsigned long long>(o.jobs),
+      o.rate ? ("one per submit at " + std::to_string(o.rate) + " jobs/s from " +
+                std::to_string(producer_count) + " threads")
+                   .c_str()
+             : ("batches of " + std::to_string(o.batch) + " from " +
+                std::to_string(producer_count) + " threads")
+                   .c_str(),
+      o.worker_threads, o.lease_batch);
+  std::printf(
+      "  completed       %llu of %llu (completions answered 200; server counts %s "
+      "succeeded)\n",
+      static_cast<unsigned long long>(completed), static_cast<unsigned long long>(o.jobs),
+      server_count.c_str());
   if (secs > 0)
     std::printf("  end to end      %.2f s  ->  %.0f jobs/s (first submit to last completion)\n",
                 secs, static_cast<double>(completed) / secs);
   std::printf("  submitting      %.2f s  ->  %.0f jobs/s offered\n", submit_secs,
               static_cast<double>(o.jobs) / submit_secs);
-  std::printf("  submit->start   p50 %.2f ms  p99 %.2f ms  max %.2f ms  (%llu samples: the "
-              "worker holds the leased job)\n",
-              w.value("received_p50_ms", 0.0), w.value("received_p99_ms", 0.0),
-              w.value("received_max_ms", 0.0),
-              static_cast<unsigned long long>(w.value("samples", std::uint64_t{0})));
-  std::printf("  submit->started_at p50 %.2f ms  p99 %.2f ms  (the server's started_at, ms "
-              "resolution)\n",
-              w.value("started_p50_ms", 0.0), w.value("started_p99_ms", 0.0));
+  std::printf(
+      "  submit->start   p50 %.2f ms  p99 %.2f ms  max %.2f ms  (%llu samples: the "
+      "worker holds the leased job)\n",
+      w.value("received_p50_ms", 0.0), w.value("received_p99_ms", 0.0),
+      w.value("received_max_ms", 0.0),
+      static_cast<unsigned long long>(w.value("samples", std::uint64_t{0})));
+  std::printf(
+      "  submit->started_at p50 %.2f ms  p99 %.2f ms  (the server's started_at, ms "
+      "resolution)\n",
+      w.value("started_p50_ms", 0.0), w.value("started_p99_ms", 0.0));
   std::printf("  lease calls     %llu for %llu jobs; overload answers: %llu submit, %llu worker\n",
               static_cast<unsigned long long>(w.value("lease_calls", std::uint64_t{0})),
               static_cast<unsigned long long>(w.value("leased", std::uint64_t{0})),

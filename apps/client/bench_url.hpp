@@ -15,12 +15,12 @@ struct url_bench_options {
   std::string url;
   std::string token;
   std::uint64_t jobs = 100'000;
-  std::uint64_t rate = 0;        // jobs/s, one job per submit; 0 = flat out in batches
-  std::uint64_t batch = 1000;    // jobs per submit when flat out
-  std::uint32_t producers = 2;   // submitting threads (more at a rate; see the .cpp)
+  std::uint64_t rate = 0;            // jobs/s, one job per submit; 0 = flat out in batches
+  std::uint64_t batch = 1000;        // jobs per submit when flat out
+  std::uint32_t producers = 2;       // submitting threads (more at a rate; see the .cpp)
   std::uint32_t worker_threads = 4;  // threads of the worker process
   std::uint32_t lease_batch = 500;   // max_jobs per lease call
-  long server_pid = 0;           // read its VmHWM when given
+  long server_pid = 0;               // read its VmHWM when given
   std::uint32_t max_seconds = 600;   // give up after this long
 };
 

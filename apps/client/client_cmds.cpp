@@ -229,11 +229,12 @@ int run_status(const connection_options& conn, std::uint64_t id) {
     std::vector<std::vector<std::string>> log = {{"TIME", "LEVEL", "TEXT"}};
     if (a.contains("history") && a["history"].is_array())
       for (auto& ev : a["history"]) {
-        history.push_back({text_of(ev, "seq"), format_time(int_of(ev, "time")),
-                           text_of(ev, "type"), text_of(ev, "principal"), event_summary(ev)});
+        history.push_back({text_of(ev, "seq"), format_time(int_of(ev, "time")), text_of(ev, "type"),
+                           text_of(ev, "principal"), event_summary(ev)});
         if (text_of(ev, "type") == "job.progress" && ev["body"].contains("lines"))
           for (auto& l : ev["body"]["lines"])
-            log.push_back({format_time(int_of(l, "time")), text_of(l, "level"), text_of(l, "text")});
+            log.push_back(
+                {format_time(int_of(l, "time")), text_of(l, "level"), text_of(l, "text")});
       }
     std::printf("\nhistory:\n");
     print_table(history);
@@ -305,8 +306,8 @@ int run_queues(const connection_options& conn) {
   auto c = make_client(conn, "queues");
   if (!c) return exit_usage;
   return answer(c->get("/v1/queues"), conn, "queues", [](const json& a) {
-    std::vector<std::vector<std::string>> rows = {{"QUEUE", "PAUSED", "CONCURRENCY", "SCHEDULED",
-                                                   "READY", "LOCKING", "RUNNING", "COUNTS"}};
+    std::vector<std::vector<std::string>> rows = {
+        {"QUEUE", "PAUSED", "CONCURRENCY", "SCHEDULED", "READY", "LOCKING", "RUNNING", "COUNTS"}};
     if (a.contains("queues"))
       for (auto& q : a["queues"]) {
         std::string counts;
@@ -317,8 +318,7 @@ int run_queues(const connection_options& conn) {
         auto conc = int_of(q, "concurrency");
         rows.push_back({text_of(q, "name"), q.value("paused", false) ? "yes" : "no",
                         conc == 0 ? "unlimited" : std::to_string(conc), text_of(q, "scheduled"),
-                        text_of(q, "ready"), text_of(q, "locking"), text_of(q, "running"),
-                        counts});
+                        text_of(q, "ready"), text_of(q, "locking"), text_of(q, "running"), counts});
       }
     print_table(rows);
   });
@@ -466,8 +466,7 @@ void add_client_commands(CLI::App& app, int& exit_code) {
     const char* help;
   };
   for (auto [verb, help] :
-       {job_action{"cancel", "cancel a job"},
-        job_action{"run-now", "make a scheduled job due now"},
+       {job_action{"cancel", "cancel a job"}, job_action{"run-now", "make a scheduled job due now"},
         job_action{"retry", "give a discarded, expired or declined job new attempts"}}) {
     auto conn = std::make_shared<connection_options>();
     auto id = std::make_shared<std::uint64_t>(0);

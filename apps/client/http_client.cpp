@@ -32,7 +32,8 @@ std::string lower(std::string_view s) {
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -68,8 +69,8 @@ class connection {
     }
     std::string last = "no address";
     for (auto* ai = found; ai != nullptr; ai = ai->ai_next) {
-      int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                        ai->ai_protocol);
+      int fd =
+          ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
       if (fd < 0) {
         last = std::strerror(errno);
         continue;
@@ -624,9 +625,9 @@ response client::stream(std::string_view path, const headers& extra,
     auto s = reader.next(chunk, idle_timeout);
     if (s == body_reader::step::end) return r;
     if (s == body_reader::step::failed) {
-      r.transport_error = reader.timed_out ? "stream idle for " +
-                                                 std::to_string(idle_timeout.count()) + " ms"
-                                           : reader.error;
+      r.transport_error = reader.timed_out
+                              ? "stream idle for " + std::to_string(idle_timeout.count()) + " ms"
+                              : reader.error;
       return r;
     }
     if (!parser.feed(chunk, on_event)) return r;

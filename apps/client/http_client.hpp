@@ -6,13 +6,12 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace jobsmith::http {
 
@@ -27,9 +26,9 @@ struct url {
 };
 
 struct response {
-  int status = 0;        // 0: no HTTP answer at all (see transport_error)
+  int status = 0;               // 0: no HTTP answer at all (see transport_error)
   std::string transport_error;  // "connect 127.0.0.1:7878: Connection refused", ...
-  headers header_list;   // names lower-cased
+  headers header_list;          // names lower-cased
   std::string body;
   /// The first header of that (lower-case) name, or "".
   std::string header(std::string_view name) const;

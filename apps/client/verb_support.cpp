@@ -29,8 +29,8 @@ int report_failure(const http::response& r, const connection_options& o, std::st
   if (r.status >= 200 && r.status < 300) return exit_ok;
   auto v = std::string(verb);
   if (r.status == 0) {
-    bool unreachable = r.transport_error.rfind("connect ", 0) == 0 ||
-                       r.transport_error.rfind("resolve ", 0) == 0;
+    bool unreachable =
+        r.transport_error.rfind("connect ", 0) == 0 || r.transport_error.rfind("resolve ", 0) == 0;
     std::fprintf(stderr, "jobsmith %s: %s the server at %s: %s\n", v.c_str(),
                  unreachable ? "cannot reach" : "no answer from", o.url.c_str(),
                  r.transport_error.c_str());

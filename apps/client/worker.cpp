@@ -15,8 +15,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cstdarg>
 #include <condition_variable>
+#include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <list>
@@ -71,9 +71,9 @@ struct line_splitter {
   va_start(args, fmt);
   std::vsnprintf(message, sizeof message, fmt, args);
   va_end(args);
-  auto now = std::chrono::duration_cast<milliseconds>(
-                 std::chrono::system_clock::now().time_since_epoch())
-                 .count();
+  auto now =
+      std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
   std::fprintf(stderr, "%s jobsmith work: %s\n", format_time(now).c_str(), message);
 }
 
@@ -119,8 +119,7 @@ class job_runner {
   }
 
   void run() {
-    log_event("job %llu (%s) attempt %u: starting", ull(job_.id), job_.kind.c_str(),
-              job_.attempt);
+    log_event("job %llu (%s) attempt %u: starting", ull(job_.id), job_.kind.c_str(), job_.attempt);
     if (!spawn()) return;
     supervise();
   }
@@ -170,8 +169,8 @@ class job_runner {
     posix_spawnattr_setsigdefault(&attr, &defaults);
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
-                                        POSIX_SPAWN_SETSIGMASK);
+    posix_spawnattr_setflags(
+        &attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
     int rc = ::posix_spawnp(&pid_, argv[0], &fa, &attr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
@@ -385,8 +384,8 @@ class job_runner {
     for (auto backoff = milliseconds(100);; backoff = std::min(backoff * 2, milliseconds(2000))) {
       auto r = client_.post(path, body);
       if (r.status == 200) {
-        std::string extra = body.contains("error") ? " (" + body["error"].get<std::string>() + ")"
-                                                   : "";
+        std::string extra =
+            body.contains("error") ? " (" + body["error"].get<std::string>() + ")" : "";
         log_event("job %llu: %s%s", ull(job_.id), what, extra.c_str());
         return;
       }
@@ -510,7 +509,8 @@ int run_work(const work_options& o) {
     for (auto& j : answer["jobs"]) {
       leased_job job;
       if (!leased_job::from(j, job)) {
-        log_event("skipping a malformed job in the lease answer: %s", compact(j).substr(0, 200).c_str());
+        log_event("skipping a malformed job in the lease answer: %s",
+                  compact(j).substr(0, 200).c_str());
         continue;
       }
       auto done = std::make_shared<std::atomic<bool>>(false);

@@ -13,12 +13,12 @@ namespace jobsmith::apps {
 
 struct work_options {
   connection_options conn;
-  std::vector<std::string> queues;  // empty = every queue
-  std::uint32_t concurrency = 1;    // children at once
-  std::string name;                 // worker name; default host:pid
-  int permanent_exit_code = 100;    // this exit code fails the job for good
-  std::int64_t wait_ms = 5000;      // long-poll wait per lease call
-  std::vector<std::string> command; // argv; run without a shell
+  std::vector<std::string> queues;   // empty = every queue
+  std::uint32_t concurrency = 1;     // children at once
+  std::string name;                  // worker name; default host:pid
+  int permanent_exit_code = 100;     // this exit code fails the job for good
+  std::int64_t wait_ms = 5000;       // long-poll wait per lease call
+  std::vector<std::string> command;  // argv; run without a shell
 };
 
 /// Runs until SIGTERM/SIGINT, then lets running children finish, reports

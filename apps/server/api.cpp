@@ -199,6 +199,30 @@ std::optional<std::string> percent_decode(std::string_view s) {
 
 }  // namespace
 
+void parse_query(std::string_view raw, http_request& r) {
+  std::size_t start = 0;
+  while (start <= raw.size()) {
+    auto end = raw.find('&', start);
+    if (end == std::string_view::npos) end = raw.size();
+    std::string_view pair = raw.substr(start, end - start);
+    if (!pair.empty()) {
+      auto eq = pair.find('=');
+      std::string key{pair.substr(0, eq)};
+      std::string value{eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1)};
+      std::replace(key.begin(), key.end(), '+', ' ');
+      std::replace(value.begin(), value.end(), '+', ' ');
+      auto k = percent_decode(key);
+      auto v = percent_decode(value);
+      if (!k || !v) {
+        r.query_malformed = true;
+        return;
+      }
+      r.query.emplace_back(std::move(*k), std::move(*v));
+    }
+    start = end + 1;
+  }
+}
+
 // -- plumbing -----------------------------------------------------------------------------
 
 http_reply api::error_reply(int status, std::string_view code, std::string_view message) {

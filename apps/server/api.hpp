@@ -31,6 +31,11 @@ struct http_request {
   std::string body;
 };
 
+/// Fills `r.query` from a raw query string ("state=queued,running&limit=5"):
+/// pairs split at '&' and the first '=', '+' read as a space, %XX escapes
+/// decoded; sets r.query_malformed on a broken escape.
+void parse_query(std::string_view raw, http_request& r);
+
 struct http_reply {
   int status = 200;
   std::string content_type = "application/json";

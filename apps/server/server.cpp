@@ -195,16 +195,9 @@ struct server::impl {
     const auto& h = req->header();
     r.method = h.method().c_str();
     r.path = std::string{h.path()};
-    auto query = h.query();
-    if (!query.empty()) {
-      auto parsed =
-          restinio::try_parse_query<restinio::parse_query_traits::relaxed>(query);
-      if (parsed) {
-        for (const auto& [k, v] : *parsed) r.query.emplace_back(std::string{k}, std::string{v});
-      } else {
-        r.query_malformed = true;
-      }
-    }
+    // Parsed by the API itself: RESTinio's parser refuses the commas of
+    // "state=queued,running".
+    parse_query(h.query(), r);
     r.authorization = h.get_field_or(restinio::http_field::authorization, "");
     r.last_event_id = h.get_field_or("Last-Event-ID", "");
     r.body = req->body();

@@ -2,8 +2,6 @@
 // `jobsmith` binary (JOBSMITH_BINARY) as subprocesses against a real
 // `jobsmith serve` on a free loopback port with a fresh data directory.
 #define BOOST_TEST_MODULE cli
-#include <boost/test/unit_test.hpp>
-
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -12,13 +10,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <boost/test/unit_test.hpp>
 #include <fstream>
 #include <initializer_list>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "apps/client/http_client.hpp"
 #include "tests/test_support.hpp"
@@ -56,9 +54,7 @@ std::uint16_t free_port() {
 class process {
  public:
   process(const std::string& dir, std::vector<std::string> args, const std::string& stdin_text = {})
-      : out_(dir + "/out-" + std::to_string(++counter)),
-        err_(out_ + ".err"),
-        in_(out_ + ".in") {
+      : out_(dir + "/out-" + std::to_string(++counter)), err_(out_ + ".err"), in_(out_ + ".in") {
     std::ofstream(in_) << stdin_text;
     args.insert(args.begin(), JOBSMITH_BINARY);
     std::vector<char*> argv;
@@ -179,7 +175,8 @@ struct served {
     auto j = job(id);
     return j.contains("job") ? j["job"]["state"].get<std::string>() : "?";
   }
-  bool wait_state(std::uint64_t id, const std::string& want, std::chrono::milliseconds limit = 15s) {
+  bool wait_state(std::uint64_t id, const std::string& want,
+                  std::chrono::milliseconds limit = 15s) {
     return wait_until([&] { return state(id) == want; }, limit);
   }
   /// The types of the job's events, in order.
@@ -209,8 +206,8 @@ std::vector<std::string> work_args(std::vector<std::string> options,
 
 BOOST_AUTO_TEST_CASE(submit_then_status_and_errors) {
   served s;
-  auto r = s.run({"submit", "--kind", "resize", "--queue", "images", "--payload", "-",
-                  "--priority", "3", "--resource", "db:charts:shared", "--max-attempts", "5"},
+  auto r = s.run({"submit", "--kind", "resize", "--queue", "images", "--payload", "-", "--priority",
+                  "3", "--resource", "db:charts:shared", "--max-attempts", "5"},
                  R"({"image":"a.png"})");
   BOOST_TEST_REQUIRE(r.code == 0, r.err);
   auto id = std::stoull(r.out);
@@ -240,8 +237,8 @@ BOOST_AUTO_TEST_CASE(submit_then_status_and_errors) {
   BOOST_TEST(refused.code == 2, refused.err);
   BOOST_TEST(contains(refused.err, "HTTP 400"), refused.err);
 
-  process unreachable(s.dir.path(), {"queues", "--url", "http://127.0.0.1:" +
-                                                           std::to_string(free_port())});
+  process unreachable(s.dir.path(),
+                      {"queues", "--url", "http://127.0.0.1:" + std::to_string(free_port())});
   BOOST_TEST(unreachable.wait() == 1);
   BOOST_TEST(contains(unreachable.err(), "cannot reach the server"), unreachable.err());
 }
@@ -285,11 +282,11 @@ BOOST_AUTO_TEST_CASE(work_completes_jobs_with_the_last_json_line_and_logs) {
   std::vector<std::uint64_t> ids;
   for (int i = 0; i < 3; ++i)
     ids.push_back(s.submit({"--kind", "echo", "--payload", R"({"n":)" + std::to_string(i) + "}"}));
-  auto w = s.start(work_args(
-      {"--queues", "default", "--concurrency", "2"},
-      {"--", "sh", "-c",
-       "echo \"job $JOBSMITH_JOB_ID attempt $JOBSMITH_ATTEMPT kind $JOBSMITH_KIND\"; "
-       "echo warning >&2; cat; echo; echo '{\"ok\":1}'"}));
+  auto w = s.start(
+      work_args({"--queues", "default", "--concurrency", "2"},
+                {"--", "sh", "-c",
+                 "echo \"job $JOBSMITH_JOB_ID attempt $JOBSMITH_ATTEMPT kind $JOBSMITH_KIND\"; "
+                 "echo warning >&2; cat; echo; echo '{\"ok\":1}'"}));
   for (auto id : ids) BOOST_TEST(s.wait_state(id, "succeeded"), "job " << id << w->err());
   auto job = s.job(ids[1]);
   BOOST_TEST(job["job"]["result"] == json::parse(R"({"ok":1})"));
@@ -303,10 +300,9 @@ BOOST_AUTO_TEST_CASE(work_completes_jobs_with_the_last_json_line_and_logs) {
 
 BOOST_AUTO_TEST_CASE(a_failing_command_is_retried_and_a_permanent_code_discards) {
   served s;
-  auto flaky = s.submit({"--kind", "f", "--queue", "flaky", "--max-attempts", "2",
-                         "--retry-initial", "0"});
-  auto w = s.start(work_args({"--queues", "flaky"},
-                             {"--", "sh", "-c", "echo boom >&2; exit 1"}));
+  auto flaky =
+      s.submit({"--kind", "f", "--queue", "flaky", "--max-attempts", "2", "--retry-initial", "0"});
+  auto w = s.start(work_args({"--queues", "flaky"}, {"--", "sh", "-c", "echo boom >&2; exit 1"}));
   BOOST_TEST(s.wait_state(flaky, "discarded"), w->err());
   auto job = s.job(flaky)["job"];
   BOOST_TEST(job["attempts"] == 2);
@@ -336,8 +332,8 @@ BOOST_AUTO_TEST_CASE(a_failing_command_is_retried_and_a_permanent_code_discards)
 BOOST_AUTO_TEST_CASE(sigterm_lets_the_running_job_finish_and_stops_leasing) {
   served s;
   auto first = s.submit({"--kind", "slow"});
-  auto w = s.start(work_args({"--concurrency", "1"},
-                             {"--", "sh", "-c", "sleep 1; echo '{\"finished\":true}'"}));
+  auto w = s.start(
+      work_args({"--concurrency", "1"}, {"--", "sh", "-c", "sleep 1; echo '{\"finished\":true}'"}));
   BOOST_TEST_REQUIRE(s.wait_state(first, "running"), w->err());
   w->signal(SIGTERM);
   auto second = s.submit({"--kind", "slow"});
@@ -352,9 +348,9 @@ BOOST_AUTO_TEST_CASE(a_killed_worker_s_job_is_reclaimed_and_run_by_another) {
   auto id = s.submit({"--kind", "k", "--heartbeat", "1000", "--retry-initial", "0"});
   // The first attempt hangs (its orphaned shell ends by itself after 3 s);
   // later attempts succeed.
-  std::vector<std::string> command = {
-      "--", "sh", "-c",
-      "if [ \"$JOBSMITH_ATTEMPT\" = 1 ]; then sleep 3; fi; echo \"{\\\"attempt\\\":$JOBSMITH_ATTEMPT}\""};
+  std::vector<std::string> command = {"--", "sh", "-c",
+                                      "if [ \"$JOBSMITH_ATTEMPT\" = 1 ]; then sleep 3; fi; echo "
+                                      "\"{\\\"attempt\\\":$JOBSMITH_ATTEMPT}\""};
   auto w1 = s.start(work_args({"--name", "first"}, command));
   BOOST_TEST_REQUIRE(s.wait_state(id, "running"), w1->err());
   w1->signal(SIGKILL);
@@ -418,8 +414,8 @@ BOOST_AUTO_TEST_CASE(tail_prints_events_from_a_sequence) {
   BOOST_TEST(contains(got[1], "job " + std::to_string(id)), got[1]);
 
   // Following: new events arrive as they happen, filtered by job and type, as JSON.
-  auto follow = s.start({"tail", "--job", std::to_string(id), "--from", "1", "--json",
-                         "--type", "job.submitted,job.started,job.succeeded", "--count", "3"});
+  auto follow = s.start({"tail", "--job", std::to_string(id), "--from", "1", "--json", "--type",
+                         "job.submitted,job.started,job.succeeded", "--count", "3"});
   auto w = s.start(work_args({"--queues", "tq"}, ok_command));
   BOOST_TEST(follow->wait(15s) == 0, follow->err());
   std::istringstream jl(follow->out());

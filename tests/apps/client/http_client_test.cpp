@@ -2,7 +2,7 @@
 // body framings, keep-alive reuse, reconnect after a server close, timeouts,
 // and the Server-Sent Events parser.
 #define BOOST_TEST_MODULE http_client
-#include <boost/test/unit_test.hpp>
+#include "apps/client/http_client.hpp"
 
 #include <netinet/in.h>
 #include <poll.h>
@@ -10,13 +10,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/test/unit_test.hpp>
 #include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include "apps/client/http_client.hpp"
 
 using namespace jobsmith;
 using namespace std::chrono_literals;
@@ -166,9 +165,9 @@ BOOST_AUTO_TEST_CASE(keep_alive_reuses_one_connection) {
 BOOST_AUTO_TEST_CASE(chunked_body_in_pieces_with_extensions_and_trailers) {
   script_server server([&](int fd, int) {
     if (read_request(fd).empty()) return;
-    send_pieces(fd, {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "5;ext=1\r\nhel",
-                     "lo\r", "\n", "6\r\n wor", "ld\r\nA\r\n0123456789\r\n", "0\r\nX-Trailer: t\r\n",
-                     "\r\n"});
+    send_pieces(fd,
+                {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "5;ext=1\r\nhel", "lo\r",
+                 "\n", "6\r\n wor", "ld\r\nA\r\n0123456789\r\n", "0\r\nX-Trailer: t\r\n", "\r\n"});
     // then a second request on the same connection
     if (read_request(fd).empty()) return;
     send_pieces(fd, {answer("{}")});
@@ -264,12 +263,13 @@ BOOST_AUTO_TEST_CASE(sse_parsing_follows_the_whatwg_rules) {
         "\xEF\xBB\xBF: hello comment\n"
         "id: 7\nevent: job.submitted\ndata: {\"seq\":7}\n\n"
         ": keepalive\r\n"
-        "data: line one\r\ndata: line two\r\ndata\r\n\r\n"  // type "message", id stays 7
+        "data: line one\r\ndata: line two\r\ndata\r\n\r\n"    // type "message", id stays 7
         "id: 9\rdata:no-space\r\rretry: 100\nunknown: x\n\n"  // CR endings; no data: nothing
         "event: e\ndata:  two spaces\n\n"
         "data: after stop\n\n";
-    std::vector<std::string> pieces = {"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                                       "Transfer-Encoding: chunked\r\n\r\n"};
+    std::vector<std::string> pieces = {
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"};
     std::size_t pos = 0;
     std::size_t sizes[] = {3, 17, 1, 30, 2, 11, 1, 40, 1000};
     for (auto s : sizes) {
@@ -315,8 +315,8 @@ BOOST_AUTO_TEST_CASE(sse_stream_end_idle_timeout_and_error_answer) {
       send_pieces(fd, {"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n",
                        "id: 1\ndata: a\n\ndata: incomplete"});
     } else if (index == 1) {  // goes quiet
-      send_pieces(fd, {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
-                       "c\r\n: keepalive\n\r\n"});
+      send_pieces(
+          fd, {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "c\r\n: keepalive\n\r\n"});
       std::this_thread::sleep_for(400ms);
     } else {
       send_pieces(fd, {"HTTP/1.1 401 Unauthorized\r\nContent-Length: 55\r\n\r\n"
@@ -331,7 +331,8 @@ BOOST_AUTO_TEST_CASE(sse_stream_end_idle_timeout_and_error_answer) {
   BOOST_TEST(count == 1);  // the incomplete event is dropped at the end
 
   count = 0;
-  auto r2 = c.stream("/s", {}, [&](const http::sse_event&) { return ++count, true; }, 150ms);
+  auto r2 = c.stream(
+      "/s", {}, [&](const http::sse_event&) { return ++count, true; }, 150ms);
   BOOST_TEST(r2.status == 200);
   BOOST_TEST(count == 0);
   BOOST_TEST(r2.transport_error.find("idle") != std::string::npos, r2.transport_error);
