@@ -178,7 +178,8 @@ BOOST_AUTO_TEST_CASE(list_filters_and_pages_in_id_order) {
                          {"retryable", false}});
   BOOST_TEST_REQUIRE(f.status == 200, dump_response(f));
   // Every event the worker's calls caused carries its token's name.
-  for (auto& ev : get_job(*producer, fid)["history"])
+  const json failed_job = get_job(*producer, fid);
+  for (auto& ev : failed_job["history"])
     if (ev["type"] != "job.submitted") BOOST_TEST(ev["principal"] == "w1", ev.dump());
   auto errs = producer->get("/v1/jobs?error=quota").json();
   BOOST_TEST_REQUIRE(errs["jobs"].size() == 1u);
