@@ -19,6 +19,22 @@ void maybe_stop(self_ptr self) {
   }
 }
 
+/// This actor just committed the event that made its job terminal. The
+/// scheduler forgets the actor when it folds that event (the batch reaches
+/// its mailbox before our append's answer reaches ours), so the actor stops
+/// without a stop notice. Commands that queued up meanwhile go back to the
+/// scheduler, behind that batch, which routes them to a fresh actor: never
+/// two actors for one job.
+void stop_after_terminal_commit(self_ptr self) {
+  auto& st = self->state;
+  for (auto& w : st.waiting)
+    if (w.promise.pending())
+      w.promise.delegate(st.scheduler, atom::command::value, st.record.id, std::move(w.command),
+                         std::move(w.principal));
+  st.waiting.clear();
+  self->quit();
+}
+
 /// A start the scheduler asked for did not happen.
 void report_refused_start(self_ptr self, const job_command& cmd) {
   if (auto start = std::get_if<cmd_start>(&cmd))
@@ -73,8 +89,8 @@ void process(self_ptr self, job_command& cmd, std::string& principal,
   std::uint64_t start_token = start ? start->lease_token : 0;
   self->request(st.journal, caf::infinite, atom::append::value, std::move(events))
       .then(
-          [self, promise, to_apply = std::move(to_apply), was_terminal, token_before](
-              sequence_t first) mutable {
+          [self, promise, to_apply = std::move(to_apply), was_terminal,
+           token_before](sequence_t first) mutable {
             auto& st = self->state;
             for (auto& ev : to_apply) {
               ev.seq = first++;
@@ -85,6 +101,10 @@ void process(self_ptr self, job_command& cmd, std::string& principal,
             if (promise.pending()) promise.deliver(st.record);
             if (was_terminal && !is_terminal(st.record.state))
               self->send(st.scheduler, atom::revived::value, st.record);
+            if (!was_terminal && is_terminal(st.record.state)) {
+              stop_after_terminal_commit(self);
+              return;
+            }
             process_next(self);
           },
           [self, promise, start_token](caf::error& err) mutable {

@@ -43,9 +43,22 @@ job_actor spawn_job(self_ptr self, job_record rec, bool hydrated) {
   return actor;
 }
 
+/// The job's actor, spawned on first need. A tracked job that never had one
+/// is spawned from the scheduler's record: while no actor exists nobody else
+/// appends for the job, so that fold is the job's whole committed stream.
 job_actor actor_of(self_ptr self, job_id id) {
-  auto i = self->state.actors.find(id);
-  if (i != self->state.actors.end()) return i->second;
+  auto& st = self->state;
+  auto i = st.actors.find(id);
+  if (i != st.actors.end()) return i->second;
+  if (auto j = st.jobs.find(id); j != st.jobs.end() && j->second.holds_payload) {
+    auto& tj = j->second;
+    tj.holds_payload = false;
+    auto rec = tj.rec;
+    // The scheduler keeps no payload once the actor has it, except for a
+    // schedule's template.
+    if (tj.rec.spec.schedule == 0) std::string{}.swap(tj.rec.spec.payload);
+    return spawn_job(self, std::move(rec), true);
+  }
   job_record shell;
   shell.id = id;
   return spawn_job(self, std::move(shell), false);
@@ -167,6 +180,9 @@ void untrack(self_ptr self, job_id id) {
   }
   auto rec = std::move(tj.rec);
   st.jobs.erase(i);
+  // Only a terminal commit untracks a job, and the actor that committed it
+  // stops without a stop notice (job_actor.cpp, stop_after_terminal_commit).
+  st.actors.erase(id);
   schedule_run_ended(self, rec);
 }
 
@@ -592,14 +608,9 @@ void submit_internal(self_ptr self, std::vector<job_submitted> specs, std::strin
               if (rec.spec.schedule == rec.id) st.schedules[rec.id].id = rec.id;
             for (auto& [rec, offset] : records) {
               rec.last_seq = first + offset;
-              // The scheduler keeps no payload (the job actor has it), except
-              // for a schedule's template.
-              auto payload = std::move(rec.spec.payload);
-              job_record mine = rec;
-              rec.spec.payload = std::move(payload);
-              if (mine.spec.schedule != 0) mine.spec.payload = rec.spec.payload;
-              spawn_job(self, std::move(rec), true);
-              track(self, std::move(mine));
+              // Its actor is spawned when the job first needs one (start,
+              // command): a waiting job costs a record, not an actor.
+              track(self, std::move(rec)).holds_payload = true;
             }
             if (rp.pending()) rp.deliver(std::move(ids));
             dispatch(self);
@@ -678,8 +689,8 @@ void recover_jobs(self_ptr self, recovered_state& seed) {
   st.next_job_id = seed.next_job_id;
   std::vector<job_id> dead_local;
   for (auto& rec : seed.live_jobs) {
-    spawn_job(self, rec, true);
-    auto& tj = track(self, rec);
+    auto& tj = track(self, std::move(rec));
+    tj.holds_payload = true;  // its actor is spawned on first need (actor_of)
     if (tj.rec.state != job_state::running) continue;
     // Step 3: a running job keeps its locks and its slot.
     tj.ph = phase::running;
@@ -773,6 +784,7 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
       [self](atom::revived, job_record& rec) {
         auto& st = self->state;
         if (st.jobs.count(rec.id) != 0 || is_terminal(rec.state)) return;
+        if (rec.spec.schedule == 0) std::string{}.swap(rec.spec.payload);  // its actor has it
         track(self, std::move(rec));
         dispatch(self);
         arm_tick(self);

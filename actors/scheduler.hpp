@@ -77,6 +77,10 @@ struct scheduler_state {
     time_point run_deadline = time_point::max();
     millis last_progress = 0;
     heartbeat_request buffered;  // progress not yet recorded
+    // rec.spec.payload is the job's payload: no job actor was spawned from
+    // this record yet. The first command spawns one from it (hydrated, no
+    // read of the log) and the payload moves there.
+    bool holds_payload = false;
   };
 
   struct queue_slot {

@@ -1,9 +1,8 @@
 #include "actors/worker_pool.hpp"
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
-
-#include <nlohmann/json.hpp>
 
 namespace jobsmith {
 
@@ -26,9 +25,12 @@ job_command outcome_command(const job_run& run, outcome& out, const job_context&
     return cmd_succeed{run.lease_token, std::move(out.text)};
   }
   return cmd_fail{run.lease_token, std::move(out.text),
-                  out.what == outcome::kind::retryable_failure, ctx.next_handover(),
-                  jitter_draw};
+                  out.what == outcome::kind::retryable_failure, ctx.next_handover(), jitter_draw};
 }
+
+/// Runs a runner takes per wake-up message before it looks at its mailbox
+/// again (an exit on close): fewer messages per job while jobs queue up.
+constexpr int runs_per_wakeup = 16;
 
 struct runner_state {
   static inline const char* name = "runner";
@@ -41,50 +43,53 @@ caf::behavior runner(caf::stateful_actor<runner_state>* self, const handler_regi
                      std::shared_ptr<run_queue> queue, std::size_t index) {
   auto principal = "worker:" + worker_name;
   return {
-      // Woken: take the next queued run, or go idle when there is none.
+      // Woken: run queued jobs, a few per message, or go idle when there is
+      // none.
       [=](atom::run) {
-        job_run run;
-        job_actor job;
-        {
-          std::lock_guard<std::mutex> guard{queue->mu};
-          if (queue->runs.empty()) {
-            queue->idle.push_back(index);
-            return;
+        for (int taken = 0; taken < runs_per_wakeup; ++taken) {
+          job_run run;
+          job_actor job;
+          {
+            std::lock_guard<std::mutex> guard{queue->mu};
+            if (queue->runs.empty()) {
+              queue->idle.push_back(index);
+              return;
+            }
+            run = std::move(queue->runs.front().run);
+            job = std::move(queue->runs.front().job);
+            queue->runs.pop_front();
           }
-          run = std::move(queue->runs.front().run);
-          job = std::move(queue->runs.front().job);
-          queue->runs.pop_front();
-        }
-        auto token = run.lease_token;
-        auto flush = [job, token, principal](std::string detail, std::int32_t percent,
-                                             std::vector<log_line> lines) {
-          caf::anon_send(job, atom::command::value,
-                         job_command{cmd_progress{token, std::move(detail), percent,
-                                                  std::move(lines)}},
+          auto token = run.lease_token;
+          auto flush = [job, token, principal](std::string detail, std::int32_t percent,
+                                               std::vector<log_line> lines) {
+            caf::anon_send(
+                job, atom::command::value,
+                job_command{cmd_progress{token, std::move(detail), percent, std::move(lines)}},
+                principal);
+          };
+          job_context ctx{run.id,       run.attempt,   run.kind, std::move(run.payload),
+                          run.handover, run.cancelled, flush,    flush_interval};
+          outcome out;
+          if (auto entry = handlers->find(run.kind); entry && entry->handler) {
+            try {
+              out = entry->handler(ctx);
+            } catch (const std::exception& e) {
+              out = outcome::retry(std::string{"handler threw: "} + e.what());
+            } catch (...) {
+              out = outcome::retry("handler threw a non-standard exception");
+            }
+          } else {
+            out = outcome::permanent("no handler registered for kind '" + run.kind + "'");
+          }
+          ctx.flush();
+          auto draw = std::uniform_real_distribution<double>(0, 1)(self->state.rng);
+          // One way: a refusal (stale: the job was cancelled or reclaimed
+          // meanwhile) needs no action, that attempt already ended in the log.
+          caf::anon_send(job, atom::command::value, outcome_command(run, out, ctx, draw),
                          principal);
-        };
-        job_context ctx{run.id,       run.attempt, run.kind, std::move(run.payload),
-                        run.handover, run.cancelled, flush,   flush_interval};
-        outcome out;
-        if (auto entry = handlers->find(run.kind); entry && entry->handler) {
-          try {
-            out = entry->handler(ctx);
-          } catch (const std::exception& e) {
-            out = outcome::retry(std::string{"handler threw: "} + e.what());
-          } catch (...) {
-            out = outcome::retry("handler threw a non-standard exception");
-          }
-        } else {
-          out = outcome::permanent("no handler registered for kind '" + run.kind + "'");
         }
-        ctx.flush();
-        auto draw = std::uniform_real_distribution<double>(0, 1)(self->state.rng);
-        // One way: a refusal (stale: the job was cancelled or reclaimed
-        // meanwhile) needs no action, that attempt already ended in the log.
-        caf::anon_send(job, atom::command::value, outcome_command(run, out, ctx, draw),
-                       principal);
-        // Then the next queued run, behind whatever arrived meanwhile (an
-        // exit on close comes first).
+        // Then more, behind whatever arrived meanwhile (an exit on close
+        // comes first).
         self->send(self, atom::run::value);
       },
   };
@@ -105,8 +110,8 @@ std::shared_ptr<const runner_set> spawn_runners(caf::actor_system& sys,
       set->runners.push_back(sys.spawn<caf::detached>(runner, handlers, config.worker_name,
                                                       config.flush_interval, set->queue, i));
     else
-      set->runners.push_back(sys.spawn(runner, handlers, config.worker_name,
-                                       config.flush_interval, set->queue, i));
+      set->runners.push_back(
+          sys.spawn(runner, handlers, config.worker_name, config.flush_interval, set->queue, i));
   }
   return set;
 }

@@ -72,6 +72,7 @@ int run_embedded_bench(const embedded_bench_options& o) {
   opts.data_dir = dir;
   opts.in_memory = o.in_memory;
   opts.worker_threads = o.worker_threads;
+  opts.scheduler_threads = o.scheduler_threads;
   opts.worker_slots = o.worker_slots;
   opts.max_inflight_submits = std::max<std::size_t>(100'000, o.batch * o.producers * 2);
   opts.handlers.add("noop", [&](job_context& ctx) {

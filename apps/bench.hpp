@@ -13,6 +13,7 @@ struct embedded_bench_options {
   std::uint64_t batch = 1000;    // jobs per submit call (throughput mode)
   std::uint32_t producers = 2;   // submitting threads
   std::size_t worker_threads = 2;
+  std::size_t scheduler_threads = 2;  // CAF scheduler threads (engine_options)
   std::uint32_t worker_slots = 4096;
   std::string data_dir;          // empty = a fresh directory removed afterwards
   bool in_memory = false;        // for comparison only: no disk

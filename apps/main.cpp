@@ -36,6 +36,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   bench_cmd->add_option("--threads", bench.worker_threads, "handler threads")
       ->capture_default_str();
+  bench_cmd->add_option("--scheduler-threads", bench.scheduler_threads,
+                        "CAF scheduler threads of the embedded engine")
+      ->capture_default_str();
   bench_cmd->add_option("--slots", bench.worker_slots, "jobs the pool holds at once")
       ->capture_default_str();
   bench_cmd->add_option("--data", bench.data_dir, "data directory (default: a fresh temp dir)");

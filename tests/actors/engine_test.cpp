@@ -416,6 +416,67 @@ BOOST_AUTO_TEST_CASE(retry_by_hand_gives_a_discarded_job_a_fresh_budget) {
   require_error(again.error(), engine_errc::illegal_transition);
 }
 
+// A job's actor stops as it commits the job's terminal event; commands that
+// queued up behind that commit are routed to a fresh actor. Race cancels and
+// retries against jobs finishing on their own: every call is answered with a
+// verdict, and no job's history shows two actors deciding at once (two
+// terminal events with no retry between them).
+BOOST_AUTO_TEST_CASE(commands_racing_a_job_to_its_end_are_answered_and_decided_once) {
+  temp_dir dir;
+  auto opts = options_in(dir);
+  opts.handlers.add("quick", [](job_context&) { return outcome::success(); });
+  auto eng = open_engine(std::move(opts));
+  constexpr int jobs = 300;
+  std::vector<job_id> ids;
+  for (int i = 0; i < jobs; ++i) ids.push_back(submit_ok(*eng, spec_of("quick")));
+
+  std::atomic<int> unexpected{0};
+  std::mutex mu;
+  std::string first_unexpected;
+  auto judge = [&](const auto& answer) {
+    if (answer.ok()) return;
+    auto code = answer.error().code;
+    if (code == engine_errc::illegal_transition) return;  // it had moved on: a verdict
+    if (unexpected++ == 0) {
+      std::lock_guard<std::mutex> g{mu};
+      first_unexpected = answer.error().to_string();
+    }
+  };
+  std::thread canceller{[&] {
+    for (auto id : ids) judge(eng->cancel(id, "race", "user:a"));
+  }};
+  std::thread retrier{[&] {
+    for (int round = 0; round < 3; ++round)
+      for (auto id : ids) judge(eng->retry(id, "user:b"));
+  }};
+  canceller.join();
+  retrier.join();
+  BOOST_TEST(unexpected.load() == 0, first_unexpected);
+
+  for (auto id : ids) {
+    BOOST_REQUIRE_MESSAGE(wait_until([&] { return is_terminal(record_of(*eng, id).state); }, 10s),
+                          "job " << id << " is " << to_string(record_of(*eng, id).state));
+    auto history = history_of(*eng, id);
+    job_record folded;
+    bool ended = false;
+    bool retried = false;
+    for (auto& ev : history) {
+      bool was_terminal = ended;
+      bool was_retried = retried;
+      retried = std::holds_alternative<job_requested>(ev.body);
+      BOOST_TEST(!(was_retried && retried),
+                 "job " << id << ": retried twice in a row at " << ev.seq << " (two deciders)");
+      apply(folded, ev);
+      ended = is_terminal(folded.state);
+      BOOST_TEST(!(was_terminal && ended && !std::holds_alternative<job_cancelled>(ev.body) &&
+                   !std::holds_alternative<job_requested>(ev.body)),
+                 "job " << id << ": " << type_name(ev.body) << " at " << ev.seq
+                        << " decided after the job had ended");
+    }
+    BOOST_TEST((folded == record_of(*eng, id)), "job " << id << ": its history does not fold to it");
+  }
+}
+
 // -- cancel ------------------------------------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(cancelling_a_queued_job_keeps_it_from_running) {
