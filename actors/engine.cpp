@@ -67,7 +67,7 @@ engine_error from_caf(const caf::error& err) {
 // -- spawning -------------------------------------------------------------------------
 
 engine_core spawn_core(caf::actor_system& sys, store::event_log& log, recovered_state seed,
-                       job_index index, const engine_options& options, wall_clock clock,
+                       queue_view view, const engine_options& options, wall_clock clock,
                        bool detached) {
   engine_core core;
   core.metrics = std::make_shared<journal_metrics>();
@@ -77,7 +77,7 @@ engine_core spawn_core(caf::actor_system& sys, store::event_log& log, recovered_
     core.journal = sys.spawn<caf::detached>(journal, &log, jcfg, core.metrics);
   else
     core.journal = sys.spawn(journal, &log, jcfg, core.metrics);
-  core.projector = sys.spawn(projector, std::move(index), clock);
+  core.projector = sys.spawn(projector, std::move(view), clock);
   // Subscribed before anything can append, so it misses nothing.
   caf::anon_send(core.journal, atom::subscribe::value, caf::actor_cast<caf::actor>(core.projector));
 
@@ -201,8 +201,8 @@ result<std::unique_ptr<engine>> engine::open(engine_options options) {
   }
 
   // Step 2: replay the log into the live state and the projections.
-  job_index index;
-  auto seed = recover(*im->log, [&](const event& ev) { index.apply(ev); });
+  queue_view view;
+  auto seed = recover(*im->log, [&](const event& ev) { view.apply(ev); });
   if (!seed) return seed.error();
   im->report.events_replayed = seed->events_replayed;
   im->report.live_jobs = seed->live_jobs.size();
@@ -220,7 +220,7 @@ result<std::unique_ptr<engine>> engine::open(engine_options options) {
     im->config->set("scheduler.max-threads", static_cast<int>(opts.scheduler_threads));
   im->config->set("scheduler.policy", caf::atom_from_string(opts.scheduler_policy));
   im->system = std::make_unique<caf::actor_system>(*im->config);
-  im->core = spawn_core(*im->system, *im->log, std::move(*seed), std::move(index), opts,
+  im->core = spawn_core(*im->system, *im->log, std::move(*seed), std::move(view), opts,
                         im->clock, true);
 
   // Step 4: record that the engine started, then serve.
@@ -365,7 +365,22 @@ result<job_view> engine::get(job_id id) const {
 }
 
 result<std::vector<job_record>> engine::list(const job_filter& filter) const {
-  return impl_->ask<std::vector<job_record>>(impl_->core.projector, atom::list::value, filter);
+  auto& im = *impl_;
+  // The queue view picks the jobs; their records come from their streams
+  // in the log, read here on the caller's thread (RocksDB reads are
+  // thread-safe), so the projector keeps ~150 bytes a job, not a record.
+  auto ids = im.ask<std::vector<job_id>>(im.core.projector, atom::list::value, filter);
+  if (!ids) return ids.error();
+  std::vector<job_record> out;
+  out.reserve(ids->size());
+  for (auto id : *ids) {
+    auto events = read_job_events(*im.log, id);
+    if (!events) return events.error();
+    job_record rec;
+    for (auto& ev : *events) apply(rec, ev);
+    out.push_back(std::move(rec));
+  }
+  return out;
 }
 
 result<std::vector<std::size_t>> engine::counts() const {

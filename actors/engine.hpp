@@ -33,7 +33,7 @@
 #include "actors/handler.hpp"
 #include "events/event.hpp"
 #include "events/job_state.hpp"
-#include "projections/job_index.hpp"
+#include "projections/job_filter.hpp"
 
 namespace jobsmith {
 

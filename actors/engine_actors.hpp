@@ -13,7 +13,7 @@
 #include "actors/protocol.hpp"
 #include "actors/recovery.hpp"
 #include "actors/worker_pool.hpp"
-#include "projections/job_index.hpp"
+#include "projections/queue_view.hpp"
 #include "store/event_log.hpp"
 
 namespace jobsmith {
@@ -32,7 +32,7 @@ struct engine_core {
 /// scheduler (only for CAF's deterministic test coordinator).
 /// REQUIRES: `log` and `options.handlers` outlive the actors.
 engine_core spawn_core(caf::actor_system& sys, store::event_log& log, recovered_state seed,
-                       job_index index, const engine_options& options, wall_clock clock,
+                       queue_view view, const engine_options& options, wall_clock clock,
                        bool detached);
 
 /// Stops the actors of `core` (the scheduler takes its job and lock actors).

@@ -4,7 +4,7 @@
 
 #include "actors/clock.hpp"
 #include "actors/protocol.hpp"
-#include "projections/job_index.hpp"
+#include "projections/queue_view.hpp"
 
 namespace jobsmith {
 
@@ -13,12 +13,12 @@ struct projector_state {
   projector_state() = default;
   static inline const char* name = "projector";
   wall_clock clock;
-  job_index jobs;
+  queue_view view;
 };
 
-/// `jobs` is the index as recovery rebuilt it. The spawner subscribes the
-/// projector to the journal before anything else can append.
+/// `view` is the queue view as recovery rebuilt it. The spawner subscribes
+/// the projector to the journal before anything else can append.
 projector_actor::behavior_type projector(projector_actor::stateful_pointer<projector_state> self,
-                                         job_index jobs, wall_clock clock);
+                                         queue_view view, wall_clock clock);
 
 }  // namespace jobsmith

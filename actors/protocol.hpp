@@ -19,7 +19,8 @@
 #include "actors/lock_table.hpp"
 #include "events/event.hpp"
 #include "events/job_state.hpp"
-#include "projections/job_index.hpp"
+#include "projections/job_filter.hpp"
+#include "projections/queue_view.hpp"
 
 namespace jobsmith {
 
@@ -53,6 +54,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<jobsmith::queue_info>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::queue_info)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::job_record)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::job_filter)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::queue_view)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::job_command)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::lease_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::heartbeat_request)
@@ -99,8 +101,9 @@ using lock_actor = caf::typed_actor<
 using projector_actor = caf::typed_actor<
     /// Committed events from the journal, folded into every projection.
     caf::reacts_to<atom::committed, committed_batch>,
-    /// Jobs matching the filter, in id order.
-    caf::replies_to<atom::list, job_filter>::with<std::vector<job_record>>,
+    /// Ids of the jobs matching the filter, in id order (the caller reads
+    /// their records from the log).
+    caf::replies_to<atom::list, job_filter>::with<std::vector<job_id>>,
     /// Jobs per state (indexed by job_state).
     caf::replies_to<atom::stats>::with<std::vector<std::size_t>>>;
 

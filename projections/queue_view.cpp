@@ -193,6 +193,58 @@ void queue_view::apply(const event& ev) {
       ev.body);
 }
 
+std::vector<job_id> queue_view::match(const job_filter& filter, millis now) const {
+  std::vector<job_id> out;
+  if (filter.limit == 0) return out;
+  auto contains = [](const std::vector<job_state>& v, job_state s) {
+    return std::find(v.begin(), v.end(), s) != v.end();
+  };
+  // Names the view never saw match no job; compare interned ids, not text.
+  std::uint32_t queue = 0, kind = 0;
+  if (!filter.queue.empty()) {
+    auto id = names_.find(filter.queue);
+    if (!id) return out;
+    queue = *id;
+  }
+  if (!filter.kind.empty()) {
+    auto id = names_.find(filter.kind);
+    if (!id) return out;
+    kind = *id;
+  }
+  auto matches = [&](const job_row& r) {
+    if (r.id == 0) return false;
+    job_state state = r.state;
+    if (state == job_state::scheduled && r.due_at <= now) state = job_state::queued;
+    if (!filter.states_in.empty() && !contains(filter.states_in, state)) return false;
+    if (contains(filter.states_not_in, state)) return false;
+    if (queue != 0 && r.queue != queue) return false;
+    if (kind != 0 && r.kind != kind) return false;
+    if (filter.submitted_from && r.submitted_at < filter.submitted_from) return false;
+    if (filter.submitted_to && r.submitted_at > filter.submitted_to) return false;
+    if ((filter.finished_from || filter.finished_to) && r.finished_at == 0) return false;
+    if (filter.finished_from && r.finished_at < filter.finished_from) return false;
+    if (filter.finished_to && r.finished_at > filter.finished_to) return false;
+    if (!filter.error_contains.empty() &&
+        r.last_error.find(filter.error_contains) == std::string::npos)
+      return false;
+    return true;
+  };
+  // Dense rows are in id order; sparse ids all lie beyond them.
+  for (std::size_t i = filter.after; i < rows_.size() && out.size() < filter.limit; ++i)
+    if (matches(rows_[i])) out.push_back(rows_[i].id);
+  if (out.size() < filter.limit && !sparse_.empty()) {
+    std::vector<job_id> far;
+    for (const auto& [id, r] : sparse_)
+      if (id > filter.after && matches(r)) far.push_back(id);
+    std::sort(far.begin(), far.end());
+    for (auto id : far) {
+      if (out.size() >= filter.limit) break;
+      out.push_back(id);
+    }
+  }
+  return out;
+}
+
 std::array<std::uint64_t, job_state_count> queue_view::counts(millis now) const {
   std::array<std::uint64_t, job_state_count> out{};
   auto count = [&](const job_row& r) {

@@ -24,6 +24,7 @@
 
 #include "events/event.hpp"
 #include "events/job_state.hpp"
+#include "projections/job_filter.hpp"
 
 namespace jobsmith {
 
@@ -108,6 +109,9 @@ class queue_view {
   /// Jobs per effective state at wall time `now` (a waiting job is queued
   /// once due), indexed by job_state.
   std::array<std::uint64_t, job_state_count> counts(millis now) const;
+  /// Ids of the jobs the filter matches, in id order, at most
+  /// filter.limit; states are judged at wall time `now`.
+  std::vector<job_id> match(const job_filter& filter, millis now) const;
   /// Every queue that has jobs or settings, by name.
   std::vector<queue_row> queues(millis now) const;
   /// Running jobs in id order: what is leased to whom.

@@ -587,7 +587,7 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
           auto now = wall_now();
           json arr = json::array();
           for (auto& rec : *jobs) {
-            // The index keeps no payload or result (projections/job_index.hpp).
+            // Pages stay small: payload and result only in GET /v1/jobs/{id}.
             rec.spec.payload = "null";
             rec.result = "null";
             arr.push_back(to_json(rec, now));

@@ -66,7 +66,7 @@ struct sim {
   }
 
   void spawn(recovered_state seed = {}) {
-    core = spawn_core(*sys, *log, std::move(seed), job_index{}, options, [this] { return now(); },
+    core = spawn_core(*sys, *log, std::move(seed), queue_view{}, options, [this] { return now(); },
                       false);
     sched->run();
   }
