@@ -1,5 +1,6 @@
 #include "events/json.hpp"
 
+#include <algorithm>
 #include <array>
 #include <concepts>
 #include <cstdint>
@@ -442,30 +443,114 @@ json spec_to_json(const job_submitted& spec) {
   return o;
 }
 
+namespace {
+
+// The keys of a job as the API shows it, for both writers below.
+template <class Io>
+void record_fields(Io& io, const job_record& job, millis now) {
+  io("id", job.id);
+  io("state", effective_state(job, now));
+  io("spec", job.spec);
+  io("submitted_at", job.submitted_at);
+  io("due_at", job.due_at);
+  io("started_at", job.started_at);
+  io("finished_at", job.finished_at);
+  io("attempts", job.attempts);
+  io("max_attempts", job.max_attempts);
+  io("worker", job.worker);
+  io("lease_token", job.lease_token);
+  io("last_end", job.last_end);
+  io("last_error", job.last_error);
+  io.json_text("result", job.result);
+  io.json_text_or_empty("handover", job.handover);
+  io("detail", job.detail);
+  io("percent", job.percent);
+  io("review_comment", job.review_comment);
+  io("reviewer", job.reviewer);
+  io("last_seq", job.last_seq);
+  io("event_count", job.event_count);
+}
+
+// Writes JSON text directly, byte for byte what json_writer's value would
+// dump (keys in std::map order, leaves dumped by nlohmann with invalid
+// UTF-8 replaced), without building the std::map-based tree: a job's tree
+// is ~45 map nodes, and building then dumping them was most of a lease
+// answer's cost.
+class text_writer {
+ public:
+  template <class T>
+  void operator()(const char* name, const T& v) {
+    fields_.emplace_back(name, text(v));
+  }
+  void json_text(const char* name, const std::string& t) { fields_.emplace_back(name, dump(embed(t))); }
+  void json_text_or_empty(const char* name, const std::string& t) {
+    if (!t.empty()) json_text(name, t);
+  }
+
+  std::string finish() {
+    std::sort(fields_.begin(), fields_.end(), [](const auto& a, const auto& b) {
+      return std::string_view(a.first) < std::string_view(b.first);
+    });
+    std::string out = "{";
+    for (std::size_t i = 0; i < fields_.size(); ++i) {
+      if (i != 0) out += ',';
+      out += '"';
+      out += fields_[i].first;  // keys are plain identifiers: nothing to escape
+      out += "\":";
+      out += fields_[i].second;
+    }
+    out += '}';
+    return out;
+  }
+
+  static std::string dump(const json& j) {
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  }
+  static std::string text(const std::string& s) { return dump(json(s)); }
+  static std::string text(bool b) { return b ? "true" : "false"; }
+  static std::string text(double d) { return dump(json(d)); }
+  template <std::integral T>
+  static std::string text(T v) {
+    return std::to_string(v);
+  }
+  template <class E>
+  requires std::is_enum_v<E>
+  static std::string text(E e) { return text(std::string(to_string(e))); }
+  template <class T>
+  static std::string text(const std::vector<T>& v) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      if (i != 0) out += ',';
+      out += text(v[i]);
+    }
+    out += ']';
+    return out;
+  }
+  template <class T>
+  requires std::is_class_v<T>
+  static std::string text(const T& s) {
+    text_writer w;
+    json_fields(w, s);
+    return w.finish();
+  }
+
+ private:
+  std::vector<std::pair<const char*, std::string>> fields_;
+};
+
+}  // namespace
+
 json to_json(const job_record& job, millis now) {
   json j = json::object();
-  j["id"] = job.id;
-  j["state"] = std::string(to_string(effective_state(job, now)));
-  j["spec"] = json_writer::value(job.spec);
-  j["submitted_at"] = job.submitted_at;
-  j["due_at"] = job.due_at;
-  j["started_at"] = job.started_at;
-  j["finished_at"] = job.finished_at;
-  j["attempts"] = job.attempts;
-  j["max_attempts"] = job.max_attempts;
-  j["worker"] = job.worker;
-  j["lease_token"] = job.lease_token;
-  j["last_end"] = std::string(to_string(job.last_end));
-  j["last_error"] = job.last_error;
-  j["result"] = embed(job.result);
-  if (!job.handover.empty()) j["handover"] = embed(job.handover);
-  j["detail"] = job.detail;
-  j["percent"] = job.percent;
-  j["review_comment"] = job.review_comment;
-  j["reviewer"] = job.reviewer;
-  j["last_seq"] = job.last_seq;
-  j["event_count"] = job.event_count;
+  json_writer w(j);
+  record_fields(w, job, now);
   return j;
+}
+
+std::string to_json_text(const job_record& job, millis now) {
+  text_writer w;
+  record_fields(w, job, now);
+  return w.finish();
 }
 
 }  // namespace jobsmith

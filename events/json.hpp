@@ -64,4 +64,9 @@ nlohmann::json spec_to_json(const job_submitted& spec);
 /// "state": to_string(effective_state(job, now)).
 nlohmann::json to_json(const job_record& job, millis now);
 
+/// to_json(job, now) as compact text (invalid UTF-8 replaced), written
+/// directly: the same bytes, several times faster. For answers that list
+/// many jobs.
+std::string to_json_text(const job_record& job, millis now);
+
 }  // namespace jobsmith

@@ -272,6 +272,26 @@ struct api::route {
     reply(error_reply(e.status, e.code, e.message));
   }
   void answer(int status, const json& body) { reply(json_reply(status, body)); }
+  /// Answers `{"<key>": [jobs...]<rest>}` with each job written by
+  /// to_json_text (the same bytes as to_json, without building the tree).
+  /// `rest` is further members as text, starting with a comma, or empty.
+  void answer_jobs(int status, const char* key, const std::vector<job_record>& jobs,
+                   const std::string& rest = {}) {
+    auto now = wall_now();
+    http_reply r;
+    r.status = status;
+    r.body = "{\"";
+    r.body += key;
+    r.body += "\":[";
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      if (i != 0) r.body += ',';
+      r.body += to_json_text(jobs[i], now);
+    }
+    r.body += ']';
+    r.body += rest;
+    r.body += '}';
+    reply(std::move(r));
+  }
 
   /// Runs `fn` on the call pool; 429 when the pool is saturated.
   template <class Fn>
@@ -584,16 +604,15 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
         rt.on_pool([f](route& r) {
           auto jobs = r.self.eng_.list(f);
           if (!jobs) return r.fail(from_engine(jobs.error()));
-          auto now = wall_now();
-          json arr = json::array();
           for (auto& rec : *jobs) {
             // Pages stay small: payload and result only in GET /v1/jobs/{id}.
             rec.spec.payload = "null";
             rec.result = "null";
-            arr.push_back(to_json(rec, now));
           }
-          json next = jobs->size() == f.limit && !jobs->empty() ? json(jobs->back().id) : json();
-          r.answer(200, {{"jobs", std::move(arr)}, {"next", std::move(next)}});
+          // Keys in the order a JSON object dumps them: "jobs" < "next".
+          auto next = jobs->size() == f.limit && !jobs->empty() ? std::to_string(jobs->back().id)
+                                                                : std::string("null");
+          r.answer_jobs(200, "jobs", *jobs, ",\"next\":" + next);
         });
         return std::nullopt;
       }
@@ -844,12 +863,7 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
           self.counters_.leased_jobs.fetch_add(out->size());
           // Encoding a large batch is real work: off the engine's thread.
           auto jobs = std::make_shared<std::vector<job_record>>(std::move(*out));
-          auto encode = [shared, jobs] {
-            auto now = wall_now();
-            json arr = json::array();
-            for (auto& rec : *jobs) arr.push_back(to_json(rec, now));
-            shared->answer(200, {{"jobs", std::move(arr)}});
-          };
+          auto encode = [shared, jobs] { shared->answer_jobs(200, "jobs", *jobs); };
           if (!self.pool_.force_post(encode)) encode();
         });
         return std::nullopt;
