@@ -30,5 +30,6 @@ using stats = caf::atom_constant<caf::atom("stats")>;
 using refused = caf::atom_constant<caf::atom("refused")>;
 using list = caf::atom_constant<caf::atom("list")>;
 using stop = caf::atom_constant<caf::atom("stop")>;
+using snapshot = caf::atom_constant<caf::atom("snapshot")>;
 
 }  // namespace jobsmith::atom

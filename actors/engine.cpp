@@ -77,7 +77,9 @@ engine_core spawn_core(caf::actor_system& sys, store::event_log& log, recovered_
     core.journal = sys.spawn<caf::detached>(journal, &log, jcfg, core.metrics);
   else
     core.journal = sys.spawn(journal, &log, jcfg, core.metrics);
-  core.projector = sys.spawn(projector, std::move(view), clock);
+  auto snapshot_seq = seed.snapshot_seq;
+  core.projector = sys.spawn(projector, std::move(view), clock, &log, options.snapshot_every,
+                             snapshot_seq);
   // Subscribed before anything can append, so it misses nothing.
   caf::anon_send(core.journal, atom::subscribe::value, caf::actor_cast<caf::actor>(core.projector));
 
@@ -202,11 +204,15 @@ result<std::unique_ptr<engine>> engine::open(engine_options options) {
 
   // Step 2: replay the log into the live state and the projections.
   queue_view view;
-  auto seed = recover(*im->log, [&](const event& ev) { view.apply(ev); });
+  auto seed = recover_from_snapshot(*im->log, view);
   if (!seed) return seed.error();
   im->report.events_replayed = seed->events_replayed;
   im->report.live_jobs = seed->live_jobs.size();
   im->report.head = seed->head;
+  im->report.snapshot_seq = seed->snapshot_seq;
+  im->report.snapshot_warning = seed->snapshot_warning;
+  // A long fold now is a long fold at the next start too: store the view.
+  const bool snapshot_now = opts.snapshot_every != 0 && seed->events_replayed >= opts.snapshot_every;
   // What the scheduler reclaims at once: attempts of the previous process's
   // in-process pool (actors/recovery.hpp, step 3).
   auto reclaimed = static_cast<std::uint64_t>(
@@ -236,6 +242,9 @@ result<std::unique_ptr<engine>> engine::open(engine_options options) {
   }
   im->report.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  // Behind engine.started in the projector's mailbox; written while the
+  // engine already serves.
+  if (snapshot_now) caf::anon_send(im->core.projector, atom::snapshot::value);
   return std::unique_ptr<engine>(new engine(std::move(im)));
 }
 
@@ -243,6 +252,10 @@ void engine::close() {
   if (!impl_) return;
   std::lock_guard<std::mutex> guard{impl_->close_mutex};
   if (impl_->closed) return;
+  // The next start folds only what follows this snapshot. Asked before
+  // `closed` is set (ask refuses then); a failure only costs that start time.
+  if (impl_->options.snapshot_every != 0 && impl_->core.projector)
+    (void) impl_->ask<sequence_t>(impl_->core.projector, atom::snapshot::value);
   impl_->closed = true;
   for (auto& weak : impl_->subscriptions)
     if (auto sub = weak.lock()) sub->stop();

@@ -52,6 +52,9 @@ struct engine_options {
   std::size_t scheduler_threads = 2;  // 0 = CAF's default, max(cores, 4)
   std::string scheduler_policy = "sharing";  // or "stealing"
   std::size_t max_pending_events = 200'000;  // journal buffer bound
+  /// The projector stores its queue view every this many events (and at
+  /// close), so a restart folds only the events after it. 0 = never.
+  std::uint64_t snapshot_every = 1'000'000;
   std::size_t max_live_jobs = 1'000'000;
   std::size_t max_inflight_submits = 100'000;  // jobs in submit calls at once
   std::string default_principal = "embedded";
@@ -157,9 +160,11 @@ class engine {
 
   /// How recovery went when the engine opened.
   struct recovery_report {
-    std::uint64_t events_replayed = 0;
+    std::uint64_t events_replayed = 0;  // folded: all, or those after the snapshot
     std::uint64_t live_jobs = 0;
     sequence_t head = 0;
+    sequence_t snapshot_seq = 0;        // the snapshot it started from; 0 = none
+    std::string snapshot_warning;       // why a stored snapshot was not used
     double seconds = 0;
   };
   const recovery_report& recovered() const;

@@ -1,10 +1,14 @@
 // The projector: hosts the projections (projections/) and answers queries
-// from them; the journal publishes every committed batch to it.
+// from them; the journal publishes every committed batch to it. Every
+// `snapshot_every` events it stores the queue view in the log's snapshots
+// (one put, atomic), so recovery folds only what came after
+// (actors/recovery.hpp).
 #pragma once
 
 #include "actors/clock.hpp"
 #include "actors/protocol.hpp"
 #include "projections/queue_view.hpp"
+#include "store/event_log.hpp"
 
 namespace jobsmith {
 
@@ -14,11 +18,19 @@ struct projector_state {
   static inline const char* name = "projector";
   wall_clock clock;
   queue_view view;
+  store::event_log* log = nullptr;
+  std::uint64_t snapshot_every = 0;  // 0 = never
+  sequence_t snapshot_seq = 0;       // what the stored snapshot covers
+  std::uint64_t snapshot_failures = 0;
 };
 
-/// `view` is the queue view as recovery rebuilt it. The spawner subscribes
-/// the projector to the journal before anything else can append.
+/// `view` is the queue view as recovery rebuilt it, `snapshot_seq` what
+/// the stored snapshot covers. The spawner subscribes the projector to the
+/// journal before anything else can append.
+/// REQUIRES: `log` outlives the actor.
 projector_actor::behavior_type projector(projector_actor::stateful_pointer<projector_state> self,
-                                         queue_view view, wall_clock clock);
+                                         queue_view view, wall_clock clock,
+                                         store::event_log* log, std::uint64_t snapshot_every,
+                                         sequence_t snapshot_seq);
 
 }  // namespace jobsmith

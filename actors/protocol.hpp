@@ -105,7 +105,10 @@ using projector_actor = caf::typed_actor<
     /// their records from the log).
     caf::replies_to<atom::list, job_filter>::with<std::vector<job_id>>,
     /// Jobs per state (indexed by job_state).
-    caf::replies_to<atom::stats>::with<std::vector<std::size_t>>>;
+    caf::replies_to<atom::stats>::with<std::vector<std::size_t>>,
+    /// Writes the queue view snapshot now, unless it is current; replies
+    /// with the sequence it covers (0 when nothing was written).
+    caf::replies_to<atom::snapshot>::with<sequence_t>>;
 
 /// Decides what runs: ready index, timers, queue limits, leases, schedules.
 using scheduler_actor = caf::typed_actor<

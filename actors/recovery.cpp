@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 
 #include "actors/journal.hpp"
 #include "events/codec.hpp"
@@ -123,6 +124,102 @@ result<recovered_state> recover(const store::event_log& log,
   out.live_jobs.reserve(live.size());
   for (auto& [id, job] : live) out.live_jobs.push_back(std::move(job));
   out.next_job_id = max_job + 1;
+  return out;
+}
+
+namespace {
+
+engine_error storage_error(const store::status& status) {
+  auto code = status.code() == store::status_code::corruption ? engine_errc::corruption
+                                                               : engine_errc::storage;
+  return engine_error{code, status.to_string()};
+}
+
+/// The recovered state from `view` as it stood at `covered`: fold the tail
+/// into it, then read what the view does not keep (live jobs' records, the
+/// schedules' templates) from the jobs' streams.
+result<recovered_state> from_view(const store::event_log& log, queue_view& view,
+                                  sequence_t covered) {
+  recovered_state out;
+  out.head = log.head();
+  out.snapshot_seq = covered;
+  std::string error;
+  auto status = log.read(covered + 1, out.head, [&](const store::record& rec) {
+    event ev;
+    if (!decode(rec.body, ev, &error)) {
+      error = "record " + std::to_string(rec.seq) + ": " + error;
+      return false;
+    }
+    ev.seq = rec.seq;
+    ev.job = rec.job;
+    view.apply(ev);
+    ++out.events_replayed;
+    return true;
+  });
+  if (!error.empty()) return engine_error{engine_errc::corruption, error};
+  if (!status.is_ok()) return storage_error(status);
+
+  std::optional<engine_error> failed;
+  view.for_each_live([&](const job_row& row) {
+    if (failed) return;
+    auto events = read_job_events(log, row.id);
+    if (!events) {
+      failed = events.error();
+      return;
+    }
+    job_record rec;
+    for (auto& ev : *events) apply(rec, ev);
+    out.live_jobs.push_back(std::move(rec));
+  });
+  if (failed) return *failed;
+  for (const auto& [name, s] : view.settings())
+    out.queues[view.names().name(name)] = queue_settings{s.paused, s.concurrency};
+  for (const auto& [id, s] : view.schedules()) {
+    schedule_info info;
+    info.id = id;
+    info.last_run = s.last_run;
+    info.last_run_ended = s.last_run_ended;
+    info.consecutive_failures = s.consecutive_failures;
+    if (s.last_run != 0) {
+      auto events = read_job_events(log, s.last_run);
+      if (!events) return events.error();
+      if (!events->empty())
+        if (auto sub = std::get_if<job_submitted>(&events->front().body)) info.spec = *sub;
+    }
+    out.schedules[id] = std::move(info);
+  }
+  out.next_job_id = view.max_job() + 1;
+  out.jobs_seen = view.jobs();
+  return out;
+}
+
+}  // namespace
+
+result<recovered_state> recover_from_snapshot(const store::event_log& log, queue_view& view) {
+  std::string warning;
+  store::snapshot snap;
+  auto status = log.get_snapshot(queue_view_snapshot, &snap);
+  if (status.is_ok()) {
+    std::string why;
+    auto decoded = queue_view::decode(snap.bytes, &why);
+    if (!decoded) {
+      warning = why;
+    } else if (decoded->head() != snap.covered || snap.covered > log.head()) {
+      warning = "queue view snapshot covers sequence " + std::to_string(snap.covered) +
+                " (view head " + std::to_string(decoded->head()) + ") but the log ends at " +
+                std::to_string(log.head());
+    } else {
+      view = std::move(*decoded);
+      return from_view(log, view, snap.covered);
+    }
+  } else if (status.code() != store::status_code::not_found) {
+    warning = "queue view snapshot unreadable: " + status.to_string();
+  }
+  queue_view fresh;
+  auto out = recover(log, [&](const event& ev) { fresh.apply(ev); });
+  if (!out) return out;
+  view = std::move(fresh);
+  if (!warning.empty()) out->snapshot_warning = warning + "; replayed the log from the start";
   return out;
 }
 

@@ -6,6 +6,11 @@
 //   2. Replay 1..head in order, folding each event with the same pure
 //      functions the live engine uses: job records (events/job_state.hpp),
 //      queue settings and schedules (below), the highest job id.
+//      With a snapshot (recover_from_snapshot): load the queue view the
+//      projector last wrote, fold only the events after it, and read each
+//      live job's record from its stream; a snapshot that does not decode,
+//      is of another version or does not fit the log is ignored with a
+//      warning and the log is replayed from the start.
 //   3. Hand the live jobs to the scheduler (engine.cpp): waiting jobs get
 //      their timers, running jobs keep their locks; running jobs whose
 //      worker was this engine's in-process pool died with the process and
@@ -26,6 +31,7 @@
 #include "actors/engine_error.hpp"
 #include "events/event.hpp"
 #include "events/job_state.hpp"
+#include "projections/queue_view.hpp"
 #include "store/event_log.hpp"
 
 namespace jobsmith {
@@ -59,11 +65,21 @@ struct recovered_state {
   sequence_t head = 0;
   std::uint64_t events_replayed = 0;
   std::uint64_t jobs_seen = 0;
+  sequence_t snapshot_seq = 0;    // the snapshot recovery started from; 0 = none
+  std::string snapshot_warning;   // why a stored snapshot was not used
 };
+
+/// The name the projector stores its queue view snapshot under.
+inline constexpr std::string_view queue_view_snapshot = "queue_view";
 
 /// Step 2. `observe` (optional) sees every decoded event in order, for
 /// projections that rebuild alongside.
 result<recovered_state> recover(const store::event_log& log,
                                 const std::function<void(const event&)>& observe = {});
+
+/// Step 2 from the newest valid queue view snapshot (see the top); `view`
+/// ends as the queue view at the log's head either way. The same state as
+/// recover() (tests/actors/recovery_test.cpp compares them).
+result<recovered_state> recover_from_snapshot(const store::event_log& log, queue_view& view);
 
 }  // namespace jobsmith

@@ -90,10 +90,15 @@ void queue_view::apply(const event& ev) {
       settings_[names_.intern(r->queue)].paused = false;
     } else if (auto c = std::get_if<queue_configured>(&ev.body)) {
       settings_[names_.intern(c->queue)].concurrency = c->concurrency;
+    } else if (auto sc = std::get_if<schedule_created>(&ev.body)) {
+      schedules_[sc->id] = schedule_row{sc->id, 0, false, 0};
+    } else if (auto sd = std::get_if<schedule_deleted>(&ev.body)) {
+      schedules_.erase(sd->id);
     }
     return;
   }
   job_row* row = row_for(ev.job, true);
+  const bool was_live = row->id != 0 && !is_terminal(row->state);
   ++row->event_count;
   row->last_seq = ev.seq;
   std::visit(
@@ -115,6 +120,13 @@ void queue_view::apply(const event& ev) {
           r.max_attempts = b.retry.max_attempts;
           r.retry_budget = b.retry.max_attempts;
           r.submitted_seq = ev.seq;
+          r.schedule = b.schedule;
+          if (b.schedule != 0) {
+            if (auto s = schedules_.find(b.schedule); s != schedules_.end()) {
+              s->second.last_run = ev.job;
+              s->second.last_run_ended = false;
+            }
+          }
           if (!b.resources.empty()) {
             std::vector<std::pair<std::uint32_t, lock_mode>> set;
             set.reserve(b.resources.size());
@@ -191,6 +203,36 @@ void queue_view::apply(const event& ev) {
         // engine events carry no job.
       },
       ev.body);
+  // A schedule's run that just ended: the schedule's next run is due, and
+  // the run's verdict moves its failure streak (actors/recovery.cpp, the
+  // same rule as the live scheduler's).
+  if (was_live && is_terminal(row->state) && row->schedule != 0) {
+    auto s = schedules_.find(row->schedule);
+    if (s != schedules_.end() && s->second.last_run == row->id) {
+      s->second.last_run_ended = true;
+      switch (row->state) {
+        case job_state::succeeded:
+        case job_state::accepted:
+        case job_state::declined:
+          s->second.consecutive_failures = 0;
+          break;
+        case job_state::discarded:
+        case job_state::expired:
+          ++s->second.consecutive_failures;
+          break;
+        default:
+          break;
+      }
+    }
+  }
+}
+
+job_id queue_view::max_job() const {
+  // Rows exist for every id an event named (submitted or not), and the
+  // dense range ends at the highest of those below the sparse ones.
+  job_id best = rows_.size();
+  for (const auto& [id, r] : sparse_) best = std::max(best, id);
+  return best;
 }
 
 std::vector<job_id> queue_view::match(const job_filter& filter, millis now) const {
@@ -424,6 +466,7 @@ void row_fields(Io& io, Row& r) {
   io("submitted_seq", r.submitted_seq);
   io("last_seq", r.last_seq);
   io("event_count", r.event_count);
+  io("schedule", r.schedule);
   io("last_error", r.last_error);
 }
 
@@ -454,6 +497,13 @@ std::string queue_view::encode() const {
     w.put(name);
     w.put(s.paused);
     w.put(s.concurrency);
+  }
+  w.put_varint(schedules_.size());
+  for (const auto& [id, s] : schedules_) {
+    w.put(s.id);
+    w.put(s.last_run);
+    w.put(s.last_run_ended);
+    w.put(s.consecutive_failures);
   }
   std::vector<const job_row*> rows;
   rows.reserve(job_count_);
@@ -527,11 +577,25 @@ std::optional<queue_view> queue_view::decode(std::string_view bytes, std::string
     if (name >= v.names_.size()) return fail("queue name id out of range");
     v.settings_[name] = s;
   }
+  r("schedules", n);
+  if (n > r.left()) return fail("schedule count exceeds the input");
+  for (std::uint64_t i = 0; i < n && !r.failed(); ++i) {
+    schedule_row s;
+    r("schedule", s.id);
+    r("last_run", s.last_run);
+    r("last_run_ended", s.last_run_ended);
+    r("consecutive_failures", s.consecutive_failures);
+    if (r.failed()) break;
+    if (s.id == 0 || v.schedules_.count(s.id) != 0)
+      return fail("schedule id " + std::to_string(s.id) + " is 0 or appears twice");
+    v.schedules_[s.id] = s;
+  }
   r("rows", n);
   if (n > r.left() || n != job_count)
     return fail("row count " + std::to_string(n) + " does not match the job count " +
                 std::to_string(job_count));
   job_id previous = 0;
+  v.rows_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(n, 1u << 26)));
   auto get_field = [&](const char* name, auto& value) { r(name, value); };
   for (std::uint64_t i = 0; i < n && !r.failed(); ++i) {
     job_row row;

@@ -14,7 +14,9 @@
 // after every event of randomized runs.
 #pragma once
 
+#include <algorithm>
 #include <array>
+#include <map>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -68,7 +70,18 @@ struct job_row {
   sequence_t submitted_seq = 0;
   sequence_t last_seq = 0;
   std::uint64_t event_count = 0;
+  schedule_id schedule = 0;  // spec.schedule: the recurring schedule it is a run of
   std::string last_error;
+};
+
+/// A recurring schedule as the log tells it (schedule.created until
+/// schedule.deleted): its latest run and that run's failure streak. The run's
+/// job.submitted is the template of the next run.
+struct schedule_row {
+  schedule_id id = 0;
+  job_id last_run = 0;
+  bool last_run_ended = false;
+  std::uint32_t consecutive_failures = 0;
 };
 
 /// A queue's settings and its jobs per state.
@@ -91,7 +104,8 @@ class queue_view {
  public:
   /// Version of this fold's rules and of its snapshot encoding; a snapshot
   /// of another version is rebuilt from the log, never read.
-  static constexpr std::uint32_t version = 1;
+  /// 2: schedules, and each row's schedule id.
+  static constexpr std::uint32_t version = 2;
 
   /// Folds one committed event; `ev.seq` must follow the last one applied.
   void apply(const event& ev);
@@ -129,8 +143,8 @@ class queue_view {
   /// The whole view as bytes, for a snapshot:
   ///   "jsqv" | u32 LE version | body | u64 LE checksum of body (FNV-1a)
   ///   body: head, head_time, job count, the name table, the resource sets,
-  ///   the queue settings, then every row in id order (events/binary_io.hpp
-  ///   encodings; field order as in job_row).
+  ///   the queue settings, the schedules, then every row in id order
+  ///   (events/binary_io.hpp encodings; field order as in job_row).
   std::string encode() const;
   /// The view `bytes` hold, or nullopt with *error saying why: another
   /// version, a checksum mismatch, or bytes that do not describe a
@@ -143,6 +157,21 @@ class queue_view {
     std::uint32_t concurrency = 0;
   };
   const std::unordered_map<std::uint32_t, queue_settings>& settings() const { return settings_; }
+  /// Schedules not deleted, by id.
+  const std::map<schedule_id, schedule_row>& schedules() const { return schedules_; }
+  /// The highest job id any event named (0 when none).
+  job_id max_job() const;
+  /// Calls fn(row) for every job not in a terminal state, in id order.
+  template <class Fn>
+  void for_each_live(Fn&& fn) const {
+    for (const auto& r : rows_)
+      if (r.id != 0 && !is_terminal(r.state)) fn(r);
+    std::vector<const job_row*> far;
+    for (const auto& [id, r] : sparse_)
+      if (r.id != 0 && !is_terminal(r.state)) far.push_back(&r);
+    std::sort(far.begin(), far.end(), [](auto* a, auto* b) { return a->id < b->id; });
+    for (const job_row* r : far) fn(*r);
+  }
 
  private:
   job_row* row_for(job_id id, bool create);
@@ -157,6 +186,7 @@ class queue_view {
   std::unordered_map<job_id, job_row> sparse_;
   std::vector<std::vector<std::pair<std::uint32_t, lock_mode>>> resource_sets_;
   std::unordered_map<std::uint32_t, queue_settings> settings_;
+  std::map<schedule_id, schedule_row> schedules_;
 };
 
 }  // namespace jobsmith

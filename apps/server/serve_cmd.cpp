@@ -92,11 +92,14 @@ int run_serve(const serve_options& o) {
     return 1;
   }
   auto& rec = srv.engine_ref().recovered();
+  if (!rec.snapshot_warning.empty()) spdlog::warn("{}", rec.snapshot_warning);
   spdlog::info(
-      "jobsmith {} serving data {} on http://{}:{} ({} events recovered, {} live jobs, head {}, "
+      "jobsmith {} serving data {} on http://{}:{} ({} events recovered{}, {} live jobs, head {}, "
       "{:.2f} s; {})",
-      JOBSMITH_VERSION, o.data_dir, cfg.host, srv.port(), rec.events_replayed, rec.live_jobs,
-      rec.head, rec.seconds,
+      JOBSMITH_VERSION, o.data_dir, cfg.host, srv.port(), rec.events_replayed,
+      rec.snapshot_seq != 0 ? " after the snapshot at " + std::to_string(rec.snapshot_seq)
+                            : std::string{},
+      rec.live_jobs, rec.head, rec.seconds,
       cfg.tokens.empty() ? std::string{"no tokens: loopback only, every caller is admin"}
                          : std::to_string(cfg.tokens.size()) + " tokens");
   int sig = 0;

@@ -467,9 +467,11 @@ BOOST_AUTO_TEST_CASE(every_open_appends_engine_started) {
     engine_options opts;
     opts.data_dir = dir.path();
     opts.allow_unknown_kinds = true;
+    opts.snapshot_every = 0;  // no snapshots: every open folds the whole log
     auto eng = open_engine(std::move(opts));
     heads.push_back(eng->recovered().head);
     BOOST_TEST(eng->recovered().events_replayed == eng->recovered().head);
+    BOOST_TEST(eng->recovered().snapshot_seq == 0u);
     BOOST_TEST(eng->metrics().head == eng->recovered().head + 1);
     if (i == 0) submit_ok(*eng, spec_of("x"));
   }
@@ -693,4 +695,215 @@ BOOST_AUTO_TEST_CASE(an_empty_log_recovers_to_nothing) {
   BOOST_TEST(recovered->next_job_id == 1u);
   BOOST_TEST(recovered->live_jobs.empty());
   BOOST_TEST(recovered->schedules.empty());
+}
+
+// -- recovery from the queue view snapshot --------------------------------------------------
+
+namespace {
+
+/// A log with every kind of history: successes, retries, permanent
+/// failures, reviews, cancels, a paused queue, delayed jobs and a recurring
+/// schedule with a failure limit. Written by a real engine, without
+/// snapshots of its own.
+void write_mixed_log(const std::string& dir) {
+  engine_options opts;
+  opts.data_dir = dir;
+  opts.snapshot_every = 0;
+  opts.progress_flush = 5ms;
+  opts.handlers.add("ok", [](job_context&) { return outcome::success(); });
+  opts.handlers.add("flaky", [](job_context& ctx) {
+    return ctx.attempt() == 1 ? outcome::retry("first try fails") : outcome::success();
+  });
+  opts.handlers.add("bad", [](job_context&) { return outcome::permanent("never works"); });
+  opts.handlers.add("tick", [](job_context& ctx) {
+    return ctx.id() % 3 == 0 ? outcome::permanent("every third run fails") : outcome::success();
+  });
+  auto eng = open_engine(std::move(opts));
+  BOOST_REQUIRE(eng->pause("held").ok());
+  BOOST_REQUIRE(eng->configure("narrow", 1).ok());
+  std::vector<job_id> ids;
+  for (int i = 0; i < 40; ++i) {
+    static const char* kinds[] = {"ok", "flaky", "bad"};
+    auto spec = spec_of(kinds[i % 3], i % 5 == 0 ? "held" : (i % 4 == 0 ? "narrow" : "default"));
+    spec.review_required = i % 7 == 0;
+    submit_options o;
+    if (i % 6 == 0) o.delay = 3'600'000;  // still scheduled when the log ends
+    ids.push_back(submit_ok(*eng, spec, o));
+  }
+  auto tick = spec_of("tick");
+  tick.recur.interval = 5;
+  tick.recur.failure_limit = 50;
+  submit_ok(*eng, tick);
+  for (std::size_t i = 0; i < ids.size(); i += 9) (void) eng->cancel(ids[i], "not needed");
+  // Settled: nothing runs, and only the paused queue's jobs wait in line.
+  auto settled = [&] {
+    for (auto id : ids) {
+      auto rec = record_of(*eng, id);
+      auto state = effective_state(rec, system_wall_now());
+      if (state == job_state::running) return false;
+      if (state == job_state::queued && rec.spec.queue != "held") return false;
+    }
+    return true;
+  };
+  BOOST_REQUIRE(wait_until(settled));
+  for (auto id : ids) {
+    if (record_of(*eng, id).state == job_state::pending_review) (void) eng->review(id, id % 2 == 0);
+    if (record_of(*eng, id).state == job_state::discarded) (void) eng->retry(id);
+  }
+  BOOST_REQUIRE(wait_until(settled));
+  std::this_thread::sleep_for(50ms);  // a few more schedule runs
+  eng->close();
+
+  // As a crash between a schedule's run failing and its next run leaves
+  // it: the schedule's last run ended, one failure in its streak.
+  std::unique_ptr<store::event_log> log;
+  BOOST_REQUIRE(store::open_rocksdb_log(dir, {}, &log).is_ok());
+  auto seed = recover(*log);
+  BOOST_REQUIRE(seed.ok());
+  auto id = seed->next_job_id;
+  auto run = spec_of("tick");
+  run.recur.interval = 60'000;
+  run.schedule = id;
+  auto t = system_wall_now();
+  append_all(*log, {job_event(0, t, schedule_created{id, id}), job_event(id, t, run),
+                    job_event(id, t, job_started{1, "local:deadbeef", 7}, "engine"),
+                    job_event(id, t, job_failed{1, "boom", false, 0, ""}, "worker:local:deadbeef")});
+}
+
+void require_same_state(const recovered_state& a, const recovered_state& b) {
+  BOOST_TEST(a.head == b.head);
+  BOOST_TEST(a.next_job_id == b.next_job_id);
+  BOOST_TEST(a.jobs_seen == b.jobs_seen);
+  BOOST_REQUIRE_EQUAL(a.live_jobs.size(), b.live_jobs.size());
+  for (std::size_t i = 0; i < a.live_jobs.size(); ++i)
+    BOOST_TEST((a.live_jobs[i] == b.live_jobs[i]), "live job " << a.live_jobs[i].id);
+  BOOST_REQUIRE_EQUAL(a.queues.size(), b.queues.size());
+  for (auto& [name, s] : a.queues) {
+    auto it = b.queues.find(name);
+    BOOST_REQUIRE_MESSAGE(it != b.queues.end(), "queue " << name);
+    BOOST_TEST(it->second.paused == s.paused);
+    BOOST_TEST(it->second.concurrency == s.concurrency);
+  }
+  BOOST_REQUIRE_EQUAL(a.schedules.size(), b.schedules.size());
+  for (auto& [id, s] : a.schedules) {
+    auto it = b.schedules.find(id);
+    BOOST_REQUIRE_MESSAGE(it != b.schedules.end(), "schedule " << id);
+    BOOST_TEST(it->second.last_run == s.last_run);
+    BOOST_TEST(it->second.last_run_ended == s.last_run_ended);
+    BOOST_TEST(it->second.consecutive_failures == s.consecutive_failures);
+    BOOST_TEST((it->second.spec == s.spec));
+  }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(recovery_from_a_snapshot_at_any_sequence_equals_a_full_replay) {
+  temp_dir dir;
+  write_mixed_log(dir.path());
+  auto events = read_all(dir.path());
+  std::unique_ptr<store::event_log> log;
+  BOOST_REQUIRE(store::open_rocksdb_log(dir.path(), {}, &log).is_ok());
+  queue_view full_view;
+  auto full = recover(*log, [&](const event& ev) { full_view.apply(ev); });
+  BOOST_REQUIRE_MESSAGE(full.ok(), why(full));
+  BOOST_TEST(full->schedules.size() == 2u);  // the engine's and the hand-written one
+  BOOST_TEST(std::count_if(full->schedules.begin(), full->schedules.end(),
+                           [](auto& s) { return s.second.last_run_ended && s.second.consecutive_failures == 1; }) == 1);
+  BOOST_TEST(!full->live_jobs.empty());
+
+  for (std::size_t k : {std::size_t{1}, events.size() / 5, events.size() / 2, events.size() - 7,
+                        events.size()}) {
+    queue_view at_k;
+    for (std::size_t i = 0; i < k; ++i) at_k.apply(events[i]);
+    BOOST_REQUIRE(log->put_snapshot(queue_view_snapshot, {at_k.head(), at_k.encode()}).is_ok());
+    queue_view view;
+    auto fast = recover_from_snapshot(*log, view);
+    BOOST_REQUIRE_MESSAGE(fast.ok(), why(fast));
+    BOOST_TEST(fast->snapshot_warning == "");
+    BOOST_TEST(fast->snapshot_seq == events[k - 1].seq);
+    BOOST_TEST(fast->events_replayed == events.size() - k);
+    require_same_state(*full, *fast);
+    BOOST_TEST(view.encode() == full_view.encode(), "the views differ after a snapshot at " << k);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_damaged_or_old_snapshot_is_ignored_with_a_warning_and_the_log_replayed) {
+  temp_dir dir;
+  write_mixed_log(dir.path());
+  auto events = read_all(dir.path());
+  std::unique_ptr<store::event_log> log;
+  BOOST_REQUIRE(store::open_rocksdb_log(dir.path(), {}, &log).is_ok());
+  queue_view full_view;
+  auto full = recover(*log, [&](const event& ev) { full_view.apply(ev); });
+  BOOST_REQUIRE(full.ok());
+  queue_view half;
+  for (std::size_t i = 0; i < events.size() / 2; ++i) half.apply(events[i]);
+  auto good = half.encode();
+
+  auto flipped = good;
+  flipped[flipped.size() / 2] ^= 0x10;
+  auto old_version = good;
+  old_version[4] = 1;  // u32 LE version right after the magic
+  struct damaged {
+    std::string bytes;
+    sequence_t covered;
+    std::string says;
+  };
+  for (auto& d : {damaged{flipped, half.head(), "checksum mismatch"},
+                  damaged{old_version, half.head(), "version 1"},
+                  damaged{good, half.head() + 1, "covers sequence"},
+                  damaged{"junk", half.head(), "not a queue view snapshot"}}) {
+    BOOST_REQUIRE(log->put_snapshot(queue_view_snapshot, {d.covered, d.bytes}).is_ok());
+    queue_view view;
+    auto out = recover_from_snapshot(*log, view);
+    BOOST_REQUIRE_MESSAGE(out.ok(), why(out));
+    BOOST_TEST(out->snapshot_warning.find(d.says) != std::string::npos, out->snapshot_warning);
+    BOOST_TEST(out->snapshot_warning.find("replayed the log from the start") != std::string::npos);
+    BOOST_TEST(out->snapshot_seq == 0u);
+    BOOST_TEST(out->events_replayed == events.size());
+    require_same_state(*full, *out);
+    BOOST_TEST(view.encode() == full_view.encode());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(the_engine_snapshots_as_it_goes_and_at_close_and_reopens_from_it) {
+  temp_dir dir;
+  job_id waiting = 0;
+  {
+    engine_options opts;
+    opts.data_dir = dir.path();
+    opts.snapshot_every = 10;
+    opts.handlers.add("ok", [](job_context&) { return outcome::success(); });
+    auto eng = open_engine(std::move(opts));
+    std::vector<job_id> ids;
+    for (int i = 0; i < 20; ++i) ids.push_back(submit_ok(*eng, spec_of("ok")));
+    for (auto id : ids) REQUIRE_STATE(*eng, id, job_state::succeeded);
+    submit_options later;
+    later.delay = 3'600'000;
+    waiting = submit_ok(*eng, spec_of("ok"), later);
+  }
+  auto events = read_all(dir.path());
+  {
+    engine_options opts;
+    opts.data_dir = dir.path();
+    opts.snapshot_every = 10;
+    opts.handlers.add("ok", [](job_context&) { return outcome::success(); });
+    auto eng = open_engine(std::move(opts));
+    // The close stored a snapshot of everything: nothing left to fold.
+    BOOST_TEST(eng->recovered().snapshot_seq == events.back().seq);
+    BOOST_TEST(eng->recovered().events_replayed == 0u);
+    BOOST_TEST(eng->recovered().snapshot_warning == "");
+    BOOST_TEST(eng->recovered().live_jobs == 1u);
+    BOOST_TEST(record_of(*eng, waiting).state == job_state::scheduled);
+    job_filter f;
+    f.states_in = {job_state::succeeded};
+    f.limit = 1000;
+    auto done = eng->list(f);
+    BOOST_REQUIRE(done.ok());
+    BOOST_TEST(done->size() == 20u);
+    BOOST_REQUIRE(eng->run_now(waiting).ok());
+    REQUIRE_STATE(*eng, waiting, job_state::succeeded);
+    auto next = submit_ok(*eng, spec_of("ok"));
+    BOOST_TEST(next == waiting + 1);
+  }
 }

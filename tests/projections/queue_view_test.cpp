@@ -59,6 +59,7 @@ struct run {
     BOOST_TEST(row->lease_token == rec.lease_token);
     BOOST_TEST(row->last_seq == rec.last_seq);
     BOOST_TEST(row->event_count == rec.event_count);
+    BOOST_TEST(row->schedule == rec.spec.schedule);
     BOOST_TEST(row->last_error == rec.last_error);
     BOOST_TEST(row->priority == rec.spec.priority);
     BOOST_TEST(names.name(row->queue) == rec.spec.queue);
