@@ -202,10 +202,17 @@ result<std::unique_ptr<engine>> engine::open(engine_options options) {
     }
   }
 
+  auto since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
+  im->report.store_seconds = since(started);
+
   // Step 2: replay the log into the live state and the projections.
+  auto recovering = std::chrono::steady_clock::now();
   queue_view view;
   auto seed = recover_from_snapshot(*im->log, view);
   if (!seed) return seed.error();
+  im->report.recover_seconds = since(recovering);
   im->report.events_replayed = seed->events_replayed;
   im->report.live_jobs = seed->live_jobs.size();
   im->report.head = seed->head;

@@ -165,7 +165,9 @@ class engine {
     sequence_t head = 0;
     sequence_t snapshot_seq = 0;        // the snapshot it started from; 0 = none
     std::string snapshot_warning;       // why a stored snapshot was not used
-    double seconds = 0;
+    double store_seconds = 0;           // opening the store (RocksDB's own WAL replay)
+    double recover_seconds = 0;         // snapshot, tail and live jobs
+    double seconds = 0;                 // all of open()
   };
   const recovery_report& recovered() const;
 

@@ -162,6 +162,11 @@ class reader {
   }
 
   bool get_varint(std::uint64_t& v) {
+    // Most values are small: one byte, top bit clear.
+    if (pos_ < in_.size() && static_cast<std::uint8_t>(in_[pos_]) < 0x80) {
+      v = static_cast<std::uint8_t>(in_[pos_++]);
+      return true;
+    }
     std::uint64_t result = 0;
     for (int i = 0;; ++i) {
       if (pos_ == in_.size()) return fail("input ends inside a varint");

@@ -1,7 +1,9 @@
 #include "projections/queue_view.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <map>
+#include <thread>
 
 #include "events/binary_io.hpp"
 #include "events/time_text.hpp"
@@ -472,11 +474,14 @@ void row_fields(Io& io, Row& r) {
 
 }  // namespace
 
+// Rows go in chunks of this many, each with its own checksum, so decode
+// checks and reads them on several threads.
+constexpr std::size_t rows_per_chunk = 1u << 16;
+
 std::string queue_view::encode() const {
-  std::string out(snapshot_magic);
-  put_fixed(out, version, 4);
-  const std::size_t body_start = out.size();
-  binary::writer w(out);
+  // The head: everything but the rows.
+  std::string head;
+  binary::writer w(head);
   w.put(head_);
   w.put(head_time_);
   w.put(job_count_);
@@ -505,6 +510,7 @@ std::string queue_view::encode() const {
     w.put(s.last_run_ended);
     w.put(s.consecutive_failures);
   }
+
   std::vector<const job_row*> rows;
   rows.reserve(job_count_);
   for (const auto& r : rows_)
@@ -514,10 +520,28 @@ std::string queue_view::encode() const {
     if (r.id != 0) sparse.push_back(&r);
   std::sort(sparse.begin(), sparse.end(), [](auto* a, auto* b) { return a->id < b->id; });
   rows.insert(rows.end(), sparse.begin(), sparse.end());
-  w.put_varint(rows.size());
-  auto put_field = [&](const char*, const auto& v) { w.put(v); };
-  for (const job_row* r : rows) row_fields(put_field, *r);
-  put_fixed(out, fnv1a(std::string_view(out).substr(body_start)), 8);
+
+  std::string out(snapshot_magic);
+  put_fixed(out, version, 4);
+  put_fixed(out, fnv1a(head), 8);
+  binary::writer o(out);
+  o.put_varint(head.size());
+  out += head;
+  const std::size_t chunks = (rows.size() + rows_per_chunk - 1) / rows_per_chunk;
+  o.put_varint(chunks);
+  std::string chunk;
+  binary::writer c(chunk);
+  auto put_field = [&](const char*, const auto& v) { c.put(v); };
+  for (std::size_t k = 0; k < chunks; ++k) {
+    chunk.clear();
+    const std::size_t first = k * rows_per_chunk;
+    const std::size_t last = std::min(rows.size(), first + rows_per_chunk);
+    for (std::size_t i = first; i < last; ++i) row_fields(put_field, *rows[i]);
+    put_fixed(out, fnv1a(chunk), 8);
+    o.put_varint(last - first);
+    o.put_varint(chunk.size());
+    out += chunk;
+  }
   return out;
 }
 
@@ -532,10 +556,15 @@ std::optional<queue_view> queue_view::decode(std::string_view bytes, std::string
   if (stored_version != version)
     return fail("version " + std::to_string(stored_version) + ", this reader folds version " +
                 std::to_string(version));
-  const std::string_view body = bytes.substr(8, bytes.size() - 16);
-  if (get_fixed(bytes.substr(bytes.size() - 8), 8) != fnv1a(body)) return fail("checksum mismatch");
+  const auto head_sum = get_fixed(bytes.substr(8), 8);
+  binary::reader framing(bytes.substr(16));
+  std::uint64_t head_len = 0;
+  if (!framing.get_varint(head_len) || head_len > framing.left()) return fail("head length is damaged");
+  const std::size_t head_at = 16 + (bytes.size() - 16 - framing.left());
+  const std::string_view head = bytes.substr(head_at, static_cast<std::size_t>(head_len));
+  if (fnv1a(head) != head_sum) return fail("checksum mismatch in the head");
 
-  binary::reader r(body);
+  binary::reader r(head);
   queue_view v;
   r("head", v.head_);
   r("head_time", v.head_time_);
@@ -590,26 +619,104 @@ std::optional<queue_view> queue_view::decode(std::string_view bytes, std::string
       return fail("schedule id " + std::to_string(s.id) + " is 0 or appears twice");
     v.schedules_[s.id] = s;
   }
-  r("rows", n);
-  if (n > r.left() || n != job_count)
-    return fail("row count " + std::to_string(n) + " does not match the job count " +
-                std::to_string(job_count));
-  job_id previous = 0;
-  v.rows_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(n, 1u << 26)));
-  auto get_field = [&](const char* name, auto& value) { r(name, value); };
-  for (std::uint64_t i = 0; i < n && !r.failed(); ++i) {
-    job_row row;
-    row_fields(get_field, row);
-    if (r.failed()) break;
-    if (row.id <= previous) return fail("rows out of id order at job " + std::to_string(row.id));
-    previous = row.id;
-    if (row.queue >= v.names_.size() || row.kind >= v.names_.size() ||
-        row.worker >= v.names_.size() || row.resources > v.resource_sets_.size())
-      return fail("job " + std::to_string(row.id) + " names an id out of range");
-    *v.row_for(row.id, true) = std::move(row);
-  }
   if (r.failed()) return fail(r.path() + ": " + r.what());
-  if (r.left() != 0) return fail(std::to_string(r.left()) + " bytes after the last row");
+  if (r.left() != 0) return fail(std::to_string(r.left()) + " bytes after the head");
+
+  // The chunks' frames, in order; their bytes are checked and read below.
+  struct chunk {
+    std::uint64_t sum = 0;
+    std::uint64_t rows = 0;
+    std::string_view bytes;
+    std::vector<job_row> out;
+    std::string error;
+  };
+  std::string_view rest = bytes.substr(head_at + head.size());
+  binary::reader frames(rest);
+  std::uint64_t chunk_count = 0;
+  if (!frames.get_varint(chunk_count) || chunk_count > frames.left())
+    return fail("chunk count is damaged");
+  std::vector<chunk> chunks(static_cast<std::size_t>(chunk_count));
+  std::uint64_t total_rows = 0;
+  for (auto& ch : chunks) {
+    std::size_t at = rest.size() - frames.left();
+    if (frames.left() < 8) return fail("input ends inside a chunk frame");
+    ch.sum = get_fixed(rest.substr(at), 8);
+    binary::reader after(rest.substr(at + 8));
+    std::uint64_t len = 0;
+    if (!after.get_varint(ch.rows) || !after.get_varint(len) || len > after.left() ||
+        ch.rows == 0 || ch.rows > rows_per_chunk)
+      return fail("chunk frame is damaged");
+    std::size_t body_at = at + 8 + (rest.size() - at - 8 - after.left());
+    ch.bytes = rest.substr(body_at, static_cast<std::size_t>(len));
+    total_rows += ch.rows;
+    frames = binary::reader(rest.substr(body_at + ch.bytes.size()));
+    rest = rest.substr(body_at + ch.bytes.size());
+  }
+  if (frames.left() != 0) return fail(std::to_string(frames.left()) + " bytes after the last row");
+  if (total_rows != job_count)
+    return fail("row count " + std::to_string(total_rows) + " does not match the job count " +
+                std::to_string(job_count));
+
+  // Check and read the chunks on a few threads; each checks what it can
+  // alone (names in range, ids rising within the chunk).
+  const std::size_t names = v.names_.size();
+  const std::size_t sets = v.resource_sets_.size();
+  auto read_chunk = [&](chunk& ch) {
+    if (fnv1a(ch.bytes) != ch.sum) {
+      ch.error = "checksum mismatch in rows";
+      return;
+    }
+    binary::reader cr(ch.bytes);
+    auto get_field = [&](const char* name, auto& value) { cr(name, value); };
+    ch.out.resize(static_cast<std::size_t>(ch.rows));
+    job_id previous = 0;
+    for (auto& row : ch.out) {
+      row_fields(get_field, row);
+      if (cr.failed()) {
+        ch.error = cr.path() + ": " + cr.what();
+        return;
+      }
+      if (row.id <= previous) {
+        ch.error = "rows out of id order at job " + std::to_string(row.id);
+        return;
+      }
+      previous = row.id;
+      if (row.queue >= names || row.kind >= names || row.worker >= names || row.resources > sets) {
+        ch.error = "job " + std::to_string(row.id) + " names an id out of range";
+        return;
+      }
+    }
+    if (cr.left() != 0) ch.error = std::to_string(cr.left()) + " bytes after a chunk's rows";
+  };
+  const std::size_t threads =
+      std::min<std::size_t>(chunks.size(), std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
+  auto in_parallel = [&](auto&& per_chunk) {
+    std::atomic<std::size_t> next{0};
+    auto worker = [&] {
+      for (std::size_t k; (k = next.fetch_add(1)) < chunks.size();) per_chunk(chunks[k]);
+    };
+    std::vector<std::thread> pool;
+    for (std::size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+    worker();
+    for (auto& t : pool) t.join();
+  };
+  in_parallel(read_chunk);
+
+  job_id previous = 0;
+  for (auto& ch : chunks) {
+    if (!ch.error.empty()) return fail(ch.error);
+    if (ch.out.front().id <= previous)
+      return fail("rows out of id order at job " + std::to_string(ch.out.front().id));
+    previous = ch.out.back().id;
+  }
+  v.rows_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(job_count, 1u << 26)));
+  for (auto& ch : chunks) {
+    for (auto& row : ch.out) {
+      auto id = row.id;
+      *v.row_for(id, true) = std::move(row);
+    }
+    std::vector<job_row>().swap(ch.out);
+  }
   v.job_count_ = job_count;
   return v;
 }

@@ -104,8 +104,9 @@ class queue_view {
  public:
   /// Version of this fold's rules and of its snapshot encoding; a snapshot
   /// of another version is rebuilt from the log, never read.
-  /// 2: schedules, and each row's schedule id.
-  static constexpr std::uint32_t version = 2;
+  /// 2: schedules, and each row's schedule id. 3: rows in checksummed
+  /// chunks, read in parallel.
+  static constexpr std::uint32_t version = 3;
 
   /// Folds one committed event; `ev.seq` must follow the last one applied.
   void apply(const event& ev);
@@ -141,10 +142,13 @@ class queue_view {
   std::string explain(job_id id, millis now) const;
 
   /// The whole view as bytes, for a snapshot:
-  ///   "jsqv" | u32 LE version | body | u64 LE checksum of body (FNV-1a)
-  ///   body: head, head_time, job count, the name table, the resource sets,
-  ///   the queue settings, the schedules, then every row in id order
-  ///   (events/binary_io.hpp encodings; field order as in job_row).
+  ///   "jsqv" | u32 LE version | u64 LE FNV-1a of head | varint len | head
+  ///     | varint chunk count | chunks
+  ///   head:  sequence, time, job count, the name table, the resource sets,
+  ///          the queue settings, the schedules
+  ///   chunk: u64 LE FNV-1a of rows | varint row count (<= 65,536)
+  ///          | varint len | rows, in id order across all chunks
+  ///   (events/binary_io.hpp encodings; row fields in job_row's order).
   std::string encode() const;
   /// The view `bytes` hold, or nullopt with *error saying why: another
   /// version, a checksum mismatch, or bytes that do not describe a

@@ -95,11 +95,11 @@ int run_serve(const serve_options& o) {
   if (!rec.snapshot_warning.empty()) spdlog::warn("{}", rec.snapshot_warning);
   spdlog::info(
       "jobsmith {} serving data {} on http://{}:{} ({} events recovered{}, {} live jobs, head {}, "
-      "{:.2f} s; {})",
+      "{:.2f} s: store {:.2f} s, recovery {:.2f} s; {})",
       JOBSMITH_VERSION, o.data_dir, cfg.host, srv.port(), rec.events_replayed,
       rec.snapshot_seq != 0 ? " after the snapshot at " + std::to_string(rec.snapshot_seq)
                             : std::string{},
-      rec.live_jobs, rec.head, rec.seconds,
+      rec.live_jobs, rec.head, rec.seconds, rec.store_seconds, rec.recover_seconds,
       cfg.tokens.empty() ? std::string{"no tokens: loopback only, every caller is admin"}
                          : std::to_string(cfg.tokens.size()) + " tokens");
   int sig = 0;

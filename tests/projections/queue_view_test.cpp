@@ -294,3 +294,31 @@ BOOST_AUTO_TEST_CASE(a_damaged_or_foreign_snapshot_is_refused_with_a_reason) {
   BOOST_TEST(!queue_view::decode("not a snapshot at all", &error));
   BOOST_TEST(error.find("not a queue view snapshot") != std::string::npos, error);
 }
+
+// More rows than one chunk holds: read back on several threads, the same
+// view; damage in a later chunk is found.
+BOOST_AUTO_TEST_CASE(a_snapshot_of_many_chunks_round_trips_and_each_chunk_is_checked) {
+  queue_view view;
+  sequence_t seq = 0;
+  job_submitted spec;
+  spec.kind = "k";
+  spec.queue = "q";
+  for (job_id id = 1; id <= 150'000; ++id) {
+    view.apply(event{++seq, id, t0, "test", spec});
+    if (id % 3 == 0) view.apply(event{++seq, id, t0 + 1, "w", job_started{1, "w", id}});
+  }
+  const std::string bytes = view.encode();
+  std::string error;
+  auto back = queue_view::decode(bytes, &error);
+  BOOST_TEST_REQUIRE(back.has_value(), error);
+  BOOST_TEST(back->encode() == bytes);
+  BOOST_TEST(back->jobs() == 150'000u);
+  BOOST_TEST(back->counts(t0)[static_cast<std::size_t>(job_state::running)] == 50'000u);
+
+  for (std::size_t at : {bytes.size() / 2, bytes.size() - 3}) {
+    std::string bad = bytes;
+    bad[at] = static_cast<char>(bad[at] ^ 0x01);
+    BOOST_TEST(!queue_view::decode(bad, &error), "flip at " << at);
+    BOOST_TEST(error.find("checksum mismatch in rows") != std::string::npos, error);
+  }
+}
