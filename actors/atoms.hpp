@@ -31,5 +31,6 @@ using refused = caf::atom_constant<caf::atom("refused")>;
 using list = caf::atom_constant<caf::atom("list")>;
 using stop = caf::atom_constant<caf::atom("stop")>;
 using snapshot = caf::atom_constant<caf::atom("snapshot")>;
+using totals = caf::atom_constant<caf::atom("totals")>;
 
 }  // namespace jobsmith::atom

@@ -407,6 +407,14 @@ result<std::vector<std::size_t>> engine::counts() const {
   return impl_->ask<std::vector<std::size_t>>(impl_->core.projector, atom::stats::value);
 }
 
+result<std::vector<queue_row>> engine::queue_counts() const {
+  return impl_->ask<std::vector<queue_row>>(impl_->core.projector, atom::queues::value);
+}
+
+result<event_counts> engine::totals() const {
+  return impl_->ask<event_counts>(impl_->core.projector, atom::totals::value);
+}
+
 result<dispatch_explanation> engine::explain(job_id id) const {
   return impl_->ask<dispatch_explanation>(impl_->core.scheduler, atom::waits::value, id);
 }

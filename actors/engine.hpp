@@ -34,6 +34,7 @@
 #include "events/event.hpp"
 #include "events/job_state.hpp"
 #include "projections/job_filter.hpp"
+#include "projections/queue_view.hpp"
 
 namespace jobsmith {
 
@@ -134,6 +135,11 @@ class engine {
   result<std::vector<job_record>> list(const job_filter& filter) const;
   /// Jobs per state now, indexed by job_state.
   result<std::vector<std::size_t>> counts() const;
+  /// Every queue with jobs or settings and its jobs per effective state, from
+  /// the queue view (the scheduler's queues() knows live jobs only).
+  result<std::vector<queue_row>> queue_counts() const;
+  /// Events of the whole log by what they did, from the queue view.
+  result<event_counts> totals() const;
   result<dispatch_explanation> explain(job_id id) const;
   result<std::vector<queue_info>> queues() const;
   result<scheduler_stats> stats() const;

@@ -39,6 +39,8 @@ projector_actor::behavior_type projector(projector_actor::stateful_pointer<proje
           write_snapshot(st);
       },
       [self](atom::snapshot) { return write_snapshot(self->state); },
+      [self](atom::queues) { return self->state.view.queues(self->state.clock()); },
+      [self](atom::totals) { return self->state.view.totals(); },
       [self](atom::list, const job_filter& filter) {
         return self->state.view.match(filter, self->state.clock());
       },

@@ -55,6 +55,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::queue_info)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::job_record)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::job_filter)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::queue_view)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<jobsmith::queue_row>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::event_counts)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::job_command)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::lease_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::heartbeat_request)
@@ -106,6 +108,10 @@ using projector_actor = caf::typed_actor<
     caf::replies_to<atom::list, job_filter>::with<std::vector<job_id>>,
     /// Jobs per state (indexed by job_state).
     caf::replies_to<atom::stats>::with<std::vector<std::size_t>>,
+    /// Every queue with jobs or settings: its jobs per effective state.
+    caf::replies_to<atom::queues>::with<std::vector<queue_row>>,
+    /// Events of the whole log by what they did.
+    caf::replies_to<atom::totals>::with<event_counts>,
     /// Writes the queue view snapshot now, unless it is current; replies
     /// with the sequence it covers (0 when nothing was written).
     caf::replies_to<atom::snapshot>::with<sequence_t>>;

@@ -85,6 +85,7 @@ const std::vector<std::pair<std::uint32_t, lock_mode>>& queue_view::resources_of
 void queue_view::apply(const event& ev) {
   head_ = ev.seq;
   head_time_ = ev.time;
+  ++totals_.events;
   if (ev.job == 0) {
     if (auto p = std::get_if<queue_paused>(&ev.body)) {
       settings_[names_.intern(p->queue)].paused = true;
@@ -110,6 +111,7 @@ void queue_view::apply(const event& ev) {
         if constexpr (std::is_same_v<body_t, job_submitted>) {
           if (r.id != 0 && r.event_count != 1) return;
           if (r.id == 0) ++job_count_;
+          ++totals_.submitted;
           r.id = ev.job;
           r.state = job_state::scheduled;
           r.review_required = b.review_required;
@@ -139,6 +141,7 @@ void queue_view::apply(const event& ev) {
           }
         } else if constexpr (std::is_same_v<body_t, job_started>) {
           if (r.state != job_state::scheduled) return;
+          ++totals_.started;
           r.state = job_state::running;
           r.attempts = b.attempt;
           r.worker = names_.intern(b.worker);
@@ -147,6 +150,7 @@ void queue_view::apply(const event& ev) {
           r.last_end = attempt_end::none;
         } else if constexpr (std::is_same_v<body_t, job_succeeded>) {
           if (r.state != job_state::running) return;
+          ++totals_.succeeded;
           r.last_end = attempt_end::succeeded;
           r.worker = 0;
           if (r.review_required) {
@@ -157,10 +161,12 @@ void queue_view::apply(const event& ev) {
           }
         } else if constexpr (std::is_same_v<body_t, job_failed>) {
           if (r.state != job_state::running) return;
+          ++totals_.failed;
           r.last_error = b.error;
           end_attempt(r, attempt_end::failed, b.next_run_at, ev.time);
         } else if constexpr (std::is_same_v<body_t, job_reclaimed>) {
           if (r.state != job_state::running) return;
+          ++totals_.reclaimed;
           r.last_error = "reclaimed: " + b.reason;
           end_attempt(r, attempt_end::reclaimed, b.next_run_at, ev.time);
         } else if constexpr (std::is_same_v<body_t, job_discarded>) {
@@ -171,6 +177,7 @@ void queue_view::apply(const event& ev) {
           if (!b.reason.empty()) r.last_error = b.reason;
         } else if constexpr (std::is_same_v<body_t, job_cancelled>) {
           if (is_terminal(r.state)) return;
+          ++totals_.cancelled;
           if (r.state == job_state::running) r.last_end = attempt_end::cancelled;
           r.state = job_state::cancelled;
           r.finished_at = ev.time;
@@ -198,6 +205,7 @@ void queue_view::apply(const event& ev) {
           }
         } else if constexpr (std::is_same_v<body_t, job_expired>) {
           if (r.state != job_state::scheduled) return;
+          ++totals_.expired;
           r.state = job_state::expired;
           r.finished_at = ev.time;
         }
@@ -510,6 +518,9 @@ std::string queue_view::encode() const {
     w.put(s.last_run_ended);
     w.put(s.consecutive_failures);
   }
+  for (auto n : {totals_.events, totals_.submitted, totals_.started, totals_.succeeded,
+                 totals_.failed, totals_.reclaimed, totals_.cancelled, totals_.expired})
+    w.put(n);
 
   std::vector<const job_row*> rows;
   rows.reserve(job_count_);
@@ -619,6 +630,15 @@ std::optional<queue_view> queue_view::decode(std::string_view bytes, std::string
       return fail("schedule id " + std::to_string(s.id) + " is 0 or appears twice");
     v.schedules_[s.id] = s;
   }
+  auto& t = v.totals_;
+  r("events", t.events);
+  r("submitted", t.submitted);
+  r("started", t.started);
+  r("succeeded", t.succeeded);
+  r("failed", t.failed);
+  r("reclaimed", t.reclaimed);
+  r("cancelled", t.cancelled);
+  r("expired", t.expired);
   if (r.failed()) return fail(r.path() + ": " + r.what());
   if (r.left() != 0) return fail(std::to_string(r.left()) + " bytes after the head");
 

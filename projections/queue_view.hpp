@@ -92,6 +92,20 @@ struct queue_row {
   std::array<std::uint64_t, job_state_count> by_state{};  // effective states
 };
 
+/// Events of the whole log by what they did (an event the job rules ignore
+/// is counted in `events` only).
+struct event_counts {
+  std::uint64_t events = 0;
+  std::uint64_t submitted = 0;
+  std::uint64_t started = 0;
+  std::uint64_t succeeded = 0;
+  std::uint64_t failed = 0;
+  std::uint64_t reclaimed = 0;
+  std::uint64_t cancelled = 0;
+  std::uint64_t expired = 0;
+  friend bool operator==(const event_counts&, const event_counts&) = default;
+};
+
 /// A resource with the running jobs that hold it and the due jobs that
 /// wait for it (in the scheduler's order).
 struct resource_row {
@@ -105,8 +119,8 @@ class queue_view {
   /// Version of this fold's rules and of its snapshot encoding; a snapshot
   /// of another version is rebuilt from the log, never read.
   /// 2: schedules, and each row's schedule id. 3: rows in checksummed
-  /// chunks, read in parallel.
-  static constexpr std::uint32_t version = 3;
+  /// chunks, read in parallel. 4: event counts.
+  static constexpr std::uint32_t version = 4;
 
   /// Folds one committed event; `ev.seq` must follow the last one applied.
   void apply(const event& ev);
@@ -114,6 +128,7 @@ class queue_view {
   sequence_t head() const { return head_; }
   millis head_time() const { return head_time_; }
   std::uint64_t jobs() const { return job_count_; }
+  const event_counts& totals() const { return totals_; }
 
   /// The job's row, or nullptr.
   const job_row* find(job_id id) const;
@@ -145,7 +160,7 @@ class queue_view {
   ///   "jsqv" | u32 LE version | u64 LE FNV-1a of head | varint len | head
   ///     | varint chunk count | chunks
   ///   head:  sequence, time, job count, the name table, the resource sets,
-  ///          the queue settings, the schedules
+  ///          the queue settings, the schedules, the event counts
   ///   chunk: u64 LE FNV-1a of rows | varint row count (<= 65,536)
   ///          | varint len | rows, in id order across all chunks
   ///   (events/binary_io.hpp encodings; row fields in job_row's order).
@@ -191,6 +206,7 @@ class queue_view {
   std::vector<std::vector<std::pair<std::uint32_t, lock_mode>>> resource_sets_;
   std::unordered_map<std::uint32_t, queue_settings> settings_;
   std::map<schedule_id, schedule_row> schedules_;
+  event_counts totals_;
 };
 
 }  // namespace jobsmith

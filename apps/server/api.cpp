@@ -875,7 +875,7 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
         rt.on_pool([](route& r) {
           auto infos = r.self.eng_.queues();
           if (!infos) return r.fail(from_engine(infos.error()));
-          auto counts = r.self.hub_.counts_by_queue(wall_now());
+          auto counts = r.self.hub_.counts_by_queue();
           std::map<std::string, json> by_name;
           auto counts_json = [](const queue_counts* c) {
             json out = json::object();
@@ -1038,7 +1038,7 @@ std::string api::metrics_text() {
     return o;
   };
 
-  auto counts = hub_.counts_by_queue(wall_now());
+  auto counts = hub_.counts_by_queue();
   gauge("jobsmith_jobs", "Jobs by queue and effective state.", "gauge");
   for (auto& q : counts)
     for (int s = 0; s < job_state_count; ++s)

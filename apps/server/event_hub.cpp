@@ -41,16 +41,13 @@ event_hub::event_hub(engine& eng) : eng_(eng) {}
 event_hub::~event_hub() { stop(); }
 
 std::string event_hub::start() {
-  // Subscribe first, then fold the log: an event committed in between
-  // arrives through the subscription and is skipped or gap-filled there.
+  // The head first, then the subscription: what commits in between arrives
+  // with a gap, which on_committed reads from the log.
+  {
+    std::lock_guard<std::mutex> guard{mu_};
+    seen_ = eng_.head();
+  }
   sub_ = eng_.subscribe([this](const event& ev) { on_committed(ev); });
-  std::lock_guard<std::mutex> guard{mu_};
-  auto head = eng_.head();
-  auto res = eng_.read_events(seen_ + 1, head, [&](const event& ev) {
-    fold(ev);
-    return true;
-  });
-  if (!res) return "reading the log: " + res.error().to_string();
   return {};
 }
 
@@ -81,99 +78,43 @@ void event_hub::on_committed(const event& ev) {
   deliver(ev);
 }
 
-std::uint32_t event_hub::queue_slot(const std::string& name) {
-  auto [it, added] = queue_index_.try_emplace(name, static_cast<std::uint32_t>(queues_.size()));
-  if (added) queues_.push_back(queue_tally{name, {}, {}});
-  return it->second;
+void event_hub::remember_queue(job_id id, const std::string& queue) const {
+  if (job_queue_.size() >= max_remembered) job_queue_.clear();
+  auto [it, added] = queue_index_.try_emplace(queue, static_cast<std::uint32_t>(queue_names_.size()));
+  if (added) queue_names_.push_back(queue);
+  job_queue_[id] = it->second;
 }
 
-void event_hub::set_state(job_tally& t, job_state s, millis due) {
-  auto& q = queues_[t.queue];
-  --q.stored[static_cast<std::size_t>(t.state)];
-  if (t.state == job_state::scheduled) {
-    auto it = q.due.find(t.due_at);
-    if (it != q.due.end()) q.due.erase(it);
-  }
-  t.state = s;
-  t.due_at = due;
-  ++q.stored[static_cast<std::size_t>(s)];
-  if (s == job_state::scheduled) q.due.insert(due);
+const std::string& event_hub::queue_of(job_id id) const {
+  static const std::string unknown;
+  if (auto it = job_queue_.find(id); it != job_queue_.end()) return queue_names_[it->second];
+  auto view = eng_.get(id);
+  if (!view) return unknown;
+  remember_queue(id, view->job.spec.queue);
+  return queue_names_[job_queue_.at(id)];
 }
 
-// Mirrors apply() of events/job_state.cpp for the fields kept here.
 void event_hub::fold(const event& ev) {
   seen_ = ev.seq;
-  ++totals_.events;
-  if (ev.job == 0) {
-    if (auto* p = std::get_if<queue_paused>(&ev.body)) queue_slot(p->queue);
-    if (auto* c = std::get_if<queue_configured>(&ev.body)) queue_slot(c->queue);
-    return;
-  }
-  if (auto* s = std::get_if<job_submitted>(&ev.body)) {
-    if (jobs_.count(ev.job)) return;
-    job_tally t;
-    t.queue = queue_slot(s->queue);
-    t.review_required = s->review_required;
-    t.due_at = std::max(s->run_at, ev.time);
-    auto& q = queues_[t.queue];
-    ++q.stored[static_cast<std::size_t>(job_state::scheduled)];
-    q.due.insert(t.due_at);
-    jobs_.emplace(ev.job, t);
-    ++totals_.submitted;
-    return;
-  }
-  auto it = jobs_.find(ev.job);
-  if (it == jobs_.end()) return;
-  auto& t = it->second;
-  auto ended = [&](millis next_run_at) {
-    run_seconds_.observe(static_cast<double>(ev.time - t.started_at) / 1000.0);
-    if (next_run_at > 0)
-      set_state(t, job_state::scheduled, next_run_at);
-    else
-      set_state(t, job_state::discarded, 0);
+  if (ev.job == 0) return;
+  auto ended = [&] {
+    auto it = started_.find(ev.job);
+    if (it == started_.end()) return;  // started before this server did
+    run_seconds_.observe(static_cast<double>(ev.time - it->second) / 1000.0);
+    started_.erase(it);
   };
   std::visit(
       [&](const auto& b) {
         using B = std::decay_t<decltype(b)>;
-        if constexpr (std::is_same_v<B, job_started>) {
-          if (t.state != job_state::scheduled) return;
-          ++totals_.started;
-          t.started_at = ev.time;
-          set_state(t, job_state::running, 0);
-        } else if constexpr (std::is_same_v<B, job_succeeded>) {
-          if (t.state != job_state::running) return;
-          ++totals_.succeeded;
-          run_seconds_.observe(static_cast<double>(ev.time - t.started_at) / 1000.0);
-          set_state(t, t.review_required ? job_state::pending_review : job_state::succeeded, 0);
-        } else if constexpr (std::is_same_v<B, job_failed>) {
-          if (t.state != job_state::running) return;
-          ++totals_.failed;
-          ended(b.next_run_at);
-        } else if constexpr (std::is_same_v<B, job_reclaimed>) {
-          if (t.state != job_state::running) return;
-          ++totals_.reclaimed;
-          ended(b.next_run_at);
-        } else if constexpr (std::is_same_v<B, job_discarded>) {
-          if (!is_terminal(t.state)) set_state(t, job_state::discarded, 0);
-        } else if constexpr (std::is_same_v<B, job_cancelled>) {
-          if (is_terminal(t.state)) return;
-          ++totals_.cancelled;
-          set_state(t, job_state::cancelled, 0);
-        } else if constexpr (std::is_same_v<B, job_reviewed>) {
-          if (t.state == job_state::pending_review)
-            set_state(t, b.accepted ? job_state::accepted : job_state::declined, 0);
-        } else if constexpr (std::is_same_v<B, job_requested>) {
-          if (b.what == request_kind::run_now) {
-            if (t.state == job_state::scheduled && ev.time < t.due_at)
-              set_state(t, job_state::scheduled, ev.time);
-          } else if (t.state == job_state::discarded || t.state == job_state::expired ||
-                     t.state == job_state::declined || t.state == job_state::cancelled) {
-            set_state(t, job_state::scheduled, ev.time);
-          }
-        } else if constexpr (std::is_same_v<B, job_expired>) {
-          if (t.state != job_state::scheduled) return;
-          ++totals_.expired;
-          set_state(t, job_state::expired, 0);
+        if constexpr (std::is_same_v<B, job_submitted>) {
+          remember_queue(ev.job, b.queue);
+        } else if constexpr (std::is_same_v<B, job_started>) {
+          started_[ev.job] = ev.time;
+        } else if constexpr (std::is_same_v<B, job_succeeded> || std::is_same_v<B, job_failed> ||
+                             std::is_same_v<B, job_reclaimed>) {
+          ended();
+        } else if constexpr (std::is_same_v<B, job_cancelled> || std::is_same_v<B, job_discarded>) {
+          started_.erase(ev.job);
         }
       },
       ev.body);
@@ -195,8 +136,7 @@ bool event_hub::matches_locked(const stream_filter& f, const event& ev) const {
     return false;
   if (!f.queue.empty()) {
     if (ev.job != 0) {
-      auto it = jobs_.find(ev.job);
-      if (it == jobs_.end() || queues_[it->second.queue].name != f.queue) return false;
+      if (queue_of(ev.job) != f.queue) return false;
     } else {
       const std::string* q = nullptr;
       if (auto* p = std::get_if<queue_paused>(&ev.body)) q = &p->queue;
@@ -304,26 +244,28 @@ std::size_t event_hub::stream_count() const {
   return streams_.size();
 }
 
-std::vector<queue_counts> event_hub::counts_by_queue(millis now) const {
-  std::lock_guard<std::mutex> guard{mu_};
+std::vector<queue_counts> event_hub::counts_by_queue() const {
   std::vector<queue_counts> out;
-  out.reserve(queues_.size());
-  for (auto& q : queues_) {
-    queue_counts c;
-    c.name = q.name;
-    for (std::size_t i = 0; i < job_state_count; ++i) c.by_state[i] = q.stored[i];
-    // A stored `scheduled` job is `queued` once due (effective_state()).
-    auto due = static_cast<std::uint64_t>(std::distance(q.due.begin(), q.due.upper_bound(now)));
-    c.by_state[static_cast<std::size_t>(job_state::scheduled)] -= due;
-    c.by_state[static_cast<std::size_t>(job_state::queued)] += due;
-    out.push_back(std::move(c));
-  }
+  auto rows = eng_.queue_counts();
+  if (!rows) return out;
+  out.reserve(rows->size());
+  for (auto& row : *rows) out.push_back(queue_counts{row.name, row.by_state});
   return out;
 }
 
 event_totals event_hub::totals() const {
-  std::lock_guard<std::mutex> guard{mu_};
-  return totals_;
+  event_totals out;
+  auto t = eng_.totals();
+  if (!t) return out;
+  out.submitted = t->submitted;
+  out.started = t->started;
+  out.succeeded = t->succeeded;
+  out.failed = t->failed;
+  out.reclaimed = t->reclaimed;
+  out.cancelled = t->cancelled;
+  out.expired = t->expired;
+  out.events = t->events;
+  return out;
 }
 
 sequence_t event_hub::seen() const {

@@ -1,12 +1,15 @@
 // The server's one subscription to the engine's committed events, and what
 // it feeds:
-// - per-queue job counts by state (GET /v1/queues, /metrics),
-// - event counters and the run-time histogram (/metrics),
-// - live event streams (GET /v1/events/stream), each with a filter.
+// - live event streams (GET /v1/events/stream), each with a filter,
+// - the run-time histogram of attempts started since the server started
+//   (/metrics).
+// Per-queue counts and the whole log's event counters come from the
+// engine's queue view (engine::queue_counts, engine::totals), which recovery
+// loads from its snapshot: the hub does not fold the log at start, so a
+// server on a long log is up as soon as the engine is.
 //
-// On start it folds the whole log once (so counters are totals, not "since
-// this process started"), then follows the subscription. A gap between what
-// it has seen and an arriving event (events committed while the subscription
+// It follows the subscription from the head at start. A gap between what it
+// has seen and an arriving event (events committed while the subscription
 // was being set up) is read from the log, so it never misses one.
 //
 // Thread safety: every public member may be called from any thread.
@@ -106,25 +109,15 @@ class event_hub {
   void keepalive();
   std::size_t stream_count() const;
 
-  std::vector<queue_counts> counts_by_queue(millis now) const;
+  /// From the engine's queue view; empty if the engine cannot answer.
+  std::vector<queue_counts> counts_by_queue() const;
+  /// From the engine's queue view; zeros if the engine cannot answer.
   event_totals totals() const;
   /// The last sequence the hub has folded.
   sequence_t seen() const;
   const histogram& run_seconds() const { return run_seconds_; }
 
  private:
-  struct job_tally {
-    std::uint32_t queue = 0;
-    job_state state = job_state::scheduled;
-    bool review_required = false;
-    millis due_at = 0;
-    millis started_at = 0;
-  };
-  struct queue_tally {
-    std::string name;
-    std::array<std::uint64_t, job_state_count> stored{};  // by stored state
-    std::multiset<millis> due;  // due_at of stored-`scheduled` jobs
-  };
   struct live_stream {
     std::shared_ptr<stream_sink> sink;
     stream_filter filter;
@@ -132,9 +125,11 @@ class event_hub {
   };
 
   // All below guarded by mu_.
-  void fold(const event& ev);                 // REQUIRES: mu_ held
-  void set_state(job_tally& t, job_state s, millis due);  // REQUIRES: mu_ held
-  std::uint32_t queue_slot(const std::string& name);
+  void fold(const event& ev);  // REQUIRES: mu_ held
+  /// The queue of job `id`: remembered from its job.submitted, else read
+  /// from its stream (and remembered). REQUIRES: mu_ held.
+  const std::string& queue_of(job_id id) const;
+  void remember_queue(job_id id, const std::string& queue) const;
   bool matches_locked(const stream_filter& f, const event& ev) const;
   void on_committed(const event& ev);
   void deliver(const event& ev);  // REQUIRES: mu_ held
@@ -142,10 +137,13 @@ class event_hub {
   engine& eng_;
   mutable std::mutex mu_;
   sequence_t seen_ = 0;
-  std::unordered_map<job_id, job_tally> jobs_;
-  std::vector<queue_tally> queues_;
-  std::unordered_map<std::string, std::uint32_t> queue_index_;
-  event_totals totals_;
+  // A cache for queue filters: jobs' queues as interned names. Cleared when
+  // it holds max_remembered jobs, so it stays bounded.
+  static constexpr std::size_t max_remembered = 1u << 20;
+  mutable std::unordered_map<job_id, std::uint32_t> job_queue_;
+  mutable std::vector<std::string> queue_names_;
+  mutable std::unordered_map<std::string, std::uint32_t> queue_index_;
+  std::unordered_map<job_id, millis> started_;  // attempts running, since start
   std::vector<live_stream> streams_;
   bool stopped_ = false;
   histogram run_seconds_;

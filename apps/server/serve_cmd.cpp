@@ -25,6 +25,7 @@ struct serve_options {
   std::size_t scheduler_threads = 2;
   std::size_t max_pending_events = 200'000;
   std::size_t max_inflight_submits = 100'000;
+  std::uint64_t snapshot_every = 1'000'000;
   std::int64_t read_timeout_ms = 30'000;
   std::int64_t write_timeout_ms = 30'000;
   std::int64_t handler_timeout_ms = 120'000;
@@ -76,6 +77,7 @@ int run_serve(const serve_options& o) {
   cfg.engine.data_dir = o.data_dir;
   cfg.engine.scheduler_threads = o.scheduler_threads;
   cfg.engine.max_pending_events = o.max_pending_events;
+  cfg.engine.snapshot_every = o.snapshot_every;
   cfg.engine.max_inflight_submits = o.max_inflight_submits;
 
   // Every thread the server starts inherits this mask, so the signals wait
@@ -167,6 +169,9 @@ void add_serve_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--max-inflight-submits", o->max_inflight_submits,
                   "jobs being submitted at once (429 above)")
+      ->capture_default_str();
+  cmd->add_option("--snapshot-every", o->snapshot_every,
+                  "store the queue view every this many events and at stop (0 = never)")
       ->capture_default_str();
   cmd->callback([o, cmd, config_file, &exit_code] {
     if (!config_file->empty()) {

@@ -714,7 +714,7 @@ BOOST_AUTO_TEST_CASE(restart_keeps_jobs_and_counters) {
     http::url u;
     u.port = first.port();
     http::client c{u, producer_token};
-    id = submit(c, {{"kind", "k"}});
+    id = submit(c, {{"kind", "k"}, {"queue", "kept"}});
     first.stop();
   }
   srv::server second{cfg};
@@ -723,7 +723,17 @@ BOOST_AUTO_TEST_CASE(restart_keeps_jobs_and_counters) {
   u.port = second.port();
   http::client c{u, producer_token};
   BOOST_TEST(get_job(c, id)["job"]["state"] == "queued");
-  BOOST_TEST(c.get("/metrics").body.find("jobsmith_jobs_submitted_total 1") != std::string::npos);
+  auto metrics = c.get("/metrics").body;
+  BOOST_TEST(metrics.find("jobsmith_jobs_submitted_total 1") != std::string::npos, metrics);
+  BOOST_TEST(metrics.find("jobsmith_jobs{queue=\"kept\",state=\"queued\"} 1") != std::string::npos,
+             metrics);
+  // The queue filter knows a job submitted before this server started.
+  BOOST_TEST(c.post("/v1/jobs/" + std::to_string(id) + "/cancel", json::object()).status == 200);
+  auto in_kept = c.get("/v1/events?queue=kept").json()["events"];
+  BOOST_TEST_REQUIRE(in_kept.size() == 2u, in_kept.dump());
+  BOOST_TEST(in_kept[0]["type"] == "job.submitted");
+  BOOST_TEST(in_kept[1]["type"] == "job.cancelled");
+  BOOST_TEST(c.get("/v1/events?queue=elsewhere").json()["events"].size() == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(an_admin_can_take_a_backup_of_the_running_engine) {
