@@ -162,7 +162,9 @@ struct served {
   std::uint64_t submit(std::vector<std::string> args) {
     args.insert(args.begin(), "submit");
     auto r = run(args);
-    BOOST_TEST_REQUIRE(r.code == 0, r.err);
+    // The server's stderr too: a submit once failed under ASan with "connection
+    // closed by the server before it answered" and nothing else to go on.
+    BOOST_TEST_REQUIRE(r.code == 0, r.err << "\n--- serve stderr:\n" << server->err());
     return std::stoull(r.out);
   }
   json job(std::uint64_t id) {
