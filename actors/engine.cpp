@@ -541,12 +541,7 @@ result<done> engine::read_events(sequence_t from, sequence_t to,
   std::string error;
   event ev;
   auto status = im.log->read(from, to, [&](const store::record& rec) {
-    if (!decode(rec.body, ev, &error)) {
-      error = "record " + std::to_string(rec.seq) + ": " + error;
-      return false;
-    }
-    ev.seq = rec.seq;
-    ev.job = rec.job;
+    if (!decode_record(rec, ev, &error)) return false;
     return visit(ev);
   });
   if (!error.empty()) return engine_error{engine_errc::corruption, error};

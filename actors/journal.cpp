@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "actors/caf_error.hpp"
+#include "actors/recovery.hpp"
 #include "events/codec.hpp"
 
 namespace jobsmith {
@@ -91,12 +92,7 @@ result<std::vector<event>> read_job_events(const store::event_log& log, job_id j
   std::string error;
   auto status = log.read_job(job, [&](const store::record& rec) {
     event ev;
-    if (!decode(rec.body, ev, &error)) {
-      error = "record " + std::to_string(rec.seq) + ": " + error;
-      return false;
-    }
-    ev.seq = rec.seq;
-    ev.job = rec.job;
+    if (!decode_record(rec, ev, &error)) return false;
     out.push_back(std::move(ev));
     return true;
   });

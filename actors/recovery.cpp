@@ -9,6 +9,17 @@
 
 namespace jobsmith {
 
+bool decode_record(const store::record& rec, event& out, std::string* error) {
+  std::string why;
+  if (!decode(rec.body, out, &why)) {
+    if (error) *error = "record " + std::to_string(rec.seq) + ": body does not decode: " + why;
+    return false;
+  }
+  out.seq = rec.seq;
+  out.job = rec.job;
+  return true;
+}
+
 void apply_queue_event(std::unordered_map<std::string, queue_settings>& queues, const event& ev) {
   if (auto p = std::get_if<queue_paused>(&ev.body)) {
     queues[p->queue].paused = true;
@@ -57,12 +68,7 @@ result<recovered_state> recover(const store::event_log& log,
 
   auto status = log.read(1, out.head, [&](const store::record& rec) {
     event ev;
-    if (!decode(rec.body, ev, &error)) {
-      error = "record " + std::to_string(rec.seq) + ": " + error;
-      return false;
-    }
-    ev.seq = rec.seq;
-    ev.job = rec.job;
+    if (!decode_record(rec, ev, &error)) return false;
     ++out.events_replayed;
     if (observe) observe(ev);
 
@@ -146,12 +152,7 @@ result<recovered_state> from_view(const store::event_log& log, queue_view& view,
   std::string error;
   auto status = log.read(covered + 1, out.head, [&](const store::record& rec) {
     event ev;
-    if (!decode(rec.body, ev, &error)) {
-      error = "record " + std::to_string(rec.seq) + ": " + error;
-      return false;
-    }
-    ev.seq = rec.seq;
-    ev.job = rec.job;
+    if (!decode_record(rec, ev, &error)) return false;
     view.apply(ev);
     ++out.events_replayed;
     return true;

@@ -41,6 +41,11 @@ struct queue_settings {
   std::uint32_t concurrency = 0;  // 0 = unlimited
 };
 
+/// Decodes a stored record into `out`, with its sequence and job. On failure
+/// *error says "record N: body does not decode: <why>". For every reader of
+/// the log (recovery, the journal, the engine, the offline tools).
+bool decode_record(const store::record& rec, event& out, std::string* error);
+
 /// Folds queue.paused / queue.resumed / queue.configured; ignores the rest.
 void apply_queue_event(std::unordered_map<std::string, queue_settings>& queues, const event& ev);
 

@@ -1,4 +1,6 @@
 #include "apps/audit/audit_tools.hpp"
+
+#include "actors/recovery.hpp"
 #include "events/time_text.hpp"
 
 #include <unistd.h>
@@ -58,13 +60,6 @@ int exit_for(const store::status& s) {
   return s.code() == store::status_code::corruption ? exit_damaged : exit_usage;
 }
 
-bool decode_record(const store::record& r, event& ev, std::string* error) {
-  if (!decode(r.body, ev, error)) return false;
-  ev.seq = r.seq;
-  ev.job = r.job;
-  return true;
-}
-
 /// Visits the decoded events of the selection (a job's stream or the whole
 /// log) with from <= seq <= to, in order; `visit` returns false to stop. A
 /// record that does not decode stops the scan with corruption naming it.
@@ -78,8 +73,7 @@ store::status visit_events(const store::event_log& log, sequence_t from, sequenc
     if (r.seq < from) return true;
     if (r.seq > to) return false;
     if (!decode_record(r, ev, &error)) {
-      bad_body = store::status::corruption("record " + std::to_string(r.seq) +
-                                           ": body does not decode: " + error);
+      bad_body = store::status::corruption(error);
       return false;
     }
     return visit(r, ev);
@@ -178,9 +172,8 @@ verify_outcome verify_range(const store::event_log& log, sequence_t from, sequen
                                             ": chain hash mismatch (tampered or corrupt)");
       return false;
     }
-    if (!decode(r.body, ev, &error)) {
-      found_bad = store::status::corruption("record " + std::to_string(r.seq) +
-                                            ": body does not decode: " + error);
+    if (!decode_record(r, ev, &error)) {
+      found_bad = store::status::corruption(error);
       return false;
     }
     prev = r.hash;

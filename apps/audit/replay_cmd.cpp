@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "actors/recovery.hpp"
 #include "apps/audit/audit_tools.hpp"
 #include "apps/verbs.hpp"
 #include "events/codec.hpp"
@@ -86,12 +87,7 @@ int print_job(const store::event_log& log, const replay_options& o, sequence_t l
   auto s = log.read_job(o.job, [&](const store::record& r) {
     if (r.seq > last) return false;
     event ev;
-    if (!decode(r.body, ev, &error)) {
-      error = "record " + std::to_string(r.seq) + ": " + error;
-      return false;
-    }
-    ev.seq = r.seq;
-    ev.job = r.job;
+    if (!decode_record(r, ev, &error)) return false;
     apply(rec, ev);
     history.push_back(std::move(ev));
     return true;
@@ -294,13 +290,8 @@ int run_replay(const replay_options& o) {
   event ev;
   auto started = steady::now();
   auto s = log->read(1, last, [&](const store::record& r) {
-    if (!decode(r.body, ev, &error)) {
-      error = "record " + std::to_string(r.seq) + ": " + error;
-      return false;
-    }
+    if (!decode_record(r, ev, &error)) return false;
     if (at_time && ev.time > *at_time) return false;
-    ev.seq = r.seq;
-    ev.job = r.job;
     view.apply(ev);
     bar.update(r.seq);
     return true;

@@ -877,7 +877,7 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
           if (!infos) return r.fail(from_engine(infos.error()));
           auto counts = r.self.hub_.counts_by_queue();
           std::map<std::string, json> by_name;
-          auto counts_json = [](const queue_counts* c) {
+          auto counts_json = [](const queue_row* c) {
             json out = json::object();
             for (int s = 0; s < job_state_count; ++s)
               out[std::string{to_string(static_cast<job_state>(s))}] =
@@ -885,7 +885,7 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
             return out;
           };
           for (auto& q : *infos) {
-            const queue_counts* c = nullptr;
+            const queue_row* c = nullptr;
             for (auto& x : counts)
               if (x.name == q.name) c = &x;
             by_name[q.name] = {{"name", q.name},         {"paused", q.paused},

@@ -244,28 +244,14 @@ std::size_t event_hub::stream_count() const {
   return streams_.size();
 }
 
-std::vector<queue_counts> event_hub::counts_by_queue() const {
-  std::vector<queue_counts> out;
+std::vector<queue_row> event_hub::counts_by_queue() const {
   auto rows = eng_.queue_counts();
-  if (!rows) return out;
-  out.reserve(rows->size());
-  for (auto& row : *rows) out.push_back(queue_counts{row.name, row.by_state});
-  return out;
+  return rows ? std::move(*rows) : std::vector<queue_row>{};
 }
 
-event_totals event_hub::totals() const {
-  event_totals out;
+event_counts event_hub::totals() const {
   auto t = eng_.totals();
-  if (!t) return out;
-  out.submitted = t->submitted;
-  out.started = t->started;
-  out.succeeded = t->succeeded;
-  out.failed = t->failed;
-  out.reclaimed = t->reclaimed;
-  out.cancelled = t->cancelled;
-  out.expired = t->expired;
-  out.events = t->events;
-  return out;
+  return t ? *t : event_counts{};
 }
 
 sequence_t event_hub::seen() const {

@@ -66,30 +66,13 @@ class stream_sink {
   virtual void end() = 0;
 };
 
-/// One queue's counts by effective state, indexed by job_state.
-struct queue_counts {
-  std::string name;
-  std::array<std::uint64_t, job_state_count> by_state{};
-};
-
-struct event_totals {
-  std::uint64_t submitted = 0;
-  std::uint64_t started = 0;
-  std::uint64_t succeeded = 0;
-  std::uint64_t failed = 0;
-  std::uint64_t reclaimed = 0;
-  std::uint64_t cancelled = 0;
-  std::uint64_t expired = 0;
-  std::uint64_t events = 0;
-};
-
 class event_hub {
  public:
   /// REQUIRES: `eng` outlives the hub (stop() before closing the engine).
   explicit event_hub(engine& eng);
   ~event_hub();
 
-  /// Folds the log and subscribes. "" or what went wrong.
+  /// Subscribes from the log's head. "" or what went wrong.
   std::string start();
   /// Ends the subscription and every stream.
   void stop();
@@ -110,9 +93,9 @@ class event_hub {
   std::size_t stream_count() const;
 
   /// From the engine's queue view; empty if the engine cannot answer.
-  std::vector<queue_counts> counts_by_queue() const;
+  std::vector<queue_row> counts_by_queue() const;
   /// From the engine's queue view; zeros if the engine cannot answer.
-  event_totals totals() const;
+  event_counts totals() const;
   /// The last sequence the hub has folded.
   sequence_t seen() const;
   const histogram& run_seconds() const { return run_seconds_; }

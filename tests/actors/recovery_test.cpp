@@ -795,21 +795,33 @@ void require_same_state(const recovered_state& a, const recovered_state& b) {
   }
 }
 
+/// The mixed log, opened, with what a full replay of it recovers.
+struct mixed_log {
+  temp_dir dir;
+  std::vector<event> events;
+  std::unique_ptr<store::event_log> log;
+  queue_view full_view;
+  recovered_state full;
+
+  mixed_log() {
+    write_mixed_log(dir.path());
+    events = read_all(dir.path());
+    BOOST_REQUIRE(store::open_rocksdb_log(dir.path(), {}, &log).is_ok());
+    auto replayed = recover(*log, [&](const event& ev) { full_view.apply(ev); });
+    BOOST_REQUIRE_MESSAGE(replayed.ok(), why(replayed));
+    full = std::move(*replayed);
+  }
+};
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(recovery_from_a_snapshot_at_any_sequence_equals_a_full_replay) {
-  temp_dir dir;
-  write_mixed_log(dir.path());
-  auto events = read_all(dir.path());
-  std::unique_ptr<store::event_log> log;
-  BOOST_REQUIRE(store::open_rocksdb_log(dir.path(), {}, &log).is_ok());
-  queue_view full_view;
-  auto full = recover(*log, [&](const event& ev) { full_view.apply(ev); });
-  BOOST_REQUIRE_MESSAGE(full.ok(), why(full));
-  BOOST_TEST(full->schedules.size() == 2u);  // the engine's and the hand-written one
-  BOOST_TEST(std::count_if(full->schedules.begin(), full->schedules.end(),
+  mixed_log m;
+  auto& [dir, events, log, full_view, full] = m;
+  BOOST_TEST(full.schedules.size() == 2u);  // the engine's and the hand-written one
+  BOOST_TEST(std::count_if(full.schedules.begin(), full.schedules.end(),
                            [](auto& s) { return s.second.last_run_ended && s.second.consecutive_failures == 1; }) == 1);
-  BOOST_TEST(!full->live_jobs.empty());
+  BOOST_TEST(!full.live_jobs.empty());
 
   for (std::size_t k : {std::size_t{1}, events.size() / 5, events.size() / 2, events.size() - 7,
                         events.size()}) {
@@ -822,20 +834,14 @@ BOOST_AUTO_TEST_CASE(recovery_from_a_snapshot_at_any_sequence_equals_a_full_repl
     BOOST_TEST(fast->snapshot_warning == "");
     BOOST_TEST(fast->snapshot_seq == events[k - 1].seq);
     BOOST_TEST(fast->events_replayed == events.size() - k);
-    require_same_state(*full, *fast);
+    require_same_state(full, *fast);
     BOOST_TEST(view.encode() == full_view.encode(), "the views differ after a snapshot at " << k);
   }
 }
 
 BOOST_AUTO_TEST_CASE(a_damaged_or_old_snapshot_is_ignored_with_a_warning_and_the_log_replayed) {
-  temp_dir dir;
-  write_mixed_log(dir.path());
-  auto events = read_all(dir.path());
-  std::unique_ptr<store::event_log> log;
-  BOOST_REQUIRE(store::open_rocksdb_log(dir.path(), {}, &log).is_ok());
-  queue_view full_view;
-  auto full = recover(*log, [&](const event& ev) { full_view.apply(ev); });
-  BOOST_REQUIRE(full.ok());
+  mixed_log m;
+  auto& [dir, events, log, full_view, full] = m;
   queue_view half;
   for (std::size_t i = 0; i < events.size() / 2; ++i) half.apply(events[i]);
   auto good = half.encode();
@@ -861,7 +867,7 @@ BOOST_AUTO_TEST_CASE(a_damaged_or_old_snapshot_is_ignored_with_a_warning_and_the
     BOOST_TEST(out->snapshot_warning.find("replayed the log from the start") != std::string::npos);
     BOOST_TEST(out->snapshot_seq == 0u);
     BOOST_TEST(out->events_replayed == events.size());
-    require_same_state(*full, *out);
+    require_same_state(full, *out);
     BOOST_TEST(view.encode() == full_view.encode());
   }
 }
