@@ -79,7 +79,7 @@ engine_core spawn_core(caf::actor_system& sys, store::event_log& log, recovered_
     core.journal = sys.spawn(journal, &log, jcfg, core.metrics);
   auto snapshot_seq = seed.snapshot_seq;
   core.projector = sys.spawn(projector, std::move(view), clock, &log, options.snapshot_every,
-                             snapshot_seq);
+                             options.snapshots_kept, snapshot_seq);
   // Subscribed before anything can append, so it misses nothing.
   caf::anon_send(core.journal, atom::subscribe::value, caf::actor_cast<caf::actor>(core.projector));
 

@@ -56,6 +56,9 @@ struct engine_options {
   /// The projector stores its queue view every this many events (and at
   /// close), so a restart folds only the events after it. 0 = never.
   std::uint64_t snapshot_every = 1'000'000;
+  /// How many snapshots it keeps, spread over the log (the newest always):
+  /// `jobsmith replay --at` folds from the nearest one before the moment.
+  std::size_t snapshots_kept = 8;
   std::size_t max_live_jobs = 1'000'000;
   std::size_t max_inflight_submits = 100'000;  // jobs in submit calls at once
   std::string default_principal = "embedded";

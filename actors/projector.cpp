@@ -2,34 +2,65 @@
 
 #include "actors/recovery.hpp"
 
+#include <algorithm>
+
 namespace jobsmith {
 
 namespace {
 
-/// Stores the view; 0 when it was current already or the write failed (a
-/// missing snapshot costs only recovery time, so the engine goes on).
+/// Stores the view, then drops what is beyond snapshots_kept; 0 when it
+/// was current already or the write failed (a missing snapshot costs only
+/// recovery time, so the engine goes on).
 sequence_t write_snapshot(projector_state& st) {
   if (st.log == nullptr || st.view.head() == st.snapshot_seq) return 0;
   store::snapshot snap{st.view.head(), st.view.encode()};
-  if (!st.log->put_snapshot(queue_view_snapshot, snap).is_ok()) {
+  if (!st.log->put_snapshot(queue_view_snapshot_name(snap.covered), snap).is_ok()) {
     ++st.snapshot_failures;
     return 0;
   }
   st.snapshot_seq = snap.covered;
+  std::vector<store::snapshot_info> stored;
+  if (st.log->list_snapshots(queue_view_snapshot_prefix, &stored).is_ok())
+    for (const auto& name : snapshots_to_drop(std::move(stored), st.snapshots_kept))
+      (void)st.log->delete_snapshot(name);
   return snap.covered;
 }
 
 }  // namespace
 
+std::vector<std::string> snapshots_to_drop(std::vector<store::snapshot_info> stored,
+                                           std::size_t keep) {
+  keep = std::max<std::size_t>(keep, 1);
+  std::vector<std::string> drop;
+  while (stored.size() > keep) {
+    // Removing i leaves the gap covered[i+1] - covered[i-1]; the newest
+    // (last) is never a candidate.
+    std::size_t victim = 0;
+    sequence_t smallest = ~sequence_t{0};
+    for (std::size_t i = 0; i + 1 < stored.size(); ++i) {
+      const sequence_t left = i == 0 ? 0 : stored[i - 1].covered;
+      const sequence_t gap = stored[i + 1].covered - left;
+      if (gap < smallest) {
+        smallest = gap;
+        victim = i;
+      }
+    }
+    drop.push_back(std::move(stored[victim].name));
+    stored.erase(stored.begin() + static_cast<std::ptrdiff_t>(victim));
+  }
+  return drop;
+}
+
 projector_actor::behavior_type projector(projector_actor::stateful_pointer<projector_state> self,
                                          queue_view view, wall_clock clock,
                                          store::event_log* log, std::uint64_t snapshot_every,
-                                         sequence_t snapshot_seq) {
+                                         std::size_t snapshots_kept, sequence_t snapshot_seq) {
   auto& st = self->state;
   st.view = std::move(view);
   st.clock = std::move(clock);
   st.log = log;
   st.snapshot_every = snapshot_every;
+  st.snapshots_kept = snapshots_kept;
   st.snapshot_seq = snapshot_seq;
   return {
       [self](atom::committed, const committed_batch& batch) {

@@ -2,7 +2,8 @@
 // from them; the journal publishes every committed batch to it. Every
 // `snapshot_every` events it stores the queue view in the log's snapshots
 // (one put, atomic), so recovery folds only what came after
-// (actors/recovery.hpp).
+// (actors/recovery.hpp). It keeps `snapshots_kept` of them spread over the
+// history, so `jobsmith replay --at` folds from the nearest one.
 #pragma once
 
 #include "actors/clock.hpp"
@@ -21,8 +22,16 @@ struct projector_state {
   store::event_log* log = nullptr;
   std::uint64_t snapshot_every = 0;  // 0 = never
   sequence_t snapshot_seq = 0;       // what the stored snapshot covers
+  std::size_t snapshots_kept = 8;
   std::uint64_t snapshot_failures = 0;
 };
+
+/// Which of `stored` (oldest first) to delete so at most `keep` (>= 1)
+/// remain. Never the newest; otherwise, one at a time, the one whose
+/// removal leaves the smallest gap between its neighbours (sequence 0 is
+/// the oldest one's neighbour), so the kept ones stay spread over the log.
+std::vector<std::string> snapshots_to_drop(std::vector<store::snapshot_info> stored,
+                                           std::size_t keep);
 
 /// `view` is the queue view as recovery rebuilt it, `snapshot_seq` what
 /// the stored snapshot covers. The spawner subscribes the projector to the
@@ -31,6 +40,6 @@ struct projector_state {
 projector_actor::behavior_type projector(projector_actor::stateful_pointer<projector_state> self,
                                          queue_view view, wall_clock clock,
                                          store::event_log* log, std::uint64_t snapshot_every,
-                                         sequence_t snapshot_seq);
+                                         std::size_t snapshots_kept, sequence_t snapshot_seq);
 
 }  // namespace jobsmith

@@ -1,6 +1,7 @@
 #include "actors/recovery.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <optional>
 
@@ -196,31 +197,81 @@ result<recovered_state> from_view(const store::event_log& log, queue_view& view,
 
 }  // namespace
 
-result<recovered_state> recover_from_snapshot(const store::event_log& log, queue_view& view) {
-  std::string warning;
-  store::snapshot snap;
-  auto status = log.get_snapshot(queue_view_snapshot, &snap);
-  if (status.is_ok()) {
+std::string queue_view_snapshot_name(sequence_t covered) {
+  char digits[21];
+  std::snprintf(digits, sizeof digits, "%020llu", static_cast<unsigned long long>(covered));
+  return std::string(queue_view_snapshot_prefix) + digits;
+}
+
+std::optional<stored_view> load_queue_view(
+    const store::event_log& log, sequence_t limit, std::vector<std::string>* warnings,
+    const std::function<bool(const store::snapshot_info&)>& accept) {
+  std::vector<store::snapshot_info> stored;
+  auto listed = log.list_snapshots(queue_view_snapshot_prefix, &stored);
+  if (!listed.is_ok()) {
+    warnings->push_back("queue view snapshots unlisted: " + listed.to_string());
+    return std::nullopt;
+  }
+  for (auto info = stored.rbegin(); info != stored.rend(); ++info) {
+    if (info->covered > limit || (accept && !accept(*info))) continue;
+    const std::string at = "queue view snapshot at " + std::to_string(info->covered) + ": ";
+    store::snapshot snap;
+    auto read = log.get_snapshot(info->name, &snap);
+    if (!read.is_ok()) {
+      warnings->push_back(at + "unreadable: " + read.to_string());
+      continue;
+    }
     std::string why;
     auto decoded = queue_view::decode(snap.bytes, &why);
     if (!decoded) {
-      warning = why;
-    } else if (decoded->head() != snap.covered || snap.covered > log.head()) {
-      warning = "queue view snapshot covers sequence " + std::to_string(snap.covered) +
-                " (view head " + std::to_string(decoded->head()) + ") but the log ends at " +
-                std::to_string(log.head());
-    } else {
-      view = std::move(*decoded);
-      return from_view(log, view, snap.covered);
+      constexpr std::string_view said = "queue view snapshot: ";  // decode's own prefix
+      if (std::string_view(why).starts_with(said)) why.erase(0, said.size());
+      warnings->push_back(at + why);
+      continue;
     }
-  } else if (status.code() != store::status_code::not_found) {
-    warning = "queue view snapshot unreadable: " + status.to_string();
+    // The view must be of this log: its head is the record it claims to
+    // cover, with that record's time.
+    std::optional<millis> covered_time;
+    if (snap.covered != 0 && snap.covered <= log.head()) {
+      std::string error;
+      (void)log.read(snap.covered, snap.covered, [&](const store::record& rec) {
+        event ev;
+        if (decode_record(rec, ev, &error)) covered_time = ev.time;
+        return false;
+      });
+    }
+    if (decoded->head() != snap.covered || snap.covered != info->covered ||
+        snap.covered > log.head() || !covered_time || *covered_time != decoded->head_time()) {
+      warnings->push_back(at + "it covers sequence " + std::to_string(snap.covered) +
+                          " (view head " + std::to_string(decoded->head()) +
+                          ") which does not fit the log, which ends at " +
+                          std::to_string(log.head()));
+      continue;
+    }
+    return stored_view{std::move(*decoded), snap.covered};
+  }
+  return std::nullopt;
+}
+
+result<recovered_state> recover_from_snapshot(const store::event_log& log, queue_view& view) {
+  std::vector<std::string> warnings;
+  auto join = [&](std::string_view tail) {
+    std::string out;
+    for (auto& w : warnings) out += w + "; ";
+    return out + std::string(tail);
+  };
+  if (auto stored = load_queue_view(log, log.head(), &warnings)) {
+    view = std::move(stored->view);
+    auto out = from_view(log, view, stored->covered);
+    if (out && !warnings.empty())
+      out->snapshot_warning = join("used the one at " + std::to_string(stored->covered));
+    return out;
   }
   queue_view fresh;
   auto out = recover(log, [&](const event& ev) { fresh.apply(ev); });
   if (!out) return out;
   view = std::move(fresh);
-  if (!warning.empty()) out->snapshot_warning = warning + "; replayed the log from the start";
+  if (!warnings.empty()) out->snapshot_warning = join("replayed the log from the start");
   return out;
 }
 

@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -74,16 +75,35 @@ struct recovered_state {
   std::string snapshot_warning;   // why a stored snapshot was not used
 };
 
-/// The name the projector stores its queue view snapshot under.
-inline constexpr std::string_view queue_view_snapshot = "queue_view";
+/// The projector stores each queue view snapshot under this prefix and the
+/// sequence it covers, keeping older ones for `jobsmith replay --at`.
+inline constexpr std::string_view queue_view_snapshot_prefix = "queue_view@";
+/// "queue_view@" and `covered` in 20 digits (names sort like sequences).
+std::string queue_view_snapshot_name(sequence_t covered);
+
+/// A stored queue view and the sequence it covers.
+struct stored_view {
+  queue_view view;
+  sequence_t covered = 0;
+};
+
+/// The newest stored queue view snapshot that covers at most `limit`, for
+/// which `accept` (optional) holds, that decodes and fits the log (its head
+/// is the sequence it claims, with that record's time). Snapshots passed
+/// over for damage or misfit are named in *warnings, with why; nullopt when
+/// none is usable (or the listing failed: also a warning).
+std::optional<stored_view> load_queue_view(
+    const store::event_log& log, sequence_t limit, std::vector<std::string>* warnings,
+    const std::function<bool(const store::snapshot_info&)>& accept = {});
 
 /// Step 2. `observe` (optional) sees every decoded event in order, for
 /// projections that rebuild alongside.
 result<recovered_state> recover(const store::event_log& log,
                                 const std::function<void(const event&)>& observe = {});
 
-/// Step 2 from the newest valid queue view snapshot (see the top); `view`
-/// ends as the queue view at the log's head either way. The same state as
+/// Step 2 from the newest valid queue view snapshot (see the top; older
+/// ones are tried when newer ones are damaged); `view` ends as the queue
+/// view at the log's head either way. The same state as
 /// recover() (tests/actors/recovery_test.cpp compares them).
 result<recovered_state> recover_from_snapshot(const store::event_log& log, queue_view& view);
 

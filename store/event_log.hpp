@@ -27,6 +27,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "events/event.hpp"
 #include "store/status.hpp"
@@ -55,6 +56,13 @@ struct record {
 struct snapshot {
   sequence_t covered = 0;
   std::string bytes;
+};
+
+/// A stored snapshot as the store lists it, without reading its bytes.
+struct snapshot_info {
+  std::string name;
+  sequence_t covered = 0;
+  std::uint64_t size = 0;  // bytes of snapshot::bytes
 };
 
 /// Return false to stop a scan early. The record passed in is valid only
@@ -89,10 +97,16 @@ class event_log {
   virtual status put_snapshot(std::string_view name, const snapshot& snap) = 0;
   /// not_found when there is none.
   virtual status get_snapshot(std::string_view name, snapshot* out) const = 0;
+  /// Every snapshot whose name starts with `prefix`, oldest (lowest
+  /// `covered`, then name) first. Cheap: reads no snapshot's bytes.
+  virtual status list_snapshots(std::string_view prefix, std::vector<snapshot_info>* out) const = 0;
+  /// Removes a snapshot; ok when there was none.
+  virtual status delete_snapshot(std::string_view name) = 0;
 
   /// Small engine metadata (format version, ids), not part of the chain.
-  /// The key "format" belongs to the store: get_meta reads "1", put_meta
-  /// returns invalid_argument.
+  /// The key "format" belongs to the store (get_meta reads "1") and so do
+  /// keys starting with "snapshot/" (the RocksDB log's snapshot index):
+  /// put_meta returns invalid_argument for them.
   virtual status put_meta(std::string_view key, std::string_view value) = 0;
   virtual status get_meta(std::string_view key, std::string* value) const = 0;
 

@@ -116,9 +116,30 @@ status memory_log::get_snapshot(std::string_view name, snapshot* out) const {
   return status::ok();
 }
 
+status memory_log::list_snapshots(std::string_view prefix,
+                                  std::vector<snapshot_info>* out) const {
+  std::lock_guard lock(mu_);
+  out->clear();
+  for (auto it = snapshots_.lower_bound(prefix);
+       it != snapshots_.end() && std::string_view(it->first).starts_with(prefix); ++it)
+    out->push_back(snapshot_info{it->first, it->second.covered, it->second.bytes.size()});
+  std::sort(out->begin(), out->end(), [](const snapshot_info& a, const snapshot_info& b) {
+    return a.covered != b.covered ? a.covered < b.covered : a.name < b.name;
+  });
+  return status::ok();
+}
+
+status memory_log::delete_snapshot(std::string_view name) {
+  std::lock_guard lock(mu_);
+  if (refusal_) return *refusal_;
+  auto it = snapshots_.find(name);
+  if (it != snapshots_.end()) snapshots_.erase(it);
+  return status::ok();
+}
+
 status memory_log::put_meta(std::string_view key, std::string_view value) {
-  if (key == format::meta_format_key) {
-    return status::invalid_argument("meta key \"format\" belongs to the store");
+  if (key == format::meta_format_key || key.starts_with(format::meta_snapshot_prefix)) {
+    return status::invalid_argument("meta key \"" + std::string(key) + "\" belongs to the store");
   }
   std::lock_guard lock(mu_);
   if (refusal_) return *refusal_;

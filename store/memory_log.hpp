@@ -27,6 +27,8 @@ class memory_log final : public event_log {
   status verify(sequence_t from, sequence_t to, sequence_t* first_bad) const override;
   status put_snapshot(std::string_view name, const snapshot& snap) override;
   status get_snapshot(std::string_view name, snapshot* out) const override;
+  status list_snapshots(std::string_view prefix, std::vector<snapshot_info>* out) const override;
+  status delete_snapshot(std::string_view name) override;
   status put_meta(std::string_view key, std::string_view value) override;
   status get_meta(std::string_view key, std::string* value) const override;
   std::uint64_t size_bytes() const override { return 0; }

@@ -31,6 +31,9 @@
 //              value = bytes
 //              "format" = "1" is written when the log is created; open
 //              refuses any other value.
+//              "snapshot/" name = covered:u64be size:u64be   (16 bytes)
+//              The index of the snapshots: written and deleted in the same
+//              WriteBatch as the snapshot, so listing reads no snapshot.
 //
 // The `default` column family exists (RocksDB requires it) and stays empty.
 #pragma once
@@ -53,6 +56,10 @@ inline constexpr std::string_view cf_meta = "meta";
 /// meta key and value of the data directory's format.
 inline constexpr std::string_view meta_format_key = "format";
 inline constexpr std::string_view meta_format_value = "1";
+
+/// meta keys of the snapshot index: this prefix, then the snapshot's name.
+inline constexpr std::string_view meta_snapshot_prefix = "snapshot/";
+inline constexpr std::size_t snapshot_index_size = 16;
 
 /// The only record version this build reads and writes.
 inline constexpr std::uint8_t record_version = 1;

@@ -185,6 +185,8 @@ class rocksdb_log final : public event_log {
   status verify(sequence_t from, sequence_t to, sequence_t* first_bad) const override;
   status put_snapshot(std::string_view name, const snapshot& snap) override;
   status get_snapshot(std::string_view name, snapshot* out) const override;
+  status list_snapshots(std::string_view prefix, std::vector<snapshot_info>* out) const override;
+  status delete_snapshot(std::string_view name) override;
   status put_meta(std::string_view key, std::string_view value) override;
   status get_meta(std::string_view key, std::string* value) const override;
   std::uint64_t size_bytes() const override;
@@ -571,14 +573,57 @@ status rocksdb_log::put_snapshot(std::string_view name, const snapshot& snap) {
   std::lock_guard lock(write_mu_);
   if (std::optional<status> r = refuse_write()) return *r;
   const std::string value = format::encode_snapshot_value(snap.covered, snap.bytes);
-  rocksdb::Status s = db_->Put(sync_write_, snapshots_, slice(name), slice(value));
+  char index[format::snapshot_index_size];
+  format::put_be64(index, snap.covered);
+  format::put_be64(index + 8, snap.bytes.size());
+  const std::string index_key = std::string(format::meta_snapshot_prefix) + std::string(name);
+  rocksdb::WriteBatch batch;
+  rocksdb::Status s = batch.Put(snapshots_, slice(name), slice(value));
+  if (s.ok()) s = batch.Put(meta_, slice(index_key), rocksdb::Slice(index, sizeof index));
+  if (s.ok()) s = db_->Write(sync_write_, &batch);
   if (!s.ok()) return write_failed(s, "put_snapshot " + std::string(name));
   // A snapshot is large (tens of MB) and rare: flushed at once, it leaves
   // the memtable and no open replays it from the write-ahead log. The put
   // is already durable, so a failed flush costs only that.
   rocksdb::FlushOptions flush;
   flush.allow_write_stall = true;
-  (void)db_->Flush(flush, snapshots_);
+  (void)db_->Flush(flush, {snapshots_, meta_});
+  return status::ok();
+}
+
+status rocksdb_log::delete_snapshot(std::string_view name) {
+  std::lock_guard lock(write_mu_);
+  if (std::optional<status> r = refuse_write()) return *r;
+  const std::string index_key = std::string(format::meta_snapshot_prefix) + std::string(name);
+  rocksdb::WriteBatch batch;
+  rocksdb::Status s = batch.Delete(snapshots_, slice(name));
+  if (s.ok()) s = batch.Delete(meta_, slice(index_key));
+  if (s.ok()) s = db_->Write(sync_write_, &batch);
+  if (!s.ok()) return write_failed(s, "delete_snapshot " + std::string(name));
+  return status::ok();
+}
+
+status rocksdb_log::list_snapshots(std::string_view prefix,
+                                   std::vector<snapshot_info>* out) const {
+  out->clear();
+  const std::string from = std::string(format::meta_snapshot_prefix) + std::string(prefix);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
+  for (it->Seek(slice(from)); it->Valid() && view(it->key()).starts_with(from); it->Next()) {
+    const std::string_view key = view(it->key());
+    const std::string_view value = view(it->value());
+    std::string name(key.substr(format::meta_snapshot_prefix.size()));
+    if (value.size() != format::snapshot_index_size) {
+      return status::corruption("meta \"" + std::string(key) + "\": snapshot index entry of " +
+                                std::to_string(value.size()) + " bytes, not " +
+                                std::to_string(format::snapshot_index_size));
+    }
+    out->push_back(snapshot_info{std::move(name), format::get_be64(value.data()),
+                                 format::get_be64(value.data() + 8)});
+  }
+  if (!it->status().ok()) return from_rocksdb(it->status(), "list_snapshots");
+  std::sort(out->begin(), out->end(), [](const snapshot_info& a, const snapshot_info& b) {
+    return a.covered != b.covered ? a.covered < b.covered : a.name < b.name;
+  });
   return status::ok();
 }
 
@@ -597,8 +642,8 @@ status rocksdb_log::get_snapshot(std::string_view name, snapshot* out) const {
 }
 
 status rocksdb_log::put_meta(std::string_view key, std::string_view value) {
-  if (key == format::meta_format_key) {
-    return status::invalid_argument("meta key \"format\" belongs to the store");
+  if (key == format::meta_format_key || key.starts_with(format::meta_snapshot_prefix)) {
+    return status::invalid_argument("meta key \"" + std::string(key) + "\" belongs to the store");
   }
   std::lock_guard lock(write_mu_);
   if (std::optional<status> r = refuse_write()) return *r;

@@ -26,6 +26,7 @@ struct serve_options {
   std::size_t max_pending_events = 200'000;
   std::size_t max_inflight_submits = 100'000;
   std::uint64_t snapshot_every = 1'000'000;
+  std::size_t snapshots_kept = 8;
   std::int64_t read_timeout_ms = 30'000;
   std::int64_t write_timeout_ms = 30'000;
   std::int64_t handler_timeout_ms = 120'000;
@@ -78,6 +79,7 @@ int run_serve(const serve_options& o) {
   cfg.engine.scheduler_threads = o.scheduler_threads;
   cfg.engine.max_pending_events = o.max_pending_events;
   cfg.engine.snapshot_every = o.snapshot_every;
+  cfg.engine.snapshots_kept = o.snapshots_kept;
   cfg.engine.max_inflight_submits = o.max_inflight_submits;
 
   // Every thread the server starts inherits this mask, so the signals wait
@@ -172,6 +174,10 @@ void add_serve_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--snapshot-every", o->snapshot_every,
                   "store the queue view every this many events and at stop (0 = never)")
+      ->capture_default_str();
+  cmd->add_option("--snapshots-kept", o->snapshots_kept,
+                  "queue view snapshots kept, spread over the log (replay --at folds from the nearest)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1000}))
       ->capture_default_str();
   cmd->callback([o, cmd, config_file, &exit_code] {
     if (!config_file->empty()) {

@@ -22,6 +22,7 @@
 #include "actors/engine.hpp"
 #include "tests/test_support.hpp"
 #include "actors/engine_actors.hpp"
+#include "actors/projector.hpp"
 #include "actors/recovery.hpp"
 #include "events/codec.hpp"
 #include "store/memory_log.hpp"
@@ -813,6 +814,12 @@ struct mixed_log {
   }
 };
 
+void drop_all_snapshots(store::event_log& log) {
+  std::vector<store::snapshot_info> stored;
+  BOOST_REQUIRE(log.list_snapshots("", &stored).is_ok());
+  for (auto& s : stored) BOOST_REQUIRE(log.delete_snapshot(s.name).is_ok());
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(recovery_from_a_snapshot_at_any_sequence_equals_a_full_replay) {
@@ -827,7 +834,8 @@ BOOST_AUTO_TEST_CASE(recovery_from_a_snapshot_at_any_sequence_equals_a_full_repl
                         events.size()}) {
     queue_view at_k;
     for (std::size_t i = 0; i < k; ++i) at_k.apply(events[i]);
-    BOOST_REQUIRE(log->put_snapshot(queue_view_snapshot, {at_k.head(), at_k.encode()}).is_ok());
+    BOOST_REQUIRE(log->put_snapshot(queue_view_snapshot_name(at_k.head()),
+                                    {at_k.head(), at_k.encode()}).is_ok());
     queue_view view;
     auto fast = recover_from_snapshot(*log, view);
     BOOST_REQUIRE_MESSAGE(fast.ok(), why(fast));
@@ -859,7 +867,8 @@ BOOST_AUTO_TEST_CASE(a_damaged_or_old_snapshot_is_ignored_with_a_warning_and_the
                   damaged{old_version, half.head(), "version 1"},
                   damaged{good, half.head() + 1, "covers sequence"},
                   damaged{"junk", half.head(), "not a queue view snapshot"}}) {
-    BOOST_REQUIRE(log->put_snapshot(queue_view_snapshot, {d.covered, d.bytes}).is_ok());
+    drop_all_snapshots(*log);
+    BOOST_REQUIRE(log->put_snapshot(queue_view_snapshot_name(d.covered), {d.covered, d.bytes}).is_ok());
     queue_view view;
     auto out = recover_from_snapshot(*log, view);
     BOOST_REQUIRE_MESSAGE(out.ok(), why(out));
@@ -872,6 +881,71 @@ BOOST_AUTO_TEST_CASE(a_damaged_or_old_snapshot_is_ignored_with_a_warning_and_the
   }
 }
 
+BOOST_AUTO_TEST_CASE(a_damaged_newest_snapshot_falls_back_to_the_newest_good_one) {
+  mixed_log m;
+  auto& [dir, events, log, full_view, full] = m;
+  queue_view third, half;
+  for (std::size_t i = 0; i < events.size() / 2; ++i) {
+    if (i < events.size() / 3) third.apply(events[i]);
+    half.apply(events[i]);
+  }
+  auto flipped = half.encode();
+  flipped[flipped.size() / 2] ^= 0x01;
+  BOOST_REQUIRE(log->put_snapshot(queue_view_snapshot_name(third.head()), {third.head(), third.encode()}).is_ok());
+  BOOST_REQUIRE(log->put_snapshot(queue_view_snapshot_name(half.head()), {half.head(), flipped}).is_ok());
+  queue_view view;
+  auto out = recover_from_snapshot(*log, view);
+  BOOST_REQUIRE_MESSAGE(out.ok(), why(out));
+  BOOST_TEST(out->snapshot_seq == third.head());
+  BOOST_TEST(out->snapshot_warning.find("snapshot at " + std::to_string(half.head()) +
+                                        ": checksum mismatch") != std::string::npos,
+             out->snapshot_warning);
+  BOOST_TEST(out->snapshot_warning.find("used the one at " + std::to_string(third.head())) !=
+                 std::string::npos,
+             out->snapshot_warning);
+  require_same_state(full, *out);
+  BOOST_TEST(view.encode() == full_view.encode());
+
+  // A snapshot from another log (same sequence, other time) does not fit.
+  drop_all_snapshots(*log);
+  queue_view other;
+  for (std::size_t i = 0; i < events.size() / 3; ++i) {
+    event e = events[i];
+    e.time += 1;
+    other.apply(e);
+  }
+  BOOST_REQUIRE(log->put_snapshot(queue_view_snapshot_name(other.head()), {other.head(), other.encode()}).is_ok());
+  queue_view again;
+  auto misfit = recover_from_snapshot(*log, again);
+  BOOST_REQUIRE_MESSAGE(misfit.ok(), why(misfit));
+  BOOST_TEST(misfit->snapshot_seq == 0u);
+  BOOST_TEST(misfit->snapshot_warning.find("does not fit the log") != std::string::npos,
+             misfit->snapshot_warning);
+  BOOST_TEST(again.encode() == full_view.encode());
+}
+
+BOOST_AUTO_TEST_CASE(the_kept_snapshots_stay_spread_over_the_log) {
+  for (std::size_t keep : {std::size_t{1}, std::size_t{3}, std::size_t{8}}) {
+    std::vector<store::snapshot_info> stored;
+    for (sequence_t i = 1; i <= 500; ++i) {
+      stored.push_back({queue_view_snapshot_name(i * 1000), i * 1000, 0});
+      auto drop = snapshots_to_drop(stored, keep);
+      std::erase_if(stored, [&](auto& s) {
+        return std::find(drop.begin(), drop.end(), s.name) != drop.end();
+      });
+      BOOST_REQUIRE_EQUAL(stored.size(), std::min<std::size_t>(i, keep));
+      BOOST_REQUIRE_EQUAL(stored.back().covered, i * 1000);  // the newest stays
+      // No gap (from sequence 0) is wider than twice an even spread.
+      sequence_t left = 0, widest = 0;
+      for (auto& s : stored) {
+        widest = std::max(widest, s.covered - left);
+        left = s.covered;
+      }
+      if (i >= keep) BOOST_TEST(widest <= 2 * i * 1000 / keep, "keep " << keep << " at " << i);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(the_engine_snapshots_as_it_goes_and_at_close_and_reopens_from_it) {
   temp_dir dir;
   job_id waiting = 0;
@@ -879,6 +953,7 @@ BOOST_AUTO_TEST_CASE(the_engine_snapshots_as_it_goes_and_at_close_and_reopens_fr
     engine_options opts;
     opts.data_dir = dir.path();
     opts.snapshot_every = 10;
+    opts.snapshots_kept = 3;
     opts.handlers.add("ok", [](job_context&) { return outcome::success(); });
     auto eng = open_engine(std::move(opts));
     std::vector<job_id> ids;
@@ -889,6 +964,18 @@ BOOST_AUTO_TEST_CASE(the_engine_snapshots_as_it_goes_and_at_close_and_reopens_fr
     waiting = submit_ok(*eng, spec_of("ok"), later);
   }
   auto events = read_all(dir.path());
+  {
+    // Some 60 events stored 6 or more snapshots; 3 are kept, the newest
+    // covering the whole log.
+    std::unique_ptr<store::event_log> log;
+    store::rocksdb_log_options ro;
+    ro.read_only = true;
+    BOOST_REQUIRE(store::open_rocksdb_log(dir.path(), ro, &log).is_ok());
+    std::vector<store::snapshot_info> stored;
+    BOOST_REQUIRE(log->list_snapshots(queue_view_snapshot_prefix, &stored).is_ok());
+    BOOST_TEST(stored.size() == 3u);
+    BOOST_TEST(stored.back().covered == events.back().seq);
+  }
   {
     engine_options opts;
     opts.data_dir = dir.path();

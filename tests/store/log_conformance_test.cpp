@@ -301,6 +301,47 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(snapshots_round_trip, S, subjects) {
   BOOST_TEST(got.bytes.empty());
 }
 
+BOOST_AUTO_TEST_CASE_TEMPLATE(snapshots_list_by_prefix_and_delete, S, subjects) {
+  S subject;
+  js::event_log& log = subject.log();
+  std::vector<js::snapshot_info> list;
+  BOOST_TEST(log.list_snapshots("view@", &list).is_ok());
+  BOOST_TEST(list.empty());
+
+  BOOST_TEST(log.put_snapshot("view@30", {30, "thirty"}).is_ok());
+  BOOST_TEST(log.put_snapshot("view@7", {7, "seven!!"}).is_ok());
+  BOOST_TEST(log.put_snapshot("view", {99, "no @: another prefix"}).is_ok());
+  BOOST_TEST(log.put_snapshot("other", {12, "x"}).is_ok());
+  BOOST_TEST(log.list_snapshots("view@", &list).is_ok());
+  // Oldest first, by covered sequence, not by name.
+  BOOST_TEST_REQUIRE(list.size() == 2u);
+  BOOST_TEST(list[0].name == "view@7");
+  BOOST_TEST(list[0].covered == 7u);
+  BOOST_TEST(list[0].size == 7u);
+  BOOST_TEST(list[1].name == "view@30");
+  BOOST_TEST(list[1].covered == 30u);
+  BOOST_TEST(list[1].size == 6u);
+
+  // Replacing keeps one entry with the new figures.
+  BOOST_TEST(log.put_snapshot("view@30", {31, "thirty-one"}).is_ok());
+  BOOST_TEST(log.list_snapshots("view@", &list).is_ok());
+  BOOST_TEST_REQUIRE(list.size() == 2u);
+  BOOST_TEST(list[1].covered == 31u);
+  BOOST_TEST(list[1].size == 10u);
+
+  BOOST_TEST(log.delete_snapshot("view@7").is_ok());
+  BOOST_TEST(log.delete_snapshot("view@7").is_ok());  // none: still ok
+  js::snapshot got;
+  BOOST_TEST(log.get_snapshot("view@7", &got).code() == js::status_code::not_found);
+  BOOST_TEST(log.list_snapshots("view@", &list).is_ok());
+  BOOST_TEST_REQUIRE(list.size() == 1u);
+  BOOST_TEST(list[0].name == "view@30");
+  BOOST_TEST(log.list_snapshots("", &list).is_ok());
+  BOOST_TEST(list.size() == 3u);
+  // The index is the store's own.
+  BOOST_TEST(log.put_meta("snapshot/view@7", "forged").code() == js::status_code::invalid_argument);
+}
+
 BOOST_AUTO_TEST_CASE_TEMPLATE(meta_round_trips_and_format_belongs_to_the_store, S, subjects) {
   S subject;
   js::event_log& log = subject.log();

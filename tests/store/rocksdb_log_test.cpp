@@ -475,6 +475,10 @@ BOOST_AUTO_TEST_CASE(a_read_only_open_reads_but_never_writes) {
     BOOST_TEST(log->verify(1, 20, &bad).is_ok());
     js::snapshot snap;
     BOOST_TEST(log->get_snapshot("views", &snap).is_ok());
+    std::vector<js::snapshot_info> list;
+    BOOST_TEST(log->list_snapshots("views", &list).is_ok());
+    BOOST_TEST(list.size() == 1u);  // the index survives the reopen
+    BOOST_TEST(log->delete_snapshot("views").code() == js::status_code::refused);
 
     BOOST_TEST(log->append(std::vector<js::record_input>{{1, "x"}}, nullptr).code() ==
                js::status_code::refused);

@@ -36,6 +36,12 @@ job_id submit(engine& eng, job_submitted s) {
   return *id;
 }
 
+millis wall_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 job_state state_of(engine& eng, job_id id) {
   auto v = eng.get(id);
   BOOST_REQUIRE_MESSAGE(v.ok(), why(v));
@@ -123,6 +129,54 @@ BOOST_AUTO_TEST_CASE(the_queue_at_a_past_sequence_is_what_the_engine_reported_th
   BOOST_TEST(job["job"]["state"] == "succeeded");
   BOOST_TEST(job["job"]["result"]["rows"].get<int>() == 3);
   BOOST_TEST(job["history"].size() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(the_queue_at_any_point_is_the_same_from_a_snapshot_as_from_sequence_1) {
+  temp_dir dir;
+  std::vector<std::pair<sequence_t, millis>> moments;  // (head, its time) along the run
+  {
+    engine_options opts;
+    opts.data_dir = dir.sub("data");
+    opts.snapshot_every = 25;
+    opts.snapshots_kept = 4;
+    opts.handlers.add("ok", [](job_context& ctx) {
+      return ctx.attempt() < 2 ? outcome::retry("first try fails") : outcome::success();
+    });
+    auto opened = engine::open(std::move(opts));
+    BOOST_REQUIRE_MESSAGE(opened.ok(), why(opened));
+    auto& eng = **opened;
+    job_submitted later;
+    later.kind = "ok";
+    later.run_at = wall_now_ms() + 3'600'000;
+    submit(eng, later);
+    for (int round = 0; round < 6; ++round) {
+      std::vector<job_id> ids;
+      for (int i = 0; i < 8; ++i) {
+        job_submitted s;
+        s.kind = "ok";
+        s.retry.max_attempts = 3;
+        s.retry.initial_interval = 1;
+        ids.push_back(submit(eng, s));
+      }
+      for (auto id : ids)
+        BOOST_REQUIRE(wait_until([&] { return state_of(eng, id) == job_state::succeeded; }));
+      moments.push_back({eng.metrics().head, wall_now_ms()});
+    }
+  }
+  // Snapshot or not, every point reads the same (but how it was folded).
+  bool used_a_snapshot = false;
+  for (auto [seq, time] : moments) {
+    for (std::string at : {std::to_string(seq), std::to_string(seq - 3), format_time(time)}) {
+      json fast = replay_json({"--data", dir.sub("data"), "--at", at});
+      json full = replay_json({"--data", dir.sub("data"), "--at", at, "--full"});
+      BOOST_TEST(full["replay"]["from_snapshot"].get<sequence_t>() == 0u);
+      used_a_snapshot |= fast["replay"]["from_snapshot"].get<sequence_t>() != 0;
+      fast.erase("replay");
+      full.erase("replay");
+      BOOST_TEST(fast == full, "--at " << at << ":\n" << fast.dump() << "\n" << full.dump());
+    }
+  }
+  BOOST_TEST(used_a_snapshot);
 }
 
 BOOST_AUTO_TEST_CASE(bad_arguments_get_a_clear_error) {
