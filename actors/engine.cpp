@@ -78,8 +78,15 @@ engine_core spawn_core(caf::actor_system& sys, store::event_log& log, recovered_
   else
     core.journal = sys.spawn(journal, &log, jcfg, core.metrics);
   auto snapshot_seq = seed.snapshot_seq;
-  core.projector = sys.spawn(projector, std::move(view), clock, &log, options.snapshot_every,
-                             options.snapshots_kept, snapshot_seq);
+  // Detached like the journal: encoding a snapshot of millions of rows
+  // takes seconds, which must not hold one of the few scheduler threads.
+  if (detached)
+    core.projector = sys.spawn<caf::detached>(projector, std::move(view), clock, &log,
+                                              options.snapshot_every, options.snapshots_kept,
+                                              snapshot_seq);
+  else
+    core.projector = sys.spawn(projector, std::move(view), clock, &log, options.snapshot_every,
+                               options.snapshots_kept, snapshot_seq);
   // Subscribed before anything can append, so it misses nothing.
   caf::anon_send(core.journal, atom::subscribe::value, caf::actor_cast<caf::actor>(core.projector));
 

@@ -93,7 +93,8 @@ class event_log {
   /// corruption and sets *first_bad to the first record that does not match.
   virtual status verify(sequence_t from, sequence_t to, sequence_t* first_bad) const = 0;
 
-  /// Stores a checkpoint under `name`, replacing the previous one atomically.
+  /// Stores a checkpoint under `name` (not starting with byte 0xff),
+  /// replacing the previous one atomically; durable when it returns.
   virtual status put_snapshot(std::string_view name, const snapshot& snap) = 0;
   /// not_found when there is none.
   virtual status get_snapshot(std::string_view name, snapshot* out) const = 0;
@@ -104,9 +105,8 @@ class event_log {
   virtual status delete_snapshot(std::string_view name) = 0;
 
   /// Small engine metadata (format version, ids), not part of the chain.
-  /// The key "format" belongs to the store (get_meta reads "1") and so do
-  /// keys starting with "snapshot/" (the RocksDB log's snapshot index):
-  /// put_meta returns invalid_argument for them.
+  /// The key "format" belongs to the store: get_meta reads "1", put_meta
+  /// returns invalid_argument.
   virtual status put_meta(std::string_view key, std::string_view value) = 0;
   virtual status get_meta(std::string_view key, std::string* value) const = 0;
 

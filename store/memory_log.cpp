@@ -97,6 +97,8 @@ status memory_log::verify(sequence_t from, sequence_t to, sequence_t* first_bad)
 }
 
 status memory_log::put_snapshot(std::string_view name, const snapshot& snap) {
+  if (name.starts_with(format::snapshot_index_mark))
+    return status::invalid_argument("snapshot names starting with byte 0xff belong to the store");
   std::lock_guard lock(mu_);
   if (refusal_) return *refusal_;
   auto it = snapshots_.find(name);
@@ -138,8 +140,8 @@ status memory_log::delete_snapshot(std::string_view name) {
 }
 
 status memory_log::put_meta(std::string_view key, std::string_view value) {
-  if (key == format::meta_format_key || key.starts_with(format::meta_snapshot_prefix)) {
-    return status::invalid_argument("meta key \"" + std::string(key) + "\" belongs to the store");
+  if (key == format::meta_format_key) {
+    return status::invalid_argument("meta key \"format\" belongs to the store");
   }
   std::lock_guard lock(mu_);
   if (refusal_) return *refusal_;

@@ -24,16 +24,19 @@
 //              One entry per record, written in the same WriteBatch as the
 //              events entry, so a job's stream is a prefix scan.
 //
-//   snapshots  key   = name (bytes)
+//   snapshots  key   = name (bytes, not starting with 0xff)
 //              value = covered:u64be bytes:u8[*]
+//              key   = 0xff name                  the snapshot index
+//              value = covered:u64be size:u64be                (16 bytes)
+//              Written and deleted in the same batch as the snapshot; index
+//              keys sort after every name, so listing seeks straight to
+//              them and reads no snapshot. Snapshot writes skip the WAL:
+//              put_snapshot flushes the column family before it returns.
 //
 //   meta       key   = name (bytes)
 //              value = bytes
 //              "format" = "1" is written when the log is created; open
 //              refuses any other value.
-//              "snapshot/" name = covered:u64be size:u64be   (16 bytes)
-//              The index of the snapshots: written and deleted in the same
-//              WriteBatch as the snapshot, so listing reads no snapshot.
 //
 // The `default` column family exists (RocksDB requires it) and stays empty.
 #pragma once
@@ -57,8 +60,8 @@ inline constexpr std::string_view cf_meta = "meta";
 inline constexpr std::string_view meta_format_key = "format";
 inline constexpr std::string_view meta_format_value = "1";
 
-/// meta keys of the snapshot index: this prefix, then the snapshot's name.
-inline constexpr std::string_view meta_snapshot_prefix = "snapshot/";
+/// The first byte of the snapshot index's keys (then the snapshot's name).
+inline constexpr char snapshot_index_mark = '\xff';
 inline constexpr std::size_t snapshot_index_size = 16;
 
 /// The only record version this build reads and writes.

@@ -569,55 +569,87 @@ status rocksdb_log::verify(sequence_t from, sequence_t to, sequence_t* first_bad
   return status::ok();
 }
 
+namespace {
+
+std::string snapshot_index_key(std::string_view name) {
+  std::string key(1, format::snapshot_index_mark);
+  key += name;
+  return key;
+}
+
+}  // namespace
+
 status rocksdb_log::put_snapshot(std::string_view name, const snapshot& snap) {
-  std::lock_guard lock(write_mu_);
-  if (std::optional<status> r = refuse_write()) return *r;
+  if (name.starts_with(format::snapshot_index_mark))
+    return status::invalid_argument("snapshot names starting with byte 0xff belong to the store");
+  {
+    std::lock_guard lock(write_mu_);
+    if (std::optional<status> r = refuse_write()) return *r;
+  }
+  // Not under write_mu_ and not through the WAL: a snapshot is large (a
+  // hundred MB for millions of jobs) and its write must not hold appends
+  // back, nor sit in the WAL for every open after a crash to replay. The
+  // flush makes it durable (RocksDB syncs the table file and the manifest)
+  // before this returns; a crash before that loses the snapshot and its
+  // index entry together (one column family, one memtable).
   const std::string value = format::encode_snapshot_value(snap.covered, snap.bytes);
   char index[format::snapshot_index_size];
   format::put_be64(index, snap.covered);
   format::put_be64(index + 8, snap.bytes.size());
-  const std::string index_key = std::string(format::meta_snapshot_prefix) + std::string(name);
   rocksdb::WriteBatch batch;
   rocksdb::Status s = batch.Put(snapshots_, slice(name), slice(value));
-  if (s.ok()) s = batch.Put(meta_, slice(index_key), rocksdb::Slice(index, sizeof index));
-  if (s.ok()) s = db_->Write(sync_write_, &batch);
-  if (!s.ok()) return write_failed(s, "put_snapshot " + std::string(name));
-  // A snapshot is large (tens of MB) and rare: flushed at once, it leaves
-  // the memtable and no open replays it from the write-ahead log. The put
-  // is already durable, so a failed flush costs only that.
-  rocksdb::FlushOptions flush;
-  flush.allow_write_stall = true;
-  (void)db_->Flush(flush, {snapshots_, meta_});
+  if (s.ok()) s = batch.Put(snapshots_, slice(snapshot_index_key(name)), rocksdb::Slice(index, sizeof index));
+  rocksdb::WriteOptions no_wal;
+  no_wal.disableWAL = true;
+  if (s.ok()) s = db_->Write(no_wal, &batch);
+  if (s.ok()) {
+    rocksdb::FlushOptions flush;
+    flush.allow_write_stall = true;
+    s = db_->Flush(flush, snapshots_);
+  }
+  if (!s.ok()) {
+    std::lock_guard lock(write_mu_);
+    return write_failed(s, "put_snapshot " + std::string(name));
+  }
   return status::ok();
 }
 
 status rocksdb_log::delete_snapshot(std::string_view name) {
-  std::lock_guard lock(write_mu_);
-  if (std::optional<status> r = refuse_write()) return *r;
-  const std::string index_key = std::string(format::meta_snapshot_prefix) + std::string(name);
+  {
+    std::lock_guard lock(write_mu_);
+    if (std::optional<status> r = refuse_write()) return *r;
+  }
+  // Like put_snapshot, past the WAL; the next flush makes it durable. A
+  // crash before that brings the snapshot back, which costs only space.
   rocksdb::WriteBatch batch;
   rocksdb::Status s = batch.Delete(snapshots_, slice(name));
-  if (s.ok()) s = batch.Delete(meta_, slice(index_key));
-  if (s.ok()) s = db_->Write(sync_write_, &batch);
-  if (!s.ok()) return write_failed(s, "delete_snapshot " + std::string(name));
+  if (s.ok()) s = batch.Delete(snapshots_, slice(snapshot_index_key(name)));
+  rocksdb::WriteOptions no_wal;
+  no_wal.disableWAL = true;
+  if (s.ok()) s = db_->Write(no_wal, &batch);
+  if (!s.ok()) {
+    std::lock_guard lock(write_mu_);
+    return write_failed(s, "delete_snapshot " + std::string(name));
+  }
   return status::ok();
 }
 
 status rocksdb_log::list_snapshots(std::string_view prefix,
                                    std::vector<snapshot_info>* out) const {
   out->clear();
-  const std::string from = std::string(format::meta_snapshot_prefix) + std::string(prefix);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_));
+  const std::string from = snapshot_index_key(prefix);
+  rocksdb::ReadOptions options;
+  // Index keys are the last in the column family: nothing to read past them.
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, snapshots_));
   for (it->Seek(slice(from)); it->Valid() && view(it->key()).starts_with(from); it->Next()) {
     const std::string_view key = view(it->key());
     const std::string_view value = view(it->value());
-    std::string name(key.substr(format::meta_snapshot_prefix.size()));
     if (value.size() != format::snapshot_index_size) {
-      return status::corruption("meta \"" + std::string(key) + "\": snapshot index entry of " +
-                                std::to_string(value.size()) + " bytes, not " +
+      return status::corruption("snapshot index entry for \"" + std::string(key.substr(1)) +
+                                "\" has " + std::to_string(value.size()) + " bytes, not " +
                                 std::to_string(format::snapshot_index_size));
     }
-    out->push_back(snapshot_info{std::move(name), format::get_be64(value.data()),
+    out->push_back(snapshot_info{std::string(key.substr(1)), format::get_be64(value.data()),
                                  format::get_be64(value.data() + 8)});
   }
   if (!it->status().ok()) return from_rocksdb(it->status(), "list_snapshots");
@@ -642,8 +674,8 @@ status rocksdb_log::get_snapshot(std::string_view name, snapshot* out) const {
 }
 
 status rocksdb_log::put_meta(std::string_view key, std::string_view value) {
-  if (key == format::meta_format_key || key.starts_with(format::meta_snapshot_prefix)) {
-    return status::invalid_argument("meta key \"" + std::string(key) + "\" belongs to the store");
+  if (key == format::meta_format_key) {
+    return status::invalid_argument("meta key \"format\" belongs to the store");
   }
   std::lock_guard lock(write_mu_);
   if (std::optional<status> r = refuse_write()) return *r;

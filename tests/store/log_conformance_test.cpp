@@ -338,8 +338,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(snapshots_list_by_prefix_and_delete, S, subjects) 
   BOOST_TEST(list[0].name == "view@30");
   BOOST_TEST(log.list_snapshots("", &list).is_ok());
   BOOST_TEST(list.size() == 3u);
-  // The index is the store's own.
-  BOOST_TEST(log.put_meta("snapshot/view@7", "forged").code() == js::status_code::invalid_argument);
+  // Names starting with byte 0xff are the store's own.
+  BOOST_TEST(log.put_snapshot("\xffview@7", {7, "forged"}).code() == js::status_code::invalid_argument);
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(meta_round_trips_and_format_belongs_to_the_store, S, subjects) {
