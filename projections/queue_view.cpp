@@ -485,6 +485,8 @@ void row_fields(Io& io, Row& r) {
 // Rows go in chunks of this many, each with its own checksum, so decode
 // checks and reads them on several threads.
 constexpr std::size_t rows_per_chunk = 1u << 16;
+// The fewest bytes a row takes: one per field (row_fields).
+constexpr std::size_t min_row_bytes = 22;
 
 std::string queue_view::encode() const {
   // The head: everything but the rows.
@@ -663,8 +665,10 @@ std::optional<queue_view> queue_view::decode(std::string_view bytes, std::string
     ch.sum = get_fixed(rest.substr(at), 8);
     binary::reader after(rest.substr(at + 8));
     std::uint64_t len = 0;
+    // Every row field takes a byte at least, so a frame cannot claim more
+    // rows than its bytes hold: memory stays in proportion to the input.
     if (!after.get_varint(ch.rows) || !after.get_varint(len) || len > after.left() ||
-        ch.rows == 0 || ch.rows > rows_per_chunk)
+        ch.rows == 0 || ch.rows > rows_per_chunk || len < ch.rows * min_row_bytes)
       return fail("chunk frame is damaged");
     std::size_t body_at = at + 8 + (rest.size() - at - 8 - after.left());
     ch.bytes = rest.substr(body_at, static_cast<std::size_t>(len));
@@ -677,26 +681,52 @@ std::optional<queue_view> queue_view::decode(std::string_view bytes, std::string
     return fail("row count " + std::to_string(total_rows) + " does not match the job count " +
                 std::to_string(job_count));
 
+  // Each chunk's first row id (its first field) tells where its rows go:
+  // ids rise across chunks, so chunk k's ids lie in [first[k], first[k+1]).
+  // When they fit the dense vector (the usual case: ids are counted up),
+  // the threads decode each row straight into its place; otherwise rows
+  // are collected per chunk and placed one by one.
+  // (Read before the checksums are checked: bytes that do not make rising
+  // ids only turn the fast path off; the threads then say what is wrong.)
+  std::vector<job_id> first(chunks.size());
+  bool rising = !chunks.empty();
+  for (std::size_t k = 0; k < chunks.size() && rising; ++k) {
+    binary::reader peek(chunks[k].bytes);
+    std::uint64_t id = 0;
+    rising = peek.get_varint(id) && id != 0 && (k == 0 || id > first[k - 1]);
+    first[k] = id;
+  }
+  // Every id below the last chunk's first, plus that chunk's rows if its
+  // ids are dense; ids past that (gaps in the last chunk) are placed after.
+  const bool in_place =
+      rising && first.back() + chunks.back().rows - 1 <= total_rows + dense_slack;
+  if (in_place) v.rows_.resize(static_cast<std::size_t>(first.back() + chunks.back().rows - 1));
+
   // Check and read the chunks on a few threads; each checks what it can
-  // alone (names in range, ids rising within the chunk).
+  // alone (names in range, ids rising within the chunk and inside its
+  // range).
   const std::size_t names = v.names_.size();
   const std::size_t sets = v.resource_sets_.size();
-  auto read_chunk = [&](chunk& ch) {
+  auto read_chunk = [&](std::size_t k) {
+    chunk& ch = chunks[k];
     if (fnv1a(ch.bytes) != ch.sum) {
       ch.error = "checksum mismatch in rows";
       return;
     }
+    const job_id end = in_place && k + 1 < chunks.size() ? first[k + 1] : ~job_id{0};
     binary::reader cr(ch.bytes);
     auto get_field = [&](const char* name, auto& value) { cr(name, value); };
-    ch.out.resize(static_cast<std::size_t>(ch.rows));
+    if (!in_place) ch.out.resize(static_cast<std::size_t>(ch.rows));
+    job_row scratch;
     job_id previous = 0;
-    for (auto& row : ch.out) {
+    for (std::uint64_t i = 0; i < ch.rows; ++i) {
+      job_row& row = in_place ? scratch : ch.out[static_cast<std::size_t>(i)];
       row_fields(get_field, row);
       if (cr.failed()) {
         ch.error = cr.path() + ": " + cr.what();
         return;
       }
-      if (row.id <= previous) {
+      if (row.id <= previous || row.id >= end || (in_place && i == 0 && row.id != first[k])) {
         ch.error = "rows out of id order at job " + std::to_string(row.id);
         return;
       }
@@ -705,31 +735,40 @@ std::optional<queue_view> queue_view::decode(std::string_view bytes, std::string
         ch.error = "job " + std::to_string(row.id) + " names an id out of range";
         return;
       }
+      if (in_place) {
+        // Only the last chunk can reach past the vector (gaps in its ids):
+        // those rows are placed after the threads are done.
+        if (row.id > v.rows_.size())
+          ch.out.push_back(std::move(row));
+        else
+          v.rows_[static_cast<std::size_t>(row.id - 1)] = std::move(row);
+      }
     }
     if (cr.left() != 0) ch.error = std::to_string(cr.left()) + " bytes after a chunk's rows";
   };
   const std::size_t threads =
       std::min<std::size_t>(chunks.size(), std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
-  auto in_parallel = [&](auto&& per_chunk) {
+  {
     std::atomic<std::size_t> next{0};
     auto worker = [&] {
-      for (std::size_t k; (k = next.fetch_add(1)) < chunks.size();) per_chunk(chunks[k]);
+      for (std::size_t k; (k = next.fetch_add(1)) < chunks.size();) read_chunk(k);
     };
     std::vector<std::thread> pool;
     for (std::size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
     worker();
     for (auto& t : pool) t.join();
-  };
-  in_parallel(read_chunk);
-
-  job_id previous = 0;
-  for (auto& ch : chunks) {
-    if (!ch.error.empty()) return fail(ch.error);
-    if (ch.out.front().id <= previous)
-      return fail("rows out of id order at job " + std::to_string(ch.out.front().id));
-    previous = ch.out.back().id;
   }
-  v.rows_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(job_count, 1u << 26)));
+  for (auto& ch : chunks)
+    if (!ch.error.empty()) return fail(ch.error);
+  if (!in_place) {
+    job_id previous = 0;
+    for (auto& ch : chunks) {
+      if (ch.out.front().id <= previous)
+        return fail("rows out of id order at job " + std::to_string(ch.out.front().id));
+      previous = ch.out.back().id;
+    }
+    v.rows_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(job_count, 1u << 26)));
+  }
   for (auto& ch : chunks) {
     for (auto& row : ch.out) {
       auto id = row.id;

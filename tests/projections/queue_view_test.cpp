@@ -322,3 +322,58 @@ BOOST_AUTO_TEST_CASE(a_snapshot_of_many_chunks_round_trips_and_each_chunk_is_che
     BOOST_TEST(error.find("checksum mismatch in rows") != std::string::npos, error);
   }
 }
+
+BOOST_AUTO_TEST_CASE(chunk_frames_claiming_more_rows_than_bytes_are_refused_before_any_allocation) {
+  // Found by tests/fuzz/fuzz_snapshot_decoder: 300 empty chunks claiming
+  // 65,536 rows each passed their checksums and made decode allocate rows
+  // for all of them (gigabytes from 3.6 KB).
+  auto fnv = [](std::string_view b) {
+    std::uint64_t h = 0xcbf29ce484222325ull;
+    for (unsigned char c : b) h = (h ^ c) * 0x100000001b3ull;
+    return h;
+  };
+  auto fixed = [](std::string& out, std::uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  };
+  // head: seq 0, time 0, job count 300 * 65,536, no names, sets, settings,
+  // schedules; eight zero totals.
+  const std::string head = std::string("\x00\x00\x80\x80\xb0\x09", 6) + std::string(12, '\0');
+  std::string bytes = "jsqv";
+  fixed(bytes, queue_view::version, 4);
+  fixed(bytes, fnv(head), 8);
+  bytes += static_cast<char>(head.size());
+  bytes += head;
+  bytes += "\xac\x02";  // 300 chunks
+  for (int i = 0; i < 300; ++i) {
+    fixed(bytes, fnv(""), 8);
+    bytes += std::string("\x80\x80\x04\x00", 4);  // 65,536 rows in 0 bytes
+  }
+  std::string error;
+  BOOST_TEST(!queue_view::decode(bytes, &error));
+  BOOST_TEST(error.find("chunk frame is damaged") != std::string::npos, error);
+}
+
+BOOST_AUTO_TEST_CASE(a_snapshot_with_gaps_and_far_ids_round_trips_across_chunks) {
+  // Ids with holes in every chunk (the last too) and two far beyond the
+  // dense range: decode places each row where the fold put it.
+  queue_view view;
+  sequence_t seq = 0;
+  job_submitted spec;
+  spec.kind = "k";
+  std::vector<job_id> ids;
+  for (job_id id = 1; id <= 140'000; ++id)
+    if (id % 7 != 3 && !(id > 131'000 && id % 2 == 0)) ids.push_back(id);
+  ids.push_back(5'000'000'000ull);
+  ids.push_back(5'000'000'007ull);
+  for (auto id : ids) view.apply(event{++seq, id, t0, "test", spec});
+  const std::string bytes = view.encode();
+  std::string error;
+  auto back = queue_view::decode(bytes, &error);
+  BOOST_TEST_REQUIRE(back.has_value(), error);
+  BOOST_TEST(back->encode() == bytes);
+  BOOST_TEST(back->jobs() == ids.size());
+  for (auto id : ids) BOOST_TEST_REQUIRE(back->find(id) != nullptr, id);
+  for (job_id missing : {job_id{3}, job_id{131'002}, job_id{140'001}, job_id{5'000'000'001ull}})
+    BOOST_TEST(back->find(missing) == nullptr, missing);
+  BOOST_TEST(back->max_job() == 5'000'000'007ull);
+}

@@ -449,6 +449,58 @@ BOOST_AUTO_TEST_CASE(a_failed_snapshot_write_also_stops_appends) {
 
 BOOST_AUTO_TEST_SUITE_END()
 
+// -- snapshots: large values in blob files ------------------------------------------
+
+BOOST_AUTO_TEST_SUITE(large_snapshots)
+
+BOOST_AUTO_TEST_CASE(large_snapshots_survive_reopen_and_checkpoint_and_deleted_ones_leave_the_disk) {
+  js::test::temp_dir tmp;
+  const std::string dir = tmp.sub("log");
+  auto big = [](char c) { return std::string(3u << 20, c); };  // 3 MB each
+  auto blob_bytes = [&](const std::string& d) {
+    std::uintmax_t n = 0;
+    for (auto& e : std::filesystem::directory_iterator(d))
+      if (e.path().extension() == ".blob") n += e.file_size();
+    return n;
+  };
+  {
+    auto log = open_log(dir);
+    append_records(*log, 10);
+    for (int i = 0; i < 6; ++i)
+      BOOST_REQUIRE(log->put_snapshot("v@" + std::to_string(i), {static_cast<sequence_t>(i + 1), big(char('a' + i))}).is_ok());
+    BOOST_TEST(blob_bytes(dir) >= 6u * (3u << 20));  // written once, as blobs
+    for (int i = 0; i < 5; ++i) BOOST_REQUIRE(log->delete_snapshot("v@" + std::to_string(i)).is_ok());
+    BOOST_REQUIRE(log->checkpoint(tmp.sub("copy")).is_ok());
+  }
+  for (const std::string& d : {dir, tmp.sub("copy")}) {
+    auto log = open_log(d);
+    std::vector<js::snapshot_info> list;
+    BOOST_REQUIRE(log->list_snapshots("v@", &list).is_ok());
+    BOOST_REQUIRE_EQUAL(list.size(), 1u);
+    js::snapshot snap;
+    BOOST_REQUIRE(log->get_snapshot("v@5", &snap).is_ok());
+    BOOST_TEST(snap.covered == 6u);
+    BOOST_TEST((snap.bytes == big('f')));
+    // More snapshots: flushes and compactions drop the deleted ones' files.
+    for (int i = 6; i < 14; ++i) {
+      BOOST_REQUIRE(log->put_snapshot("v@" + std::to_string(i), {static_cast<sequence_t>(i + 1), big(char('a' + i))}).is_ok());
+      BOOST_REQUIRE(log->delete_snapshot("v@" + std::to_string(i - 1)).is_ok());
+    }
+  }
+  // One live 3 MB snapshot is left in `dir`; RocksDB deletes obsolete blob
+  // files after compactions, which the reopen above let finish.
+  {
+    auto log = open_log(dir);
+    js::snapshot snap;
+    BOOST_REQUIRE(log->get_snapshot("v@13", &snap).is_ok());
+    BOOST_TEST((snap.bytes == big(char('a' + 13))));
+  }
+  BOOST_TEST(blob_bytes(dir) < 8u * (3u << 20), "blob bytes " << blob_bytes(dir));
+  BOOST_TEST_MESSAGE("blob bytes left " << blob_bytes(dir));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
 // -- access: read-only opens and the directory lock ------------------------------
 
 BOOST_AUTO_TEST_SUITE(directory_access)

@@ -536,6 +536,10 @@ BOOST_AUTO_TEST_CASE(stats_count_what_was_appended) {
   temp_dir tmp;
   const std::string dir = tmp.sub("data");
   const auto appended = make_log(dir, 500);
+  {
+    auto log = open_log(dir);
+    BOOST_REQUIRE(log->put_snapshot("queue_view@00000000000000000400", {400, "four hundred"}).is_ok());
+  }
   std::map<std::string, int> by_type;
   std::set<job_id> jobs;
   for (const auto& ev : appended) {
@@ -554,6 +558,9 @@ BOOST_AUTO_TEST_CASE(stats_count_what_was_appended) {
   BOOST_TEST(j["first_time"] == "2026-11-22T14:00:01.000Z");
   BOOST_TEST(j["last_time_ms"] == base_time + 500'000);
   BOOST_TEST(j["size_bytes"].get<std::uint64_t>() > 0u);
+  BOOST_REQUIRE_EQUAL(j["snapshots"].size(), 1u);
+  BOOST_TEST(j["snapshots"][0]["covered"] == 400);
+  BOOST_TEST(j["snapshots"][0]["size_bytes"] == 12);
 }
 
 // -- the tools never write ---------------------------------------------------------------
