@@ -451,8 +451,11 @@ void dispatch(self_ptr self) {
   }
   for (auto& [lease_id, l] : st.leases) {
     auto& worker = st.workers[l.request.worker];
+    // A reference, not the binding: clang before 16 cannot capture a
+    // structured binding in a lambda (the fuzz build uses clang 14).
+    const auto& request = l.request;
     while (l.leased.size() + l.starting < l.request.max_jobs && has_room(worker)) {
-      auto tj = next_startable(self, [&](const std::string& q) { return serves(l.request, q); });
+      auto tj = next_startable(self, [&](const std::string& q) { return serves(request, q); });
       if (!tj) break;
       start(self, *tj, worker, lease_id);
     }

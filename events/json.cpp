@@ -17,10 +17,13 @@ namespace jobsmith {
 
 using nlohmann::json;
 
-namespace {
-
+// Outside the anonymous namespace (as in codec.cpp): clang reports an
+// internal variable template used only in a discarded `if constexpr` branch
+// as unused (-Wunused-const-variable).
 template <class>
 inline constexpr bool always_false = false;
+
+namespace {
 
 // -- field lists ----------------------------------------------------------------
 

@@ -1,0 +1,1113 @@
+// The server kill loop (docs/reliability.md): starts `jobsmith serve` on a
+// data directory and a loopback port, runs producers, workers and a reviewer
+// against it over real HTTP, SIGKILLs the server at random moments, restarts
+// it on the same directory and port, and checks after every restart that
+// what the server acknowledged (a 2xx answer) is still true:
+//   1. no acknowledged submit is missing;
+//   2. no job got a 2xx complete under two different lease tokens;
+//   3. an acknowledged terminal transition (complete, fail, cancel, review)
+//      is never undone;
+//   4. after the final drain every job is in exactly one terminal state;
+//   5. no job stays `running` without a live lease after its heartbeat
+//      timeout (plus slack);
+//   6. `jobsmith audit verify` passes on the directory while the server is
+//      down.
+// Violations go to stdout, one per line; the exit status is 1 on any.
+// Only the server process this program started is ever signalled.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "apps/client/http_client.hpp"
+
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+namespace http = jobsmith::http;
+namespace fs = std::filesystem;
+using clock_type = std::chrono::steady_clock;
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+const std::set<std::string> terminal_states = {"succeeded", "accepted",  "declined",
+                                               "discarded", "cancelled", "expired"};
+bool is_terminal(const std::string& s) { return terminal_states.count(s) > 0; }
+
+struct options {
+  std::string binary;
+  int kills = 20;
+  std::uint64_t seed = 1;
+  int snapshot_every = 2000;
+  int min_load_ms = 80;  // load between a restart being ready and the next kill
+  int max_load_ms = 500;
+  int heartbeat_ms = 1000;  // every job's spec.timeouts.heartbeat
+  int slack_ms = 2500;      // on top of it before a running job without a lease is a violation
+  int producers = 2;
+  int workers = 4;
+  int max_live = 300;  // producers pause while this many jobs are not finished
+  int drain_s = 120;
+  int verify_every = 1;       // audit verify after every Nth kill (and always at the end)
+  int full_check_every = 10;  // list every job after every Nth restart, else only those
+                              // acknowledged-about since the last check (and all later ids)
+  int http_timeout_ms = 10000;
+  int ready_timeout_s = 60;
+  std::string work_dir;  // default: a fresh /tmp/jobsmith-crash-XXXXXX, removed at the end
+  bool keep = false;
+  bool verbose = false;  // one line per kill
+  // Records three acknowledgements the server never gave (a submit, a
+  // second complete token, a terminal state) after the first restart, so a
+  // test can see the checks report them: the oracle is not vacuous.
+  bool inject = false;
+};
+
+// -- the oracle -------------------------------------------------------------------
+
+struct job_facts {
+  // False for a job the oracle knows only from a later answer (a lease, a
+  // cancel): its submit was committed but the answer lost in a kill.
+  bool submit_acked = false;
+  bool review = false;
+  std::string payload;                      // as submitted (each is unique), dumped
+  std::set<std::uint64_t> complete_tokens;  // tokens that got a 2xx complete
+  std::string terminal;                     // acknowledged terminal state, "" if none
+  std::string terminal_how;
+};
+
+/// Everything the server acknowledged, and the violations found so far.
+/// Shared by every thread; one mutex.
+class oracle {
+ public:
+  void violation(std::uint64_t job, const std::string& what) {
+    std::lock_guard lk(m_);
+    std::string line =
+        job ? "violation: job " + std::to_string(job) + ": " + what : "violation: " + what;
+    if (!seen_.insert(line).second) return;  // found again by a later check
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  }
+  std::size_t violations() {
+    std::lock_guard lk(m_);
+    return seen_.size();
+  }
+
+  void submitted(std::uint64_t id, bool review, std::string payload) {
+    std::lock_guard lk(m_);
+    auto& f = jobs_[id];
+    f.submit_acked = true;
+    ++acked_submits_;
+    f.review = review;
+    f.payload = std::move(payload);
+    dirty(id);
+    ids_.push_back(id);
+  }
+
+  /// A 2xx answer carrying the job: records its state if terminal.
+  void acknowledged(std::uint64_t id, const std::string& state, const std::string& how) {
+    if (!is_terminal(state)) return;
+    std::string conflict;
+    {
+      std::lock_guard lk(m_);
+      auto& f = jobs_[id];
+      dirty(id);
+      if (f.terminal.empty()) {
+        f.terminal = state;
+        f.terminal_how = how;
+      } else if (f.terminal != state) {
+        conflict = "two terminal states acknowledged: expected " + f.terminal + " (by " +
+                   f.terminal_how + "), seen " + state + " (by " + how + ")";
+      }
+    }
+    if (!conflict.empty()) violation(id, conflict);
+  }
+
+  void completed(std::uint64_t id, std::uint64_t token, const std::string& state) {
+    std::string twice;
+    {
+      std::lock_guard lk(m_);
+      auto& f = jobs_[id];
+      dirty(id);
+      f.complete_tokens.insert(token);
+      if (f.complete_tokens.size() > 1) {
+        twice = "completed under two tokens: expected only " +
+                std::to_string(*f.complete_tokens.begin()) + ", seen also ";
+        for (auto t : f.complete_tokens)
+          if (t != *f.complete_tokens.begin()) twice += std::to_string(t) + " ";
+      }
+    }
+    if (!twice.empty()) violation(id, twice);
+    acknowledged(id, state, "complete under token " + std::to_string(token));
+  }
+
+  /// A 2xx lease or heartbeat for `token`: its lease is live as of now.
+  void touch(std::uint64_t token) {
+    std::lock_guard lk(m_);
+    touched_[token] = wall_ms();
+  }
+  std::int64_t touched(std::uint64_t token) {
+    std::lock_guard lk(m_);
+    auto i = touched_.find(token);
+    return i == touched_.end() ? 0 : i->second;
+  }
+
+  void op() { ops_.fetch_add(1, std::memory_order_relaxed); }
+  std::uint64_t ops() const { return ops_.load(); }
+
+  std::map<std::uint64_t, job_facts> snapshot() {
+    std::lock_guard lk(m_);
+    return jobs_;
+  }
+  /// The smallest id acknowledged-about since the last call (0 if none).
+  std::uint64_t take_min_dirty() {
+    std::lock_guard lk(m_);
+    auto v = min_dirty_;
+    min_dirty_ = UINT64_MAX;
+    return v == UINT64_MAX ? 0 : v;
+  }
+  std::optional<std::uint64_t> random_id(std::mt19937_64& rng) {
+    std::lock_guard lk(m_);
+    if (ids_.empty()) return std::nullopt;
+    // Mostly recent jobs: those are the ones still waiting or running.
+    auto n = ids_.size();
+    auto window = std::min<std::size_t>(n, 400);
+    return ids_[n - 1 - std::uniform_int_distribution<std::size_t>(0, window - 1)(rng)];
+  }
+  /// Jobs whose submit was acknowledged.
+  std::size_t job_count() {
+    std::lock_guard lk(m_);
+    return acked_submits_;
+  }
+
+ private:
+  void dirty(std::uint64_t id) { min_dirty_ = std::min(min_dirty_, id); }
+  std::mutex m_;
+  std::map<std::uint64_t, job_facts> jobs_;
+  std::vector<std::uint64_t> ids_;
+  std::unordered_map<std::uint64_t, std::int64_t> touched_;
+  std::set<std::string> seen_;
+  std::uint64_t min_dirty_ = UINT64_MAX;
+  std::size_t acked_submits_ = 0;
+  std::atomic<std::uint64_t> ops_{0};
+};
+
+// -- processes --------------------------------------------------------------------
+
+/// Runs `argv` with stdout and stderr appended to `log`; returns its pid.
+/// The child dies with this process (PR_SET_PDEATHSIG), so a driver killed
+/// by a test timeout leaves no server behind.
+pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return -1;
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    // Only async-signal-safe calls between fork and exec.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::close_range(3, ~0U, 0);  // the driver's client sockets stay with the driver
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  ::close(fd);
+  return pid;
+}
+
+/// waitpid with a deadline; the exit status as the shell shows it (128+signal).
+std::optional<int> wait_for(pid_t pid, std::chrono::milliseconds limit) {
+  auto end = clock_type::now() + limit;
+  for (;;) {
+    int st = 0;
+    pid_t r = ::waitpid(pid, &st, WNOHANG);
+    if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    if (r < 0) return -1;
+    if (clock_type::now() > end) return std::nullopt;
+    std::this_thread::sleep_for(5ms);
+  }
+}
+
+std::string tail(const std::string& file, std::size_t lines) {
+  std::ifstream in(file);
+  std::vector<std::string> all;
+  for (std::string l; std::getline(in, l);) all.push_back(l);
+  std::string out;
+  for (auto i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i)
+    out += "    " + all[i] + "\n";
+  return out;
+}
+
+std::uint16_t free_port() {
+  int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  if (s < 0 || ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    std::perror("crash-test: finding a free port");
+    std::exit(2);
+  }
+  ::close(s);
+  return ntohs(a.sin_port);
+}
+
+class server_process {
+ public:
+  server_process(const options& o, std::string data, std::uint16_t port, std::string log)
+      : o_(o), data_(std::move(data)), port_(port), log_(std::move(log)) {}
+  ~server_process() {
+    if (pid_ > 0) kill_now();
+  }
+
+  /// Starts the server and waits for /readyz 200; returns the milliseconds
+  /// that took, or nullopt (the reason in `error`).
+  std::optional<std::int64_t> start(std::string* error) {
+    auto t0 = clock_type::now();
+    // The port can still be held for a moment by the killed process's
+    // sockets: a start that exits at once is tried again.
+    for (int attempt = 0;; ++attempt) {
+      starts = attempt + 1;
+      pid_ = spawn(
+          {o_.binary, "serve", "--data", data_, "--listen", "127.0.0.1:" + std::to_string(port_),
+           "--snapshot-every", std::to_string(o_.snapshot_every), "--handler-timeout-ms", "60000"},
+          log_);
+      if (pid_ < 0) {
+        *error = "cannot start " + o_.binary;
+        return std::nullopt;
+      }
+      http::url u;
+      u.port = port_;
+      http::client c(u, {}, 2s);
+      auto end = clock_type::now() + std::chrono::seconds(o_.ready_timeout_s);
+      while (clock_type::now() < end) {
+        if (auto st = wait_for(pid_, 0ms)) {
+          pid_ = -1;
+          if (attempt < 20) break;  // try again
+          *error = "the server exited with status " + std::to_string(*st) +
+                   " before it was ready; its log ends:\n" + tail(log_, 15);
+          return std::nullopt;
+        }
+        auto r = c.get("/readyz");
+        if (r.status == 200)
+          return std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0)
+              .count();
+        std::this_thread::sleep_for(5ms);
+      }
+      if (pid_ < 0) {
+        std::this_thread::sleep_for(100ms);
+        continue;
+      }
+      *error = "the server was not ready within " + std::to_string(o_.ready_timeout_s) +
+               " s; its log ends:\n" + tail(log_, 15);
+      kill_now();
+      return std::nullopt;
+    }
+  }
+
+  int starts = 0;  // processes the last start() needed (a busy port costs one)
+
+  void kill_now() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);  // only the pid this object started
+    wait_for(pid_, 60s);
+    pid_ = -1;
+  }
+
+  /// SIGTERM and wait: the exit status (-1 if it had to be killed).
+  int stop() {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, SIGTERM);
+    auto st = wait_for(pid_, 60s);
+    if (!st) {
+      kill_now();
+      return -1;
+    }
+    pid_ = -1;
+    return *st;
+  }
+
+ private:
+  const options& o_;
+  std::string data_;
+  std::uint16_t port_;
+  std::string log_;
+  pid_t pid_ = -1;
+};
+
+// -- load -------------------------------------------------------------------------
+
+struct shared_state {
+  const options* o = nullptr;
+  http::url url;
+  oracle orc;
+  std::atomic<bool> produce{true};  // producers and cancels run
+  std::atomic<bool> work{true};     // workers and the reviewer run
+  std::atomic<bool> chaos{true};    // workers may abandon jobs and send late results
+};
+
+std::unique_ptr<http::client> make_client(const shared_state& s) {
+  return std::make_unique<http::client>(s.url, std::string{},
+                                        std::chrono::milliseconds(s.o->http_timeout_ms));
+}
+
+std::string state_of(const json& body) {
+  if (body.is_object() && body.contains("job") && body["job"].is_object() &&
+      body["job"].contains("state") && body["job"]["state"].is_string())
+    return body["job"]["state"].get<std::string>();
+  return "";
+}
+
+void producer(shared_state& s, int index) {
+  std::mt19937_64 rng(s.o->seed * 1000 + 100 + index);
+  std::uniform_real_distribution<double> u(0, 1);
+  auto c = make_client(s);
+  std::uint64_t n = 0;
+  std::int64_t live = 0;
+  int since_count = 0;
+  auto spec = [&] {
+    json retry = {{"max_attempts", 1 + static_cast<int>(rng() % 4)},
+                  {"initial_interval", 50},
+                  {"max_interval", 200}};
+    json j = {{"kind", "crash"},
+              {"payload", {{"producer", index}, {"n", ++n}}},
+              {"retry", retry},
+              {"timeouts", {{"heartbeat", s.o->heartbeat_ms}}}};
+    if (u(rng) < 0.15) j["review_required"] = true;
+    if (u(rng) < 0.1) j["delay"] = static_cast<int>(rng() % 300);
+    return j;
+  };
+  while (s.produce.load()) {
+    if (since_count-- <= 0) {
+      // How many jobs are not finished: producers keep it bounded.
+      auto r = c->get("/v1/queues");
+      if (r.status == 200) {
+        live = 0;
+        const json body = r.json();  // kept alive: the loop below refers into it
+        for (auto& q : body["queues"])
+          for (const char* st : {"scheduled", "queued", "running", "pending_review"})
+            live += q["counts"].value(st, 0);
+      }
+      since_count = 10;
+    }
+    if (live > s.o->max_live) {
+      std::this_thread::sleep_for(20ms);
+      since_count = 0;
+      continue;
+    }
+    double pick = u(rng);
+    if (pick < 0.12) {
+      auto id = s.orc.random_id(rng);
+      if (!id) continue;
+      auto r = c->post("/v1/jobs/" + std::to_string(*id) + "/cancel", {{"reason", "crash-test"}});
+      if (r.status == 200) {
+        s.orc.op();
+        auto st = state_of(r.json());
+        if (st != "cancelled")
+          s.orc.violation(*id, "cancel answered 200: expected state cancelled, seen " + st);
+        s.orc.acknowledged(*id, st, "cancel");
+      }
+      if (r.status == 0) std::this_thread::sleep_for(20ms);
+      continue;
+    }
+    json body;
+    std::vector<bool> review;
+    std::vector<std::string> payload;
+    if (pick < 0.55) {
+      body = spec();
+      review.push_back(body.value("review_required", false));
+      payload.push_back(body["payload"].dump());
+    } else {
+      json list = json::array();
+      auto k = 2 + rng() % 19;
+      for (std::size_t i = 0; i < k; ++i) {
+        list.push_back(spec());
+        review.push_back(list.back().value("review_required", false));
+        payload.push_back(list.back()["payload"].dump());
+      }
+      body = {{"jobs", list}};
+    }
+    auto r = c->post("/v1/jobs", body);
+    if (r.status == 201) {
+      s.orc.op();
+      auto j = r.json();
+      if (j.contains("id")) {
+        s.orc.submitted(j["id"].get<std::uint64_t>(), review[0], payload[0]);
+      } else {
+        auto& ids = j["ids"];
+        for (std::size_t i = 0; i < ids.size() && i < review.size(); ++i)
+          s.orc.submitted(ids[i].get<std::uint64_t>(), review[i], payload[i]);
+      }
+      live += static_cast<std::int64_t>(review.size());
+    } else if (r.status == 0 || r.status == 429 || r.status == 503) {
+      // Down, restarting or busy: an unanswered submit is not acknowledged.
+      std::this_thread::sleep_for(20ms);
+    } else {
+      s.orc.violation(0, "submit answered " + std::to_string(r.status) + ": " + r.body);
+    }
+  }
+}
+
+struct held_job {
+  std::uint64_t id = 0;
+  std::uint64_t token = 0;
+};
+
+/// Sends a worker call again while the server is down or restarting (a
+/// result whose answer was lost is repeated, as a real worker does); gives
+/// up after `limit`. The last answer.
+http::response persist(http::client& c, const std::string& path, const json& body,
+                       const shared_state& s, std::chrono::milliseconds limit = 20s) {
+  auto end = clock_type::now() + limit;
+  for (;;) {
+    auto r = c.post(path, body);
+    if ((r.status != 0 && r.status != 503 && r.status != 429) || clock_type::now() > end ||
+        !s.work.load())
+      return r;
+    std::this_thread::sleep_for(25ms);
+  }
+}
+
+void worker(shared_state& s, int index) {
+  std::mt19937_64 rng(s.o->seed * 1000 + 200 + index);
+  std::uniform_real_distribution<double> u(0, 1);
+  auto c = make_client(s);
+  std::string name = "crash-w" + std::to_string(index);
+  // Jobs this worker walked away from (a worker that hung); their results
+  // are sent late, after the lease expired: they must be refused.
+  std::vector<std::pair<held_job, std::int64_t>> late;
+  auto jpath = [](std::uint64_t id, const char* what) {
+    return "/v1/jobs/" + std::to_string(id) + "/" + what;
+  };
+  auto complete = [&](const held_job& h, const char* how) {
+    auto r = persist(*c, jpath(h.id, "complete"),
+                     {{"lease_token", h.token}, {"result", {{"ok", true}}}}, s);
+    if (r.status == 200) {
+      s.orc.op();
+      s.orc.completed(h.id, h.token, state_of(r.json()));
+    } else if (r.status != 409 && r.status != 0) {
+      s.orc.violation(h.id,
+                      std::string(how) + " answered " + std::to_string(r.status) + ": " + r.body);
+    }
+    return r.status;
+  };
+  while (s.work.load()) {
+    auto now = wall_ms();
+    for (auto it = late.begin(); it != late.end();) {
+      if (it->second > now) {
+        ++it;
+        continue;
+      }
+      complete(it->first, "late complete");
+      it = late.erase(it);
+    }
+    json req = {{"worker", name},
+                {"queues", {"default"}},
+                {"max_jobs", 1 + static_cast<int>(rng() % 8)},
+                {"wait_ms", 200}};
+    auto r = c->post("/v1/workers/lease", req);
+    if (r.status != 200) {
+      std::this_thread::sleep_for(20ms);
+      continue;
+    }
+    std::vector<held_job> held;
+    const json leased = r.json();
+    for (auto& j : leased["jobs"]) {
+      held_job h{j["id"].get<std::uint64_t>(), j["lease_token"].get<std::uint64_t>()};
+      s.orc.touch(h.token);
+      held.push_back(h);
+    }
+    if (!held.empty()) s.orc.op();
+    json batch = json::array();
+    std::vector<held_job> in_batch;
+    for (auto& h : held) {
+      double pick = u(rng);
+      if (s.chaos.load() && pick < 0.07) {
+        late.push_back({h, wall_ms() + s.o->heartbeat_ms + 300 + static_cast<int>(rng() % 1500)});
+        continue;
+      }
+      if (u(rng) < 0.25) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 40));
+        auto hb = persist(*c, jpath(h.id, "heartbeat"),
+                          {{"lease_token", h.token}, {"detail", "working"}, {"percent", 50}}, s);
+        if (hb.status == 200) {
+          s.orc.op();
+          s.orc.touch(h.token);
+          if (hb.json().value("cancel_requested", false)) continue;
+        } else if (hb.status == 409) {
+          continue;  // reclaimed or cancelled meanwhile
+        }
+      }
+      if (pick < 0.62) {
+        if (complete(h, "complete") == 200 && u(rng) < 0.1) complete(h, "repeated complete");
+      } else if (pick < 0.75) {
+        batch.push_back({{"id", h.id}, {"lease_token", h.token}, {"result", "batched"}});
+        in_batch.push_back(h);
+      } else {
+        bool retryable = pick < 0.9;
+        auto f = persist(*c, jpath(h.id, "fail"),
+                         {{"lease_token", h.token},
+                          {"error", "crash-test failure"},
+                          {"retryable", retryable},
+                          {"handover", {{"step", 1}}}},
+                         s);
+        if (f.status == 200) {
+          s.orc.op();
+          auto st = state_of(f.json());
+          if (!retryable && st != "discarded")
+            s.orc.violation(h.id, "permanent fail answered 200: expected discarded, seen " + st);
+          s.orc.acknowledged(h.id, st, retryable ? "retryable fail" : "permanent fail");
+        }
+      }
+    }
+    if (!batch.empty()) {
+      auto b = persist(*c, "/v1/workers/complete", {{"results", batch}}, s);
+      if (b.status == 200) {
+        s.orc.op();
+        auto results = b.json()["results"];
+        for (std::size_t i = 0; i < results.size() && i < in_batch.size(); ++i)
+          if (results[i].value("status", 0) == 200)
+            s.orc.completed(in_batch[i].id, in_batch[i].token, results[i].value("state", ""));
+      }
+    }
+  }
+  // The late results that are still due are sent now (the drain waits for
+  // the reclaims they refer to anyway).
+  for (auto& [h, at] : late) complete(h, "late complete");
+}
+
+void reviewer(shared_state& s) {
+  std::mt19937_64 rng(s.o->seed * 1000 + 300);
+  std::uniform_real_distribution<double> u(0, 1);
+  auto c = make_client(s);
+  while (s.work.load()) {
+    auto r = c->get("/v1/jobs?state=pending_review&limit=100");
+    if (r.status == 200) {
+      const json pending = r.json();
+      for (auto& j : pending["jobs"]) {
+        auto id = j["id"].get<std::uint64_t>();
+        bool accept = u(rng) < 0.7;
+        auto a = c->post("/v1/jobs/" + std::to_string(id) + "/review",
+                         {{"accept", accept}, {"comment", "crash-test"}});
+        if (a.status == 200) {
+          s.orc.op();
+          auto st = state_of(a.json());
+          if (st != (accept ? "accepted" : "declined"))
+            s.orc.violation(id, std::string("review answered 200: expected ") +
+                                    (accept ? "accepted" : "declined") + ", seen " + st);
+          s.orc.acknowledged(id, st, accept ? "review accept" : "review decline");
+        }
+      }
+    }
+    std::this_thread::sleep_for(r.status == 200 ? 30ms : 20ms);
+  }
+}
+
+// -- checks -----------------------------------------------------------------------
+
+struct listed {
+  std::string state;
+  std::uint64_t lease_token = 0;
+  std::int64_t started_at = 0;
+};
+
+/// A GET for the checks. A connection kept alive across a kill may fail
+/// once without an answer, and 429 asks to come back: both are tried again.
+http::response get_checked(http::client& c, const std::string& path) {
+  http::response r;
+  for (int tries = 0; tries < 10; ++tries) {
+    r = c.get(path);
+    if (r.status != 0 && r.status != 429) break;
+    std::this_thread::sleep_for(200ms);
+  }
+  return r;
+}
+
+std::string describe(const http::response& r) {
+  return r.status ? std::to_string(r.status) + " " + r.body.substr(0, 300)
+                  : "no answer (" + r.transport_error + ")";
+}
+
+/// Every job with id > `after`, from the list endpoint; nullopt (and why in
+/// `error`) when the server did not answer 200.
+std::optional<std::map<std::uint64_t, listed>> list_all(http::client& c, std::uint64_t after,
+                                                        const std::string& filter = "",
+                                                        std::string* error = nullptr) {
+  std::map<std::uint64_t, listed> out;
+  for (;;) {
+    auto r = get_checked(c, "/v1/jobs?limit=1000&after=" + std::to_string(after) + filter);
+    if (r.status != 200) {
+      if (error) *error = describe(r);
+      return std::nullopt;
+    }
+    auto j = r.json();
+    for (auto& job : j["jobs"])
+      out[job["id"].get<std::uint64_t>()] = {job["state"].get<std::string>(),
+                                             job.value("lease_token", std::uint64_t{0}),
+                                             job.value("started_at", std::int64_t{0})};
+    if (j["next"].is_null()) return out;
+    after = j["next"].get<std::uint64_t>();
+  }
+}
+
+/// Invariant 5: a job running with no lease renewed (by a lease, a
+/// heartbeat, or the restart's fresh deadline) within its heartbeat timeout
+/// plus slack must have been reclaimed.
+void check_running(shared_state& s, http::client& c, std::int64_t ready_wall) {
+  std::string err;
+  auto running = list_all(c, 0, "&state=running", &err);
+  if (!running) {
+    s.orc.violation(0, "GET /v1/jobs?state=running: expected 200, seen " + err);
+    return;
+  }
+  auto now = wall_ms();
+  for (auto& [id, seen] : *running) {
+    if (seen.state != "running") continue;
+    auto last = std::max({seen.started_at, s.orc.touched(seen.lease_token), ready_wall});
+    auto idle = now - last;
+    if (idle > s.o->heartbeat_ms + s.o->slack_ms)
+      s.orc.violation(
+          id, "running without a live lease: expected a reclaim within " +
+                  std::to_string(s.o->heartbeat_ms) + " ms (+" + std::to_string(s.o->slack_ms) +
+                  " ms slack), seen running under token " + std::to_string(seen.lease_token) +
+                  " with no renewal for " + std::to_string(idle) + " ms");
+  }
+}
+
+/// Invariants 1 and 3 (2 is checked as answers arrive) against the running
+/// server, for every acknowledged job with id > `after`; then 5.
+void check_server(shared_state& s, http::client& c, std::uint64_t after, std::int64_t ready_wall) {
+  auto facts = s.orc.snapshot();
+  std::string err;
+  auto jobs = list_all(c, after, "", &err);
+  if (!jobs) {
+    s.orc.violation(0, "GET /v1/jobs after a restart: expected 200, seen " + err);
+    return;
+  }
+  for (auto it = facts.upper_bound(after); it != facts.end(); ++it) {
+    auto id = it->first;
+    auto& f = it->second;
+    auto j = jobs->find(id);
+    if (j == jobs->end()) {
+      auto g = get_checked(c, "/v1/jobs/" + std::to_string(id));
+      if (g.status == 404)
+        s.orc.violation(id, "acknowledged submit missing: expected the job, seen 404");
+      else
+        s.orc.violation(id, "acknowledged submit missing from the list: expected it, GET answers " +
+                                std::to_string(g.status) + " " + state_of(g.json()));
+      continue;
+    }
+    const auto& seen = j->second;
+    if (!f.terminal.empty() && seen.state != f.terminal)
+      s.orc.violation(id, "acknowledged " + f.terminal_how + " undone: expected " + f.terminal +
+                              ", seen " + seen.state);
+    if (!f.complete_tokens.empty()) {
+      static const std::set<std::string> after_complete = {"pending_review", "succeeded",
+                                                           "accepted", "declined", "cancelled"};
+      auto token = *f.complete_tokens.begin();
+      if (!after_complete.count(seen.state))
+        s.orc.violation(id, "acknowledged complete under token " + std::to_string(token) +
+                                " undone: expected a completed state, seen " + seen.state);
+      else if (seen.lease_token != token)
+        s.orc.violation(id, "acknowledged complete under token " + std::to_string(token) +
+                                ": expected that token on the job, seen " +
+                                std::to_string(seen.lease_token));
+    }
+  }
+  check_running(s, c, ready_wall);
+}
+
+/// Invariant 4 and the histories: every acknowledged job, one GET each.
+/// A fold of the history over the event types (independent of the
+/// engine's) must reach exactly one terminal state, the one the job shows;
+/// at most one job.succeeded, under a token some job.started handed out and
+/// (when a complete was acknowledged) the acknowledged one.
+void check_histories(shared_state& s, const std::map<std::uint64_t, job_facts>& facts,
+                     int threads) {
+  std::vector<std::uint64_t> ids;
+  for (auto& [id, f] : facts) ids.push_back(id);
+  std::atomic<std::size_t> next{0};
+  auto run = [&] {
+    auto c = make_client(s);
+    for (std::size_t i; (i = next.fetch_add(1)) < ids.size();) {
+      auto id = ids[i];
+      const auto& f = facts.at(id);
+      auto r = get_checked(*c, "/v1/jobs/" + std::to_string(id));
+      if (r.status != 200) {
+        s.orc.violation(id, "GET after the drain: expected 200, seen " + describe(r));
+        continue;
+      }
+      auto j = r.json();
+      std::string shown = j["job"]["state"].get<std::string>();
+      bool review = j["job"]["spec"].value("review_required", false);
+      auto payload = j["job"]["spec"]["payload"].dump();
+      if (f.submit_acked && payload != f.payload)
+        s.orc.violation(id, "acknowledged submit replaced: expected payload " + f.payload +
+                                ", seen " + payload);
+      if (f.submit_acked && review != f.review)
+        s.orc.violation(id, std::string("review_required: expected ") +
+                                (f.review ? "true" : "false") + ", seen " +
+                                (review ? "true" : "false"));
+      std::string state = "queued";
+      int terminal_entries = 0, succeeded = 0;
+      std::map<int, std::uint64_t> tokens;  // attempt -> lease token
+      std::uint64_t succeeded_token = 0;
+      for (auto& ev : j["history"]) {
+        auto type = ev["type"].get<std::string>();
+        auto& b = ev["body"];
+        std::string next_state = state;
+        if (type == "job.started") {
+          next_state = "running";
+          tokens[b.value("attempt", 0)] = b.value("lease_token", std::uint64_t{0});
+        } else if (type == "job.succeeded") {
+          ++succeeded;
+          succeeded_token = tokens[b.value("attempt", 0)];
+          next_state = review ? "pending_review" : "succeeded";
+        } else if (type == "job.failed" || type == "job.reclaimed") {
+          next_state = b.value("next_run_at", std::int64_t{0}) == 0 ? "discarded" : "scheduled";
+        } else if (type == "job.reviewed") {
+          next_state = b.value("accepted", false) ? "accepted" : "declined";
+        } else if (type == "job.cancelled") {
+          next_state = "cancelled";
+        } else if (type == "job.discarded") {
+          next_state = "discarded";
+        } else if (type == "job.expired") {
+          next_state = "expired";
+        }
+        if (is_terminal(next_state) && !is_terminal(state))
+          ++terminal_entries;
+        else if (is_terminal(state) && next_state != state)
+          s.orc.violation(id, "event " + type + " after the terminal state " + state);
+        state = next_state;
+      }
+      if (!is_terminal(shown))
+        s.orc.violation(id, "after the drain: expected a terminal state, seen " + shown);
+      if (terminal_entries != 1)
+        s.orc.violation(id, "expected exactly one terminal transition in the history, seen " +
+                                std::to_string(terminal_entries));
+      if (state != shown)
+        s.orc.violation(id, "the history folds to " + state + ", the job shows " + shown);
+      if (succeeded > 1)
+        s.orc.violation(id,
+                        "expected at most one job.succeeded, seen " + std::to_string(succeeded));
+      if (!f.complete_tokens.empty() && succeeded == 1 && !f.complete_tokens.count(succeeded_token))
+        s.orc.violation(id, "succeeded under token " + std::to_string(succeeded_token) +
+                                ", expected the acknowledged token " +
+                                std::to_string(*f.complete_tokens.begin()));
+      if (!f.complete_tokens.empty() && succeeded == 0)
+        s.orc.violation(id, "acknowledged complete, expected a job.succeeded, seen none");
+    }
+  };
+  std::vector<std::thread> ts;
+  for (int i = 0; i < threads; ++i) ts.emplace_back(run);
+  for (auto& t : ts) t.join();
+}
+
+/// The event log as the API serves it: sequence numbers 1..head without a
+/// gap, and every acknowledged job has its job.submitted.
+void check_events(shared_state& s, http::client& c,
+                  const std::map<std::uint64_t, job_facts>& facts) {
+  auto ready = get_checked(c, "/readyz").json();
+  std::uint64_t head = ready.is_object() ? ready.value("head", std::uint64_t{0}) : 0;
+  std::uint64_t from = 1, expect = 1;
+  std::set<std::uint64_t> submitted;
+  while (from <= head) {
+    auto r = get_checked(c, "/v1/events?limit=1000&from=" + std::to_string(from));
+    if (r.status != 200) {
+      s.orc.violation(0, "GET /v1/events: expected 200, seen " + describe(r));
+      return;
+    }
+    auto j = r.json();
+    for (auto& ev : j["events"]) {
+      auto seq = ev["seq"].get<std::uint64_t>();
+      if (seq != expect)
+        s.orc.violation(0, "event sequence: expected " + std::to_string(expect) + ", seen " +
+                               std::to_string(seq));
+      expect = seq + 1;
+      if (ev["type"] == "job.submitted") submitted.insert(ev["job"].get<std::uint64_t>());
+    }
+    auto next = j["next"].get<std::uint64_t>();
+    if (next <= from) {
+      s.orc.violation(0, "GET /v1/events?from=" + std::to_string(from) + " did not advance");
+      return;
+    }
+    from = next;
+  }
+  if (expect != head + 1)
+    s.orc.violation(0, "events: expected 1.." + std::to_string(head) + ", seen 1.." +
+                           std::to_string(expect - 1));
+  for (auto& [id, f] : facts)
+    if (!submitted.count(id)) s.orc.violation(id, "expected a job.submitted event, seen none");
+}
+
+/// Invariant 6: `jobsmith audit verify` on the directory (server down).
+void audit_verify(shared_state& s, const std::string& data, const std::string& work) {
+  auto out = work + "/audit.out";
+  std::error_code ec;
+  fs::remove(out, ec);
+  auto pid = spawn({s.o->binary, "audit", "verify", "--data", data}, out);
+  auto st = pid > 0 ? wait_for(pid, 300s) : std::optional<int>{-1};
+  if (!st) {
+    ::kill(pid, SIGKILL);
+    wait_for(pid, 10s);
+  }
+  if (!st || *st != 0)
+    s.orc.violation(0, "audit verify: expected exit 0, seen " +
+                           (st ? std::to_string(*st) : std::string("a timeout")) + ":\n" +
+                           tail(out, 10));
+}
+
+/// --inject-violations: false acknowledgements the checks must report.
+void inject_violations(shared_state& s, http::client& c) {
+  const std::uint64_t ghost = 1000000000;
+  s.orc.submitted(ghost, false, "{}");  // 1: a submit the server never saw
+  auto jobs = list_all(c, 0);
+  if (!jobs) return;
+  bool undone = false, twice = false;
+  for (auto& [id, l] : *jobs) {
+    if (!undone && !is_terminal(l.state)) {
+      s.orc.acknowledged(id, "cancelled", "injected cancel");  // 3: never happened
+      undone = true;
+    } else if (!twice && l.state == "succeeded" && l.lease_token) {
+      s.orc.completed(id, l.lease_token, "succeeded");
+      s.orc.completed(id, l.lease_token + 1, "succeeded");  // 2: a second token
+      twice = true;
+    }
+  }
+}
+
+bool parse(int argc, char** argv, options& o) {
+  auto num = [&](int& i) { return std::stoll(argv[++i]); };
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (i + 1 >= argc && a != "--keep" && a != "--verbose" && a != "--inject-violations" &&
+        a != "--help") {
+      std::fprintf(stderr, "crash-test: %s needs a value\n", a.c_str());
+      return false;
+    }
+    if (a == "--binary")
+      o.binary = argv[++i];
+    else if (a == "--kills")
+      o.kills = static_cast<int>(num(i));
+    else if (a == "--seed")
+      o.seed = static_cast<std::uint64_t>(num(i));
+    else if (a == "--snapshot-every")
+      o.snapshot_every = static_cast<int>(num(i));
+    else if (a == "--min-load-ms")
+      o.min_load_ms = static_cast<int>(num(i));
+    else if (a == "--max-load-ms")
+      o.max_load_ms = static_cast<int>(num(i));
+    else if (a == "--heartbeat-ms")
+      o.heartbeat_ms = static_cast<int>(num(i));
+    else if (a == "--slack-ms")
+      o.slack_ms = static_cast<int>(num(i));
+    else if (a == "--producers")
+      o.producers = static_cast<int>(num(i));
+    else if (a == "--workers")
+      o.workers = static_cast<int>(num(i));
+    else if (a == "--max-live")
+      o.max_live = static_cast<int>(num(i));
+    else if (a == "--drain-s")
+      o.drain_s = static_cast<int>(num(i));
+    else if (a == "--verify-every")
+      o.verify_every = static_cast<int>(num(i));
+    else if (a == "--full-check-every")
+      o.full_check_every = static_cast<int>(num(i));
+    else if (a == "--http-timeout-ms")
+      o.http_timeout_ms = static_cast<int>(num(i));
+    else if (a == "--work-dir")
+      o.work_dir = argv[++i];
+    else if (a == "--keep")
+      o.keep = true;
+    else if (a == "--verbose")
+      o.verbose = true;
+    else if (a == "--inject-violations")
+      o.inject = true;
+    else {
+      std::fprintf(stderr,
+                   "usage: jobsmith-crash-driver --binary PATH [--kills N] [--seed S]\n"
+                   "  [--snapshot-every N] [--min-load-ms MS] [--max-load-ms MS]\n"
+                   "  [--heartbeat-ms MS] [--slack-ms MS] [--producers N] [--workers N]\n"
+                   "  [--max-live N] [--drain-s S] [--verify-every N] [--full-check-every N]\n"
+                   "  [--http-timeout-ms MS] [--work-dir DIR] [--keep] [--verbose]\n"
+                   "  [--inject-violations]\n");
+      return false;
+    }
+  }
+  if (o.binary.empty() || o.kills < 0 || o.min_load_ms < 0 || o.max_load_ms < o.min_load_ms ||
+      o.verify_every < 1 || o.full_check_every < 1) {
+    std::fprintf(stderr, "crash-test: --binary is required; counts must be positive\n");
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  try {
+    if (!parse(argc, argv, o)) return 2;
+  } catch (const std::exception&) {
+    std::fprintf(stderr, "crash-test: a numeric option has a bad value\n");
+    return 2;
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  bool own_dir = o.work_dir.empty();
+  if (own_dir) {
+    char tmpl[] = "/tmp/jobsmith-crash-XXXXXX";
+    if (!::mkdtemp(tmpl)) {
+      std::perror("crash-test: mkdtemp");
+      return 2;
+    }
+    o.work_dir = tmpl;
+  }
+  fs::create_directories(o.work_dir);
+  const std::string data = o.work_dir + "/data";
+  const std::string log = o.work_dir + "/server.log";
+
+  shared_state s;
+  s.o = &o;
+  s.url.port = free_port();
+  server_process server(o, data, s.url.port, log);
+  std::printf("crash-test: seed=%llu port=%u dir=%s\n", static_cast<unsigned long long>(o.seed),
+              s.url.port, o.work_dir.c_str());
+  std::fflush(stdout);
+
+  std::string err;
+  auto first = server.start(&err);
+  if (!first) {
+    std::printf("crash-test: %s\n", err.c_str());
+    return 2;
+  }
+  std::int64_t ready_wall = wall_ms();
+
+  std::vector<std::thread> threads;
+  for (int i = 0; i < o.producers; ++i) threads.emplace_back(producer, std::ref(s), i);
+  std::vector<std::thread> workers;
+  for (int i = 0; i < o.workers; ++i) workers.emplace_back(worker, std::ref(s), i);
+  workers.emplace_back(reviewer, std::ref(s));
+
+  std::mt19937_64 rng(o.seed);
+  std::int64_t worst_recovery = 0, total_recovery = 0;
+  int kills = 0;
+  bool fatal = false;
+  auto checker = make_client(s);
+  for (int k = 1; k <= o.kills && !fatal; ++k) {
+    auto load = o.min_load_ms + static_cast<int>(rng() % (o.max_load_ms - o.min_load_ms + 1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(load));
+    server.kill_now();
+    ++kills;
+    if (k % o.verify_every == 0) audit_verify(s, data, o.work_dir);
+    auto ms = server.start(&err);
+    if (!ms) {
+      s.orc.violation(0, "restart after kill " + std::to_string(k) + " failed: " + err);
+      fatal = true;
+      break;
+    }
+    ready_wall = wall_ms();
+    worst_recovery = std::max(worst_recovery, *ms);
+    total_recovery += *ms;
+    auto min_dirty = s.orc.take_min_dirty();
+    bool full = k % o.full_check_every == 0;
+    if (o.inject && k == 1) inject_violations(s, *checker);
+    auto c0 = clock_type::now();
+    check_server(s, *checker, full || min_dirty == 0 ? 0 : min_dirty - 1, ready_wall);
+    if (o.verbose)
+      std::printf(
+          "kill %d: after %d ms of load; ready again in %lld ms (%d start%s); checked in %lld ms\n",
+          k, load, static_cast<long long>(*ms), server.starts, server.starts == 1 ? "" : "s",
+          static_cast<long long>(
+              std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - c0)
+                  .count()));
+    std::fflush(stdout);
+  }
+
+  // The drain: no more kills, no new jobs, no abandoned jobs; workers and
+  // the reviewer work until every job is finished.
+  s.produce = false;
+  s.chaos = false;
+  for (auto& t : threads) t.join();
+  if (!fatal) {
+    auto end = clock_type::now() + std::chrono::seconds(o.drain_s);
+    std::optional<std::map<std::uint64_t, listed>> left;
+    for (;;) {
+      left = list_all(*checker, 0,
+                      "&not_state=succeeded,accepted,declined,discarded,cancelled,expired");
+      if (left && left->empty()) break;
+      if (clock_type::now() > end) break;
+      // Invariant 5 holds during the drain too.
+      check_running(s, *checker, ready_wall);
+      std::this_thread::sleep_for(200ms);
+    }
+    s.work = false;
+    for (auto& t : workers) t.join();
+    workers.clear();
+    if (!left) {
+      s.orc.violation(0, "the list of unfinished jobs did not answer during the drain");
+    } else {
+      int shown = 0;
+      for (auto& [id, l] : *left)
+        if (shown++ < 20)
+          s.orc.violation(id, "not finished after a " + std::to_string(o.drain_s) +
+                                  " s drain: expected a terminal state, seen " + l.state);
+    }
+    check_server(s, *checker, 0, ready_wall);
+    auto facts = s.orc.snapshot();
+    check_histories(s, facts, 4);
+    check_events(s, *checker, facts);
+  }
+  s.work = false;
+  for (auto& t : workers) t.join();
+  int stopped = server.stop();
+  if (!fatal && stopped != 0)
+    s.orc.violation(0, "SIGTERM: expected exit 0, seen " + std::to_string(stopped));
+  audit_verify(s, data, o.work_dir);
+
+  auto violations = s.orc.violations();
+  std::printf(
+      "crash-test: kills=%d operations=%llu jobs=%zu violations=%zu worst_recovery_ms=%lld "
+      "mean_recovery_ms=%lld\n",
+      kills, static_cast<unsigned long long>(s.orc.ops()), s.orc.job_count(), violations,
+      static_cast<long long>(worst_recovery),
+      static_cast<long long>(kills ? total_recovery / kills : 0));
+  std::fflush(stdout);
+  if (own_dir && !o.keep) {
+    std::error_code ec;
+    fs::remove_all(o.work_dir, ec);
+  } else {
+    std::printf("crash-test: data and server log kept in %s\n", o.work_dir.c_str());
+  }
+  return violations == 0 ? 0 : 1;
+}
