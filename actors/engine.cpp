@@ -201,6 +201,7 @@ result<std::unique_ptr<engine>> engine::open(engine_options options) {
       return engine_error{engine_errc::storage,
                           "cannot create data directory " + opts.data_dir + ": " + ec.message()};
     store::rocksdb_log_options lopts;
+    lopts.defer_compactions = true;  // until recovery is done (below)
     auto status = store::open_rocksdb_log(opts.data_dir, lopts, &im->log);
     if (!status.is_ok()) {
       auto code = status.code() == store::status_code::corruption ? engine_errc::corruption
@@ -220,6 +221,7 @@ result<std::unique_ptr<engine>> engine::open(engine_options options) {
   auto seed = recover_from_snapshot(*im->log, view);
   if (!seed) return seed.error();
   im->report.recover_seconds = since(recovering);
+  im->log->start_background_work();
   im->report.events_replayed = seed->events_replayed;
   im->report.live_jobs = seed->live_jobs.size();
   im->report.head = seed->head;

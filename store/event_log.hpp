@@ -113,6 +113,10 @@ class event_log {
   /// Bytes the log occupies on disk (approximate; 0 for in-memory).
   virtual std::uint64_t size_bytes() const = 0;
 
+  /// Lets background maintenance run that the log's options deferred at
+  /// open (rocksdb_log_options::defer_compactions); a no-op otherwise.
+  virtual void start_background_work() {}
+
   /// Writes a consistent copy of the whole log (records, snapshots, meta)
   /// into `target_dir`, a directory that must not exist yet (its parent
   /// must). Safe while appends run on other threads: the copy holds every

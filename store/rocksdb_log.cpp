@@ -203,6 +203,12 @@ class rocksdb_log final : public event_log {
   status get_meta(std::string_view key, std::string* value) const override;
   std::uint64_t size_bytes() const override;
   status checkpoint(const std::string& target_dir) const override;
+  void start_background_work() override {
+    if (db_ && deferred_) {
+      (void)db_->EnableAutoCompaction(handles_);
+      deferred_ = false;
+    }
+  }
 
  private:
   // Iterates `events` over [from, last] and calls
@@ -221,6 +227,8 @@ class rocksdb_log final : public event_log {
   std::optional<status> refuse_write() const;
   // Remembers a failed write and returns its io_error. REQUIRES: write_mu_ held.
   status write_failed(const rocksdb::Status& s, std::string_view what);
+
+  bool deferred_ = false;  // compactions paused until start_background_work()
 
   // Constant after open().
   const std::string dir_;
@@ -248,7 +256,10 @@ class rocksdb_log final : public event_log {
 status rocksdb_log::open(const rocksdb_log_options& o) {
   // 1. Open the database and its column families.
   const rocksdb::DBOptions db_options = make_db_options(o);
-  const std::vector<rocksdb::ColumnFamilyDescriptor> families = column_families();
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = column_families();
+  deferred_ = o.defer_compactions && !read_only_;
+  if (deferred_)
+    for (auto& f : families) f.options.disable_auto_compactions = true;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s =
       read_only_ ? rocksdb::DB::OpenForReadOnly(db_options, dir_, families, &handles_, &raw)
@@ -672,7 +683,9 @@ status rocksdb_log::list_snapshots(std::string_view prefix,
 }
 
 status rocksdb_log::get_snapshot(std::string_view name, snapshot* out) const {
-  rocksdb::PinnableSlice value;
+  // Read into out->bytes and drop the header in place: one copy of a
+  // snapshot of a hundred MB, not two.
+  std::string& value = out->bytes;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), snapshots_, slice(name), &value);
   if (s.IsNotFound()) return status::not_found("no snapshot named " + std::string(name));
   if (!s.ok()) return from_rocksdb(s, "get_snapshot " + std::string(name));
@@ -681,7 +694,7 @@ status rocksdb_log::get_snapshot(std::string_view name, snapshot* out) const {
     return status::corruption("snapshot " + std::string(name) + ": value of " +
                               std::to_string(value.size()) + " bytes is too short");
   }
-  out->bytes.assign(bytes);
+  value.erase(0, value.size() - bytes.size());
   return status::ok();
 }
 

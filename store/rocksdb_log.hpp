@@ -47,6 +47,10 @@ struct rocksdb_log_options {
   /// Records at the tail whose chain is recomputed at open (0 = none; the
   /// head record is still decoded for its hash).
   std::uint64_t tail_verify = 64;
+  /// Open with RocksDB's compactions paused until start_background_work():
+  /// the engine's recovery then has both cores to itself (a compaction left
+  /// over from the last run otherwise starts at open and takes one).
+  bool defer_compactions = false;
   /// RocksDB environment, for fault injection in tests; nullptr = default.
   /// Must outlive the log.
   rocksdb::Env* env = nullptr;
