@@ -214,6 +214,134 @@ BOOST_AUTO_TEST_CASE(bad_input_is_400_and_writes_nothing) {
   BOOST_TEST(producer->get("/v1/jobs").json()["jobs"].empty());
 }
 
+// Every malformed request of this table gets its documented 4xx with the
+// documented error code, and none of them writes an event or changes the
+// job that is running meanwhile (docs/api.md, "Bad input changes nothing").
+BOOST_AUTO_TEST_CASE(a_table_of_malformed_requests_gets_the_documented_4xx_and_changes_nothing) {
+  served s;
+  auto producer = s.as(producer_token);
+  auto worker = s.as(worker_token);
+  const auto running = submit(*producer, {{"kind", "k"}, {"queue", "q"}});
+  auto leased = lease(*worker, {{"worker", "w"}, {"queues", {"q"}}, {"max_jobs", 1}});
+  BOOST_TEST_REQUIRE(leased.size() == 1u);
+  const auto token = leased[0]["lease_token"].get<std::uint64_t>();
+  const auto queued = submit(*producer, {{"kind", "k"}});
+  const std::string job = "/v1/jobs/" + std::to_string(running);
+  const std::string tok = std::to_string(token);
+  const auto before_head = s.head();
+  const auto before_running = get_job(*producer, running)["job"];
+  const auto before_queued = get_job(*producer, queued)["job"];
+
+  struct row {
+    const char* who;  // token
+    const char* method;
+    std::string path;
+    std::string body;
+    int status;
+    const char* code;
+  };
+  const char* P = producer_token;
+  const char* W = worker_token;
+  const char* R = reader_token;
+  const std::vector<row> table{
+      // Submissions: not JSON, not an object, wrong types, bad values.
+      {P, "POST", "/v1/jobs", "", 400, "bad_request"},
+      {P, "POST", "/v1/jobs", "[]", 400, "bad_request"},
+      {P, "POST", "/v1/jobs", "null", 400, "bad_request"},
+      {P, "POST", "/v1/jobs", R"({"kind":"k",})", 400, "bad_request"},
+      {P, "POST", "/v1/jobs", R"({"kind":"k","priority":"high"})", 400, "bad_request"},
+      {P, "POST", "/v1/jobs", R"({"kind":"k","priority":1.5})", 400, "bad_request"},
+      {P, "POST", "/v1/jobs", R"({"kind":"k","run_at":"tomorrow"})", 400, "bad_request"},
+      {P, "POST", "/v1/jobs", R"({"kind":"k","run_at":-1})", 400, "bad_request"},
+      {P, "POST", "/v1/jobs", R"({"kind":"k","delay":"5"})", 400, "bad_request"},
+      {P, "POST", "/v1/jobs", R"({"kind":"k","retry":{"max_attempts":0}})", 400, "bad_request"},
+      {P, "POST", "/v1/jobs", R"({"kind":"k","retry":{"backoff_coefficient":0.5}})", 400, "bad_request"},
+      {P, "POST", "/v1/jobs", R"({"kind":"k","retry":{"jitter":2}})", 400, "bad_request"},
+      {P, "POST", "/v1/jobs", R"({"kind":"k","retry":{"initial_interval":10,"max_interval":5}})", 400, "bad_request"},
+      {P, "POST", "/v1/jobs", R"({"kind":"k","retry":{"tries":3}})", 400, "bad_request"},
+      {P, "POST", "/v1/jobs", R"({"kind":"k","timeouts":{"heartbeat":-1}})", 400, "bad_request"},
+      {P, "POST", "/v1/jobs", R"({"kind":"k","resources":[{"name":"db","mode":"sometimes"}]})", 400, "bad_request"},
+      {P, "POST", "/v1/jobs", R"({"kind":"k","resources":[{"name":""}]})", 400, "bad_request"},
+      {P, "POST", "/v1/jobs", R"({"kind":"k","resources":"db"})", 400, "bad_request"},
+      {P, "POST", "/v1/jobs", R"({"kind":"k","review_required":"yes"})", 400, "bad_request"},
+      {P, "POST", "/v1/jobs", R"({"kind":"k","recurrence":{"interval":-5}})", 400, "bad_request"},
+      {P, "POST", "/v1/jobs", R"({"kind":"k","queue":"a\u0001b"})", 400, "bad_request"},
+      {P, "POST", "/v1/jobs", R"({"kind":"k","unique_key":7})", 400, "bad_request"},
+      {P, "POST", "/v1/jobs", R"({"jobs":{"kind":"k"}})", 400, "bad_request"},
+      {P, "POST", "/v1/jobs", R"({"jobs":[{"kind":"k"}],"kind":"k"})", 400, "bad_request"},
+      {P, "POST", "/v1/jobs?dry_run=1", R"({"kind":"k"})", 400, "bad_request"},
+      {P, "POST", "/v1/jobs", "{\"kind\":\"k\",\"payload\":\"" + std::string(70 * 1024, 'x') + "\"}", 413, "too_large"},
+      // Job ids, lists and actions.
+      {P, "GET", "/v1/jobs/abc", "", 400, "bad_request"},
+      {P, "GET", "/v1/jobs/99999999999999999999", "", 400, "bad_request"},
+      {P, "GET", "/v1/jobs?state=sleeping", "", 400, "bad_request"},
+      {P, "GET", "/v1/jobs?limit=0", "", 400, "bad_request"},
+      {P, "GET", "/v1/jobs?limit=5000", "", 400, "bad_request"},
+      {P, "GET", "/v1/jobs?after=x", "", 400, "bad_request"},
+      {P, "GET", "/v1/jobs?submitted_from=-3", "", 400, "bad_request"},
+      {P, "GET", "/v1/jobs?%zz=1", "", 400, "bad_request"},
+      {P, "POST", job + "/cancel", R"({"reason":7})", 400, "bad_request"},
+      {P, "POST", job + "/review", R"({"accept":"yes"})", 400, "bad_request"},
+      {P, "POST", job + "/review", R"({"accept":true})", 409, "conflict"},
+      {P, "POST", "/v1/jobs/" + std::to_string(queued) + "/retry", "{}", 409, "conflict"},
+      {P, "POST", "/v1/jobs/424242/run-now", "{}", 404, "not_found"},
+      // Workers: leases and a running job's calls.
+      {W, "POST", "/v1/workers/lease", "{}", 400, "bad_request"},
+      {W, "POST", "/v1/workers/lease", R"({"worker":"w","max_jobs":0})", 400, "bad_request"},
+      {W, "POST", "/v1/workers/lease", R"({"worker":"w","wait_ms":-1})", 400, "bad_request"},
+      {W, "POST", "/v1/workers/lease", R"({"worker":"w","queues":"q"})", 400, "bad_request"},
+      {W, "POST", "/v1/workers/lease", R"({"worker":"w","worker_limit":-2})", 400, "bad_request"},
+      {W, "POST", job + "/heartbeat", "{}", 400, "bad_request"},
+      {W, "POST", job + "/heartbeat", "{\"lease_token\":" + tok + ",\"percent\":101}", 400, "bad_request"},
+      {W, "POST", job + "/heartbeat", "{\"lease_token\":" + tok + ",\"lines\":[{\"level\":\"loud\"}]}", 400, "bad_request"},
+      {W, "POST", job + "/heartbeat", "{\"lease_token\":" + tok + ",\"lines\":\"x\"}", 400, "bad_request"},
+      {W, "POST", job + "/heartbeat", "{\"lease_token\":" + tok + ",\"mood\":1}", 400, "bad_request"},
+      {W, "POST", job + "/complete", R"({"result":1})", 400, "bad_request"},
+      {W, "POST", job + "/complete", R"({"lease_token":"abc"})", 400, "bad_request"},
+      {W, "POST", job + "/complete", R"({"lease_token":-4})", 400, "bad_request"},
+      {W, "POST", job + "/complete", "{\"lease_token\":" + std::to_string(token + 1) + "}", 409, "stale_token"},
+      {W, "POST", job + "/fail", "{\"lease_token\":" + tok + ",\"retryable\":\"no\"}", 400, "bad_request"},
+      {W, "POST", job + "/fail", "{\"lease_token\":" + tok + ",\"error\":5}", 400, "bad_request"},
+      {W, "POST", "/v1/workers/complete", R"({"results":{}})", 400, "bad_request"},
+      {W, "POST", "/v1/workers/complete", R"({"results":[],"extra":1})", 400, "bad_request"},
+      // Queues and events.
+      {P, "POST", "/v1/queues/q/pause", "{}", 403, "forbidden"},
+      {R, "POST", "/v1/jobs", R"({"kind":"k"})", 403, "forbidden"},
+      {"", "GET", "/v1/jobs", "", 401, "unauthorized"},
+      {P, "GET", "/v1/events?from=x", "", 400, "bad_request"},
+      {P, "GET", "/v1/events?type=job.exploded", "", 400, "bad_request"},
+      {P, "PUT", "/v1/jobs", "{}", 405, "method_not_allowed"},
+      {P, "GET", "/v2/jobs", "", 404, "not_found"},
+  };
+  auto admin = s.as(admin_token);
+  const std::vector<row> admin_rows{
+      {admin_token, "POST", "/v1/queues/q/concurrency", R"({"concurrency":-1})", 400, "bad_request"},
+      {admin_token, "POST", "/v1/queues/q/concurrency", R"({"concurrency":"4"})", 400, "bad_request"},
+      {admin_token, "POST", "/v1/queues/q/concurrency", "{}", 400, "bad_request"},
+      {admin_token, "POST", "/v1/admin/backup", R"({"to":"relative/dir"})", 400, "bad_request"},
+  };
+  auto check = [&](const row& r) {
+    auto c = s.as(r.who);
+    auto got = c->request(r.method, r.path, r.body);
+    const std::string what = std::string(r.method) + " " + r.path.substr(0, 80) + " " +
+                             r.body.substr(0, 80) + " -> " + dump_response(got).substr(0, 300);
+    BOOST_TEST(got.status == r.status, what);
+    BOOST_TEST((got.json().is_object() && got.json()["error"]["code"] == r.code), what);
+    BOOST_TEST(got.json()["error"]["message"].is_string(), what);
+  };
+  for (const auto& r : table) check(r);
+  for (const auto& r : admin_rows) check(r);
+
+  // Nothing was written and nothing moved.
+  BOOST_TEST(s.head() == before_head);
+  BOOST_TEST(get_job(*producer, running)["job"] == before_running);
+  BOOST_TEST(get_job(*producer, queued)["job"] == before_queued);
+  BOOST_TEST(producer->get("/v1/jobs").json()["jobs"].size() == 2u);
+  // And the running job still completes under its token.
+  auto done = worker->post(job + "/complete", {{"lease_token", token}, {"result", 1}});
+  BOOST_TEST(done.status == 200, dump_response(done));
+}
+
 BOOST_AUTO_TEST_CASE(tokens_and_roles) {
   served s;
   auto anonymous = s.as("");
