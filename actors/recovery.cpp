@@ -203,6 +203,17 @@ std::string queue_view_snapshot_name(sequence_t covered) {
   return std::string(queue_view_snapshot_prefix) + digits;
 }
 
+std::optional<millis> record_time(const store::event_log& log, sequence_t seq) {
+  std::optional<millis> time;
+  std::string error;
+  (void)log.read(seq, seq, [&](const store::record& rec) {
+    event ev;
+    if (decode_record(rec, ev, &error)) time = ev.time;
+    return false;
+  });
+  return time;
+}
+
 std::optional<stored_view> load_queue_view(
     const store::event_log& log, sequence_t limit, std::vector<std::string>* warnings,
     const std::function<bool(const store::snapshot_info&)>& accept) {
@@ -232,14 +243,7 @@ std::optional<stored_view> load_queue_view(
     // The view must be of this log: its head is the record it claims to
     // cover, with that record's time.
     std::optional<millis> covered_time;
-    if (snap.covered != 0 && snap.covered <= log.head()) {
-      std::string error;
-      (void)log.read(snap.covered, snap.covered, [&](const store::record& rec) {
-        event ev;
-        if (decode_record(rec, ev, &error)) covered_time = ev.time;
-        return false;
-      });
-    }
+    if (snap.covered != 0 && snap.covered <= log.head()) covered_time = record_time(log, snap.covered);
     if (decoded->head() != snap.covered || snap.covered != info->covered ||
         snap.covered > log.head() || !covered_time || *covered_time != decoded->head_time()) {
       warnings->push_back(at + "it covers sequence " + std::to_string(snap.covered) +

@@ -81,6 +81,9 @@ inline constexpr std::string_view queue_view_snapshot_prefix = "queue_view@";
 /// "queue_view@" and `covered` in 20 digits (names sort like sequences).
 std::string queue_view_snapshot_name(sequence_t covered);
 
+/// The time of record `seq`, or nullopt when it is missing or undecodable.
+std::optional<millis> record_time(const store::event_log& log, sequence_t seq);
+
 /// A stored queue view and the sequence it covers.
 struct stored_view {
   queue_view view;

@@ -433,15 +433,6 @@ namespace {
 
 constexpr std::string_view snapshot_magic = "jsqv";
 
-std::uint64_t fnv1a(std::string_view bytes) {
-  std::uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : bytes) {
-    h ^= c;
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
-
 void put_fixed(std::string& out, std::uint64_t v, int bytes) {
   for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
@@ -481,6 +472,15 @@ void row_fields(Io& io, Row& r) {
 }
 
 }  // namespace
+
+std::uint64_t queue_view::checksum(std::string_view bytes) {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : bytes) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
 
 // Rows go in chunks of this many, each with its own checksum, so decode
 // checks and reads them on several threads.
@@ -536,7 +536,7 @@ std::string queue_view::encode() const {
 
   std::string out(snapshot_magic);
   put_fixed(out, version, 4);
-  put_fixed(out, fnv1a(head), 8);
+  put_fixed(out, checksum(head), 8);
   binary::writer o(out);
   o.put_varint(head.size());
   out += head;
@@ -550,7 +550,7 @@ std::string queue_view::encode() const {
     const std::size_t first = k * rows_per_chunk;
     const std::size_t last = std::min(rows.size(), first + rows_per_chunk);
     for (std::size_t i = first; i < last; ++i) row_fields(put_field, *rows[i]);
-    put_fixed(out, fnv1a(chunk), 8);
+    put_fixed(out, checksum(chunk), 8);
     o.put_varint(last - first);
     o.put_varint(chunk.size());
     out += chunk;
@@ -575,7 +575,7 @@ std::optional<queue_view> queue_view::decode(std::string_view bytes, std::string
   if (!framing.get_varint(head_len) || head_len > framing.left()) return fail("head length is damaged");
   const std::size_t head_at = 16 + (bytes.size() - 16 - framing.left());
   const std::string_view head = bytes.substr(head_at, static_cast<std::size_t>(head_len));
-  if (fnv1a(head) != head_sum) return fail("checksum mismatch in the head");
+  if (checksum(head) != head_sum) return fail("checksum mismatch in the head");
 
   binary::reader r(head);
   queue_view v;
@@ -709,7 +709,7 @@ std::optional<queue_view> queue_view::decode(std::string_view bytes, std::string
   const std::size_t sets = v.resource_sets_.size();
   auto read_chunk = [&](std::size_t k) {
     chunk& ch = chunks[k];
-    if (fnv1a(ch.bytes) != ch.sum) {
+    if (checksum(ch.bytes) != ch.sum) {
       ch.error = "checksum mismatch in rows";
       return;
     }

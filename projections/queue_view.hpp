@@ -169,6 +169,9 @@ class queue_view {
   /// version, a checksum mismatch, or bytes that do not describe a
   /// consistent view. Safe on arbitrary input.
   static std::optional<queue_view> decode(std::string_view bytes, std::string* error);
+  /// The checksum of a snapshot's head and of each chunk's rows (64-bit
+  /// FNV-1a), for tools that build or repair snapshot bytes.
+  static std::uint64_t checksum(std::string_view bytes);
 
   /// Every settings change of a queue so far.
   struct queue_settings {

@@ -295,13 +295,7 @@ int run_replay(const replay_options& o) {
     std::vector<std::string> warnings;
     auto before_time = [&](const store::snapshot_info& info) {
       if (!at_time) return true;
-      std::optional<millis> t;
-      std::string ignored;
-      (void)log->read(info.covered, info.covered, [&](const store::record& r) {
-        event e;
-        if (decode_record(r, e, &ignored)) t = e.time;
-        return false;
-      });
+      auto t = record_time(*log, info.covered);
       return t && *t <= *at_time;
     };
     if (auto stored = load_queue_view(*log, last, &warnings, before_time)) {

@@ -32,15 +32,6 @@ namespace {
   std::abort();
 }
 
-std::uint64_t fnv1a(std::string_view bytes) {
-  std::uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : bytes) {
-    h ^= c;
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
-
 void put_le64(std::string& s, std::size_t at, std::uint64_t v) {
   for (int i = 0; i < 8; ++i) s[at + static_cast<std::size_t>(i)] = static_cast<char>(v >> (8 * i));
 }
@@ -62,7 +53,7 @@ std::string repair(std::string s) {
   std::size_t at = 16;
   std::uint64_t len = 0;
   if (!varint_at(s, at, len) || len > s.size() - at) return s;
-  put_le64(s, 8, fnv1a(std::string_view(s).substr(at, len)));
+  put_le64(s, 8, jobsmith::queue_view::checksum(std::string_view(s).substr(at, len)));
   at += len;
   std::uint64_t chunks = 0;
   if (!varint_at(s, at, chunks)) return s;
@@ -72,7 +63,7 @@ std::string repair(std::string s) {
     at += 8;
     std::uint64_t rows = 0;
     if (!varint_at(s, at, rows) || !varint_at(s, at, len) || len > s.size() - at) return s;
-    put_le64(s, sum_at, fnv1a(std::string_view(s).substr(at, len)));
+    put_le64(s, sum_at, jobsmith::queue_view::checksum(std::string_view(s).substr(at, len)));
     at += len;
   }
   return s;
