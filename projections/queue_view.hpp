@@ -119,8 +119,9 @@ class queue_view {
   /// Version of this fold's rules and of its snapshot encoding; a snapshot
   /// of another version is rebuilt from the log, never read.
   /// 2: schedules, and each row's schedule id. 3: rows in checksummed
-  /// chunks, read in parallel. 4: event counts.
-  static constexpr std::uint32_t version = 4;
+  /// chunks, read in parallel. 4: event counts. 5: rows stored against
+  /// the row before them, and a word-wise checksum (half the bytes of 4).
+  static constexpr std::uint32_t version = 5;
 
   /// Folds one committed event; `ev.seq` must follow the last one applied.
   void apply(const event& ev);
@@ -157,20 +158,22 @@ class queue_view {
   std::string explain(job_id id, millis now) const;
 
   /// The whole view as bytes, for a snapshot:
-  ///   "jsqv" | u32 LE version | u64 LE FNV-1a of head | varint len | head
+  ///   "jsqv" | u32 LE version | u64 LE checksum of head | varint len | head
   ///     | varint chunk count | chunks
   ///   head:  sequence, time, job count, the name table, the resource sets,
   ///          the queue settings, the schedules, the event counts
-  ///   chunk: u64 LE FNV-1a of rows | varint row count (<= 65,536)
+  ///   chunk: u64 LE checksum of rows | varint row count (<= 65,536)
   ///          | varint len | rows, in id order across all chunks
-  ///   (events/binary_io.hpp encodings; row fields in job_row's order).
+  ///   (events/binary_io.hpp encodings; each row as queue_view.cpp's
+  ///   put_row describes, against the row before it in its chunk).
   std::string encode() const;
   /// The view `bytes` hold, or nullopt with *error saying why: another
   /// version, a checksum mismatch, or bytes that do not describe a
   /// consistent view. Safe on arbitrary input.
   static std::optional<queue_view> decode(std::string_view bytes, std::string* error);
-  /// The checksum of a snapshot's head and of each chunk's rows (64-bit
-  /// FNV-1a), for tools that build or repair snapshot bytes.
+  /// The checksum of a snapshot's head and of each chunk's rows (64 bits,
+  /// word-wise; see queue_view.cpp), for tools that build or repair
+  /// snapshot bytes.
   static std::uint64_t checksum(std::string_view bytes);
 
   /// Every settings change of a queue so far.

@@ -1,12 +1,13 @@
 // libFuzzer target: the queue view's snapshot decoder
 // (projections/queue_view.hpp, queue_view::decode) on arbitrary bytes.
 //
-// The snapshot's head and each chunk of rows carry an FNV-1a checksum, which
-// random mutations almost never get right, so nearly every input would stop
-// at the first check. Each input is therefore decoded twice: as it is, and
-// with every checksum its framing locates recomputed ("repaired"), so the
-// fuzzer reaches the parsing behind the checksums. The repair is a pure
-// function of the input: a crash reproduces from the saved input alone.
+// The snapshot's head and each chunk of rows carry a 64-bit checksum
+// (queue_view::checksum) that random mutations almost never get right, so
+// nearly every input would stop at the first check. Each input is therefore
+// decoded twice: as it is, and with every checksum its framing locates
+// recomputed ("repaired"), so the fuzzer reaches the parsing behind the
+// checksums. The repair is a pure function of the input: a crash
+// reproduces from the saved input alone.
 //
 // Properties checked on every successful decode, beyond "no crash, no
 // sanitizer report":
