@@ -27,6 +27,7 @@
 #include "events/event.hpp"
 #include "events/job_state.hpp"
 #include "projections/job_filter.hpp"
+#include "projections/large_allocator.hpp"
 
 namespace jobsmith {
 
@@ -207,7 +208,7 @@ class queue_view {
   name_table names_;
   // Job ids are dense (the scheduler counts them up), so rows live in a
   // vector indexed by id; ids far beyond it go to `sparse_`.
-  std::vector<job_row> rows_;
+  std::vector<job_row, large_allocator<job_row>> rows_;
   std::unordered_map<job_id, job_row> sparse_;
   std::vector<std::vector<std::pair<std::uint32_t, lock_mode>>> resource_sets_;
   std::unordered_map<std::uint32_t, queue_settings> settings_;

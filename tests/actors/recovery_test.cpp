@@ -847,6 +847,45 @@ BOOST_AUTO_TEST_CASE(recovery_from_a_snapshot_at_any_sequence_equals_a_full_repl
   }
 }
 
+BOOST_AUTO_TEST_CASE(thousands_of_live_jobs_recover_from_a_snapshot_as_from_a_full_replay) {
+  // Enough live jobs that recovery reads their streams on several threads.
+  temp_dir dir;
+  std::unique_ptr<store::event_log> log;
+  BOOST_REQUIRE(store::open_rocksdb_log(dir.path(), {}, &log).is_ok());
+  const millis t = system_wall_now();
+  std::vector<event> events;
+  for (job_id id = 1; id <= 3000; ++id) {
+    auto spec = spec_of(id % 2 ? "ok" : "slow", id % 3 ? "default" : "other");
+    spec.priority = static_cast<std::int32_t>(id % 5);
+    events.push_back(job_event(id, t + static_cast<millis>(id), spec));
+  }
+  for (job_id id = 1; id <= 3000; id += 2)
+    events.push_back(job_event(id, t + 5000, job_started{1, "w" + std::to_string(id % 7), id * 11},
+                               "engine"));
+  for (job_id id = 1; id <= 3000; id += 6)
+    events.push_back(job_event(id, t + 6000, job_succeeded{1, "{}"}, "worker:w"));
+  append_all(*log, events);
+  queue_view at_head;
+  BOOST_REQUIRE(log->read(1, log->head(), [&](const store::record& rec) {
+                       event ev;
+                       std::string error;
+                       BOOST_REQUIRE_MESSAGE(decode_record(rec, ev, &error), error);
+                       at_head.apply(ev);
+                       return true;
+                     }).is_ok());
+  BOOST_REQUIRE(log->put_snapshot(queue_view_snapshot_name(at_head.head()),
+                                  {at_head.head(), at_head.encode()}).is_ok());
+
+  queue_view view;
+  auto fast = recover_from_snapshot(*log, view);
+  BOOST_REQUIRE_MESSAGE(fast.ok(), why(fast));
+  BOOST_TEST(fast->snapshot_seq == at_head.head());
+  BOOST_TEST(fast->live_jobs.size() == 2500u);  // 3000 less the 500 that succeeded
+  auto full = recover(*log);
+  BOOST_REQUIRE_MESSAGE(full.ok(), why(full));
+  require_same_state(*full, *fast);
+}
+
 BOOST_AUTO_TEST_CASE(a_damaged_or_old_snapshot_is_ignored_with_a_warning_and_the_log_replayed) {
   mixed_log m;
   auto& [dir, events, log, full_view, full] = m;
