@@ -37,6 +37,7 @@ std::string_view to_string(engine_errc c) {
     case engine_errc::closed: return "closed";
     case engine_errc::corruption: return "corruption";
     case engine_errc::rejected: return "rejected";
+    case engine_errc::no_space: return "no_space";
   }
   return "unknown";
 }
@@ -73,6 +74,7 @@ engine_core spawn_core(caf::actor_system& sys, store::event_log& log, recovered_
   core.metrics = std::make_shared<journal_metrics>();
   journal_config jcfg;
   jcfg.max_pending_events = options.max_pending_events;
+  jcfg.resume_interval = options.resume_interval;
   if (detached)
     core.journal = sys.spawn<caf::detached>(journal, &log, jcfg, core.metrics);
   else
@@ -202,9 +204,11 @@ result<std::unique_ptr<engine>> engine::open(engine_options options) {
                           "cannot create data directory " + opts.data_dir + ": " + ec.message()};
     store::rocksdb_log_options lopts;
     lopts.defer_compactions = true;  // until recovery is done (below)
+    lopts.env = opts.rocksdb_env;
     auto status = store::open_rocksdb_log(opts.data_dir, lopts, &im->log);
     if (!status.is_ok()) {
       auto code = status.code() == store::status_code::corruption ? engine_errc::corruption
+                  : status.is_no_space()                          ? engine_errc::no_space
                                                                    : engine_errc::storage;
       return engine_error{code, status.to_string()};
     }
@@ -284,6 +288,11 @@ void engine::close() {
 }
 
 const engine::recovery_report& engine::recovered() const { return impl_->report; }
+
+std::optional<engine_error> engine::write_refusal() const {
+  if (impl_->closed || !impl_->core.metrics) return std::nullopt;
+  return impl_->core.metrics->refusal();
+}
 
 // -- producing -------------------------------------------------------------------------
 
@@ -444,6 +453,8 @@ engine_metrics engine::metrics() const {
   out.journal_batches = m.batches.load();
   out.journal_events = m.events.load();
   out.journal_max_batch = m.max_batch.load();
+  out.journal_write_failures = m.write_failures.load();
+  out.journal_resumes = m.resumes.load();
   out.journal_mean_write_ms =
       out.journal_batches ? m.write_nanos.load() / 1e6 / out.journal_batches : 0;
   out.journal_max_write_ms = m.max_write_nanos.load() / 1e6;

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,10 @@
 #include "events/job_state.hpp"
 #include "projections/job_filter.hpp"
 #include "projections/queue_view.hpp"
+
+namespace rocksdb {
+class Env;
+}
 
 namespace jobsmith {
 
@@ -63,7 +68,15 @@ struct engine_options {
   std::size_t max_inflight_submits = 100'000;  // jobs in submit calls at once
   std::string default_principal = "embedded";
   std::chrono::milliseconds progress_flush{1000};
+  /// After a failed write (disk full, I/O error) the journal refuses writes
+  /// and tries to resume the log at most this often: on a timer and when
+  /// writes arrive (docs/reliability.md, "Disk faults").
+  std::chrono::milliseconds resume_interval{1000};
   wall_clock clock;  // empty = the system clock
+  /// For tests only: the RocksDB environment the log writes through (fault
+  /// injection, tests/store/fault_env.hpp); nullptr = the default. Must
+  /// outlive the engine.
+  rocksdb::Env* rocksdb_env = nullptr;
 };
 
 struct submit_options {
@@ -84,6 +97,8 @@ struct engine_metrics {
   double journal_mean_write_ms = 0;
   double journal_max_write_ms = 0;
   std::uint64_t refused_overloaded = 0;
+  std::uint64_t journal_write_failures = 0;  // batches whose write failed
+  std::uint64_t journal_resumes = 0;         // times writes resumed after one
   std::uint64_t log_bytes = 0;
   sequence_t head = 0;
 };
@@ -179,6 +194,11 @@ class engine {
     double seconds = 0;                 // all of open()
   };
   const recovery_report& recovered() const;
+
+  /// Why the engine refuses writes now (no_space or storage, with the
+  /// cause), or nullopt while it accepts them. Reads keep working either
+  /// way. Cheap: no actor is asked (/readyz calls it).
+  std::optional<engine_error> write_refusal() const;
 
   // -- for the HTTP server (apps/server) ------------------------------------------------
   // Added for `jobsmith serve`; the calls above are unchanged.

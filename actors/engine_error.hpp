@@ -28,8 +28,10 @@ enum class engine_errc : std::uint8_t {
   unknown_kind = 5,
   /// Too much is in flight; nothing was written. Try again later.
   overloaded = 6,
-  /// The log could not be written (disk full, I/O error); nothing was
-  /// acknowledged. The engine refuses writes until restarted.
+  /// The log could not be written (an I/O error other than a full disk);
+  /// nothing was acknowledged. The engine refuses writes meanwhile and tries
+  /// to resume once a second; an error RocksDB treats as fatal needs a
+  /// restart (the message says so).
   storage = 7,
   /// The engine is shutting down or closed.
   closed = 8,
@@ -37,6 +39,10 @@ enum class engine_errc : std::uint8_t {
   corruption = 9,
   /// A hook of the job's kind refused the action (an on-accept hook threw).
   rejected = 10,
+  /// The log could not be written because its disk is full (ENOSPC); nothing
+  /// was acknowledged. The engine refuses writes meanwhile, keeps serving
+  /// reads, and resumes by itself once space is freed.
+  no_space = 11,
 };
 
 std::string_view to_string(engine_errc c);

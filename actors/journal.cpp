@@ -16,9 +16,53 @@ void raise_max(std::atomic<std::uint64_t>& slot, std::uint64_t value) {
   }
 }
 
+using self_ptr = journal_actor::stateful_pointer<journal_state>;
+
+/// What a requester hears about a write the log failed or refused.
+engine_error write_error(const store::status& s) {
+  if (s.is_no_space())
+    return {engine_errc::no_space,
+            "the disk of the data directory is full: nothing of this request was written, and "
+            "writes resume by themselves once space is freed (" + s.to_string() + ")"};
+  return {engine_errc::storage, "the event log could not be written: nothing of this request "
+                                "was written (" + s.to_string() + ")"};
+}
+
+/// While refusing: a flush (atom::flush) in resume_interval that retries.
+/// A tick already on its way is not doubled.
+void arm_resume_tick(self_ptr self) {
+  auto& st = self->state;
+  auto now = std::chrono::steady_clock::now();
+  if (st.tick_due > now) return;
+  st.tick_due = now + st.config.resume_interval;
+  self->delayed_send(self, st.config.resume_interval, atom::flush::value);
+}
+
+/// Tries event_log::resume() unless it was tried within resume_interval.
+/// True when writes are accepted (again).
+bool try_resume(self_ptr self) {
+  auto& st = self->state;
+  if (!st.refusal) return true;
+  auto now = std::chrono::steady_clock::now();
+  if (now - st.last_resume < st.config.resume_interval) return false;
+  st.last_resume = now;
+  auto status = st.log->resume();
+  if (status.is_ok()) {
+    st.refusal.reset();
+    st.metrics->set_refusal(std::nullopt);
+    st.metrics->resumes.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  // Keep the first failure's words; say why resuming failed this time.
+  auto code = status.is_no_space() ? engine_errc::no_space : st.failure.code;
+  st.refusal = engine_error{code, st.failure.message + "; not resumed yet: " + status.message()};
+  st.metrics->set_refusal(st.refusal);
+  return false;
+}
+
 /// Writes everything gathered since the last flush as one durable batch,
 /// answers each requester, then publishes the batch.
-void flush_pending(journal_actor::stateful_pointer<journal_state> self) {
+void flush_pending(self_ptr self) {
   auto& st = self->state;
   st.flush_scheduled = false;
   if (st.pending.empty()) return;
@@ -47,10 +91,16 @@ void flush_pending(journal_actor::stateful_pointer<journal_state> self) {
   st.pending_events = 0;
 
   if (!status.is_ok()) {
-    // Nothing of this batch is acknowledged; the log refuses later appends
-    // too, so no acknowledged write can ever follow a lost one.
-    st.failure = status.to_string();
-    auto err = to_caf(engine_errc::storage, "journal write failed: " + st.failure);
+    // Nothing of this batch is acknowledged. The log refuses later writes
+    // until resume() finds it exactly as acknowledged, so no acknowledged
+    // write can ever follow a lost one.
+    st.failure = write_error(status);
+    st.refusal = st.failure;
+    st.metrics->set_refusal(st.refusal);
+    st.metrics->write_failures.fetch_add(1, std::memory_order_relaxed);
+    st.last_resume = std::chrono::steady_clock::now();  // the disk just failed: wait a while
+    arm_resume_tick(self);
+    auto err = to_caf(st.failure.code, st.failure.message);
     for (auto& p : pending) p.promise.deliver(err);
     return;
   }
@@ -114,9 +164,7 @@ journal_actor::behavior_type journal(journal_actor::stateful_pointer<journal_sta
   return {
       [=](atom::append, std::vector<event>& events) -> caf::result<sequence_t> {
         auto& st = self->state;
-        if (!st.failure.empty())
-          return to_caf(engine_errc::storage,
-                        "the log refuses appends after a failed write: " + st.failure);
+        if (st.refusal && !try_resume(self)) return to_caf(st.refusal->code, st.refusal->message);
         if (events.empty()) return st.log->head() + 1;
         if (st.pending_events + events.size() > st.config.max_pending_events) {
           st.metrics->refused_overloaded.fetch_add(1, std::memory_order_relaxed);
@@ -135,7 +183,15 @@ journal_actor::behavior_type journal(journal_actor::stateful_pointer<journal_sta
         }
         return promise;
       },
-      [=](atom::flush) { flush_pending(self); },
+      [=](atom::flush) {
+        // While refusing, flushes are resume ticks (appends are refused then,
+        // so nothing is pending).
+        if (self->state.refusal && !try_resume(self)) {
+          arm_resume_tick(self);
+          return;
+        }
+        flush_pending(self);
+      },
       [=](atom::read_job, job_id job) -> caf::result<std::vector<event>> {
         auto events = read_job_events(*self->state.log, job);
         if (!events) return to_caf(events.error().code, events.error().message);

@@ -6,11 +6,21 @@
 // fsync per batch, and batches grow with load. Once a batch is durable it
 // is published to subscribers, in sequence order; then each requester gets
 // its first sequence number (so subscribers never lag behind an answer).
+//
+// A failed write (disk full, I/O error) acknowledges nothing of its batch.
+// From then on the log refuses writes, and so does the journal: every append
+// fails at once with no_space or storage, while reads go on. At most once
+// per resume_interval, on a timer and when an append arrives, the journal
+// calls event_log::resume(); once that succeeds (the disk works again and
+// the stored head is the acknowledged one) appends are accepted again.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <vector>
 
 #include "actors/engine_error.hpp"
@@ -27,11 +37,33 @@ struct journal_metrics {
   std::atomic<std::uint64_t> write_nanos{0};      // sum over batches
   std::atomic<std::uint64_t> max_write_nanos{0};
   std::atomic<std::uint64_t> refused_overloaded{0};
+  std::atomic<std::uint64_t> write_failures{0};  // failed batches
+  std::atomic<std::uint64_t> resumes{0};         // times writes resumed after one
+
+  /// Why the journal refuses writes now (no_space or storage); nullopt while
+  /// it accepts them. Cheap while writes are accepted.
+  std::optional<engine_error> refusal() const {
+    if (!refusing_.load(std::memory_order_acquire)) return std::nullopt;
+    std::lock_guard lock(refusal_mu_);
+    return refusal_;
+  }
+  void set_refusal(std::optional<engine_error> r) {
+    std::lock_guard lock(refusal_mu_);
+    refusing_.store(r.has_value(), std::memory_order_release);
+    refusal_ = std::move(r);
+  }
+
+ private:
+  std::atomic<bool> refusing_{false};
+  mutable std::mutex refusal_mu_;
+  std::optional<engine_error> refusal_;
 };
 
 struct journal_config {
   /// Appends beyond this many buffered events are refused as overloaded.
   std::size_t max_pending_events = 200'000;
+  /// While the log refuses writes, resume() is tried at most this often.
+  std::chrono::milliseconds resume_interval{1000};
 };
 
 struct journal_state {
@@ -53,7 +85,12 @@ struct journal_state {
   std::vector<pending_append> pending;
   std::size_t pending_events = 0;
   bool flush_scheduled = false;
-  std::string failure;  // non-empty once a write failed: refuse everything after
+  /// Set while the log refuses writes (after a failed write): every append
+  /// is answered with it until resume() succeeds.
+  std::optional<engine_error> refusal;
+  engine_error failure;  // the write failure that started the refusal
+  std::chrono::steady_clock::time_point last_resume{};  // last resume() attempt
+  std::chrono::steady_clock::time_point tick_due{};     // the pending resume tick
   std::vector<caf::actor> subscribers;
   std::vector<store::record_input> records;  // reused across flushes
 };

@@ -7,8 +7,16 @@
 //   together, or none do. It returns only after the batch is durable (for
 //   the RocksDB log: one WriteBatch written with sync=true).
 // - After an append fails, every later append returns status_code::refused
-//   until the log is reopened; reads keep working. (So do put_snapshot and
-//   put_meta: a failed write of any kind leaves the log refusing writes.)
+//   until resume() succeeds or the log is reopened; reads keep working. (So
+//   do put_snapshot and put_meta: a failed write of any kind leaves the log
+//   refusing writes.) A write that failed for lack of space returns
+//   no_space, and the refusals after it have cause() == no_space.
+// - No gaps, no silent loss: resume() lets writes continue only when the log
+//   is exactly as it was acknowledged, i.e. the stored head record and its
+//   chain hash equal head() and head_hash() (the failed batch did not land).
+//   If the failed batch did land after all, resume() keeps refusing: the
+//   caller holds state built without it, and only a reopen (which reads it
+//   back) recovers.
 // - Each record's chain hash is H(previous record's chain hash, seq, job,
 //   body); the first record chains to 32 zero bytes. H is SHA-256.
 // - Reads are inclusive of both bounds and return records in sequence order.
@@ -96,7 +104,8 @@ class event_log {
   /// Stores a checkpoint under `name` (not starting with byte 0xff),
   /// replacing the previous one atomically; durable when it returns.
   virtual status put_snapshot(std::string_view name, const snapshot& snap) = 0;
-  /// not_found when there is none.
+  /// not_found when there is none. The bytes are not checked here: a
+  /// snapshot's format carries its own checksums (queue_view::decode).
   virtual status get_snapshot(std::string_view name, snapshot* out) const = 0;
   /// Every snapshot whose name starts with `prefix`, oldest (lowest
   /// `covered`, then name) first. Cheap: reads no snapshot's bytes.
@@ -109,6 +118,14 @@ class event_log {
   /// returns invalid_argument.
   virtual status put_meta(std::string_view key, std::string_view value) = 0;
   virtual status get_meta(std::string_view key, std::string* value) const = 0;
+
+  /// Leaves the refusing state after a failed write once the disk works
+  /// again (the contract at the top). ok when the log was not refusing.
+  /// While the disk still fails, returns that failure (no_space, io_error)
+  /// and keeps refusing; call again later. refused when the log cannot
+  /// resume in this process (read-only, or the failed batch landed).
+  /// Serialised with the writes; safe while reads run.
+  virtual status resume() = 0;
 
   /// Bytes the log occupies on disk (approximate; 0 for in-memory).
   virtual std::uint64_t size_bytes() const = 0;

@@ -15,12 +15,7 @@ status memory_log::append(std::span<const record_input> batch, sequence_t* first
   if (refusal_) return *refusal_;
   if (batch.empty()) return status::ok();
   const sequence_t first = records_.size() + 1;
-  if (fail_next_) {
-    status cause = std::move(*fail_next_);
-    fail_next_.reset();
-    refusal_ = refused_after_failed_write(first, cause);
-    return cause;
-  }
+  if (std::optional<status> cause = inject_failure(first)) return *cause;
   chain_hash prev = records_.empty() ? chain_hash{} : records_.back().hash;
   sequence_t seq = first;
   for (const record_input& in : batch) {
@@ -31,6 +26,26 @@ status memory_log::append(std::span<const record_input> batch, sequence_t* first
     ++seq;
   }
   if (first_seq != nullptr) *first_seq = first;
+  return status::ok();
+}
+
+std::optional<status> memory_log::inject_failure(sequence_t seq) {
+  std::optional<status> cause;
+  if (fail_next_) {
+    cause = std::move(*fail_next_);
+    fail_next_.reset();
+  } else if (failing_) {
+    cause = *failing_;
+  }
+  if (cause) refusal_ = refused_after_failed_write(seq, *cause);
+  return cause;
+}
+
+status memory_log::resume() {
+  std::lock_guard lock(mu_);
+  if (!refusal_) return status::ok();
+  if (failing_) return *failing_;
+  refusal_.reset();
   return status::ok();
 }
 
@@ -101,6 +116,7 @@ status memory_log::put_snapshot(std::string_view name, const snapshot& snap) {
     return status::invalid_argument("snapshot names starting with byte 0xff belong to the store");
   std::lock_guard lock(mu_);
   if (refusal_) return *refusal_;
+  if (failing_) return *inject_failure(records_.size() + 1);
   auto it = snapshots_.find(name);
   if (it == snapshots_.end()) {
     snapshots_.emplace(std::string(name), snap);
@@ -145,6 +161,7 @@ status memory_log::put_meta(std::string_view key, std::string_view value) {
   }
   std::lock_guard lock(mu_);
   if (refusal_) return *refusal_;
+  if (failing_) return *inject_failure(records_.size() + 1);
   auto it = meta_.find(key);
   if (it == meta_.end()) {
     meta_.emplace(std::string(key), std::string(value));
@@ -165,6 +182,16 @@ status memory_log::get_meta(std::string_view key, std::string* value) const {
 void memory_log::fail_next_append(status s) {
   std::lock_guard lock(mu_);
   if (!s.is_ok()) fail_next_ = std::move(s);
+}
+
+void memory_log::fail_writes(status s) {
+  std::lock_guard lock(mu_);
+  if (!s.is_ok()) failing_ = std::move(s);
+}
+
+void memory_log::heal() {
+  std::lock_guard lock(mu_);
+  failing_.reset();
 }
 
 std::unique_ptr<event_log> make_memory_log() { return std::make_unique<memory_log>(); }

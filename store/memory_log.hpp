@@ -32,13 +32,24 @@ class memory_log final : public event_log {
   status put_meta(std::string_view key, std::string_view value) override;
   status get_meta(std::string_view key, std::string* value) const override;
   std::uint64_t size_bytes() const override { return 0; }
+  /// Nothing of a failed write is ever stored here, so this succeeds unless
+  /// fail_writes() holds a failure.
+  status resume() override;
 
   /// Test hook: the next non-empty append stores nothing and returns `s`, as
   /// a failed disk write would; from then on the log refuses writes exactly
   /// like the RocksDB log after a failed write. REQUIRES: !s.is_ok().
   void fail_next_append(status s);
+  /// Test hook: a disk that keeps failing. Until heal(), every non-empty
+  /// write stores nothing and returns `s` (then the log refuses), and
+  /// resume() returns `s`. REQUIRES: !s.is_ok().
+  void fail_writes(status s);
+  void heal();
 
  private:
+  // The injected failure a write meets now, if any (consumes fail_next_);
+  // sets refusal_ when there is one. REQUIRES: mu_ held.
+  std::optional<status> inject_failure(sequence_t seq);
   // Pointers to the records in [from, to], taken under mu_.
   std::vector<const record*> collect(sequence_t from, sequence_t to) const;
 
@@ -52,6 +63,7 @@ class memory_log final : public event_log {
   std::map<std::string, snapshot, std::less<>> snapshots_;
   std::map<std::string, std::string, std::less<>> meta_;
   std::optional<status> fail_next_;
+  std::optional<status> failing_;  // fail_writes() until heal()
   std::optional<status> refusal_;  // set once a write failed
 };
 

@@ -10,6 +10,10 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdarg>
+#include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <limits>
 #include <mutex>
@@ -39,6 +43,7 @@ rocksdb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
 
 status from_rocksdb(const rocksdb::Status& s, std::string_view what) {
   std::string m = std::string(what) + ": " + s.ToString();
+  if (s.IsNoSpace()) return status::no_space(std::move(m));
   if (s.IsCorruption()) return status::corruption(std::move(m));
   if (s.IsNotFound()) return status::not_found(std::move(m));
   if (s.IsInvalidArgument()) return status::invalid_argument(std::move(m));
@@ -63,6 +68,84 @@ status undecodable(sequence_t seq, std::string_view value) {
 status hash_mismatch(sequence_t seq) {
   return status::corruption(record_prefix(seq) + "chain hash mismatch (tampered or corrupt)");
 }
+
+// RocksDB's info LOG, written with stdio; a line that cannot be written (a
+// full disk) is dropped. RocksDB 7.8's own logger writes through a
+// WritableFileWriter, which asserts on the next line after a failed write,
+// and Debian's librocksdb keeps its assertions: on a full disk (the LOG
+// shares the data directory) the process aborted (store_disk_full_test).
+class info_logger final : public rocksdb::Logger {
+ public:
+  /// Starts `dir`/LOG, renaming an existing one to LOG.old.<micros> as
+  /// RocksDB does (RocksDB deletes old ones beyond keep_log_file_num).
+  /// nullptr when the file cannot be opened: RocksDB then makes its own.
+  static std::shared_ptr<rocksdb::Logger> open(const std::string& dir) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::path log = fs::path(dir) / "LOG";
+    if (fs::exists(log, ec)) {
+      const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+      fs::rename(log, fs::path(dir) / ("LOG.old." + std::to_string(micros)), ec);
+    }
+    std::FILE* f = std::fopen(log.c_str(), "a");
+    if (f == nullptr) return nullptr;
+    return std::make_shared<info_logger>(f);
+  }
+
+  explicit info_logger(std::FILE* f) : f_(f) {}
+  ~info_logger() override { (void)info_logger::CloseImpl(); }
+
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    char line[1024];
+    const auto now = std::chrono::system_clock::now();
+    const std::time_t secs = std::chrono::system_clock::to_time_t(now);
+    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                            now.time_since_epoch()).count() % 1000000;
+    std::tm tm{};
+    localtime_r(&secs, &tm);
+    int n = std::snprintf(line, sizeof line, "%04d/%02d/%02d-%02d:%02d:%02d.%06lld ",
+                          tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                          tm.tm_sec, static_cast<long long>(micros));
+    if (n < 0) return;
+    va_list copy;
+    va_copy(copy, ap);
+    const int body = std::vsnprintf(line + n, sizeof line - n, format, copy);
+    va_end(copy);
+    // Long lines (RocksDB's stats dumps) are formatted again in a buffer of
+    // their size, up to 64 KB as RocksDB's own logger does.
+    std::string big;
+    if (body >= static_cast<int>(sizeof line) - n) {
+      big.assign(line, static_cast<std::size_t>(n));
+      big.resize(static_cast<std::size_t>(n) + std::min(body, 65535) + 1);
+      va_copy(copy, ap);
+      std::vsnprintf(big.data() + n, big.size() - n, format, copy);
+      va_end(copy);
+      big.resize(big.size() - 1);
+    }
+    std::lock_guard lock(mu_);
+    if (f_ == nullptr) return;
+    // Errors are ignored and cleared: the next line tries again.
+    std::fputs(big.empty() ? line : big.c_str(), f_);
+    std::fputc('\n', f_);
+    std::fflush(f_);
+    std::clearerr(f_);
+  }
+
+ protected:
+  rocksdb::Status CloseImpl() override {
+    std::lock_guard lock(mu_);
+    if (f_ != nullptr) std::fclose(f_);
+    f_ = nullptr;
+    return rocksdb::Status::OK();
+  }
+
+ private:
+  std::mutex mu_;
+  std::FILE* f_;
+};
 
 rocksdb::DBOptions make_db_options(const rocksdb_log_options& o) {
   rocksdb::DBOptions d;
@@ -101,6 +184,8 @@ std::vector<rocksdb::ColumnFamilyDescriptor> column_families() {
   // Twice the default memtable: fewer, larger flushes of a log that only
   // grows. Keys arrive in order, so flushed files do not overlap and level
   // compaction can often move them down without rewriting them.
+  // RocksDB's recovery from a full disk waits until this much is free (the
+  // largest write buffer; resume() and docs/operations.md say so).
   events.write_buffer_size = 128ull << 20;
   events.compression = compression;
   events.level_compaction_dynamic_level_bytes = true;
@@ -130,7 +215,7 @@ std::vector<rocksdb::ColumnFamilyDescriptor> column_families() {
   small.write_buffer_size = 8ull << 20;
   small.compression = compression;
 
-  // Snapshots are large (~60 bytes a job: 190 MB at 3.3 M jobs) and several
+  // Snapshots are large (~31 bytes a job: 103 MB at 3.3 M jobs) and several
   // are kept. In table files every compaction of the column family rewrote
   // all of them (450 MB, seconds of CPU, at every fourth snapshot and at
   // open) and every read decompressed one. As blob files (RocksDB's
@@ -202,6 +287,7 @@ class rocksdb_log final : public event_log {
   status put_meta(std::string_view key, std::string_view value) override;
   status get_meta(std::string_view key, std::string* value) const override;
   std::uint64_t size_bytes() const override;
+  status resume() override;
   status checkpoint(const std::string& target_dir) const override;
   void start_background_work() override {
     if (db_ && deferred_) {
@@ -243,7 +329,8 @@ class rocksdb_log final : public event_log {
 
   // Writer state: guarded by write_mu_ (append, put_snapshot, put_meta).
   std::mutex write_mu_;
-  std::optional<status> refusal_;  // set by the first failed write
+  std::optional<status> refusal_;  // set by the first failed write, cleared by resume()
+  bool landed_ = false;            // a failed batch landed: refuse until reopened
   rocksdb::WriteBatch batch_;      // reused by every append: no per-call allocation
 
   // The committed head. Changed only with both write_mu_ and head_mu_ held,
@@ -255,7 +342,14 @@ class rocksdb_log final : public event_log {
 
 status rocksdb_log::open(const rocksdb_log_options& o) {
   // 1. Open the database and its column families.
-  const rocksdb::DBOptions db_options = make_db_options(o);
+  rocksdb::DBOptions db_options = make_db_options(o);
+  // Read-only opens keep RocksDB's logger: they must not rename the LOG of
+  // a directory (see rocksdb_log.hpp), and they write little.
+  if (!read_only_) {
+    std::error_code ec;
+    if (o.create_if_missing) std::filesystem::create_directories(dir_, ec);
+    db_options.info_log = info_logger::open(dir_);
+  }
   std::vector<rocksdb::ColumnFamilyDescriptor> families = column_families();
   deferred_ = o.defer_compactions && !read_only_;
   if (deferred_)
@@ -390,9 +484,72 @@ std::optional<status> rocksdb_log::refuse_write() const {
 }
 
 status rocksdb_log::write_failed(const rocksdb::Status& s, std::string_view what) {
-  status cause = status::io_error(std::string(what) + ": " + s.ToString());
-  refusal_ = refused_after_failed_write(head_ + 1, cause);
+  std::string m = std::string(what) + ": " + s.ToString();
+  status cause = s.IsNoSpace() ? status::no_space(std::move(m)) : status::io_error(std::move(m));
+  if (!refusal_) refusal_ = refused_after_failed_write(head_ + 1, cause);
   return cause;
+}
+
+status rocksdb_log::resume() {
+  std::lock_guard lock(write_mu_);
+  if (read_only_) return status::refused("log is open read-only: " + dir_);
+  if (!refusal_) return status::ok();
+  if (landed_) return *refusal_;
+  // A failed write leaves RocksDB with a background error that stops every
+  // write. Resume() clears it by flushing every memtable and switching to a
+  // new WAL (RocksDB 7.8), so bytes of the failed batch in the old WAL become
+  // obsolete and are never replayed; ok when there was no background error.
+  // What RocksDB 7.8 does by kind of error (tests/store/rocksdb_log_test.cpp,
+  // fault_injection):
+  // - no space: a hard error that RocksDB recovers from by itself (its
+  //   SstFileManager checks every 5 s and flushes once writes work); Resume()
+  //   answers Busy meanwhile, and ok once that recovery succeeded.
+  // - any other I/O error on the WAL: fatal; this process cannot write again.
+  // A failure of the flush itself (the disk still fails) is returned as is.
+  rocksdb::Status s = db_->Resume();
+  if (s.IsBusy()) {
+    return refusal_->is_no_space()
+               ? status::no_space("RocksDB resumes by itself once the disk has room for its "
+                                  "largest memtable (128 MB; it checks every 5 s)")
+               : status::io_error("RocksDB is still recovering from the failed write");
+  }
+  if (!s.ok() && s.severity() >= rocksdb::Status::Severity::kFatalError) {
+    return status::refused("log cannot resume in this process: RocksDB treats the failed write "
+                           "as fatal (" + s.ToString() + "); restart the engine (" +
+                           refusal_->message() + ")");
+  }
+  if (!s.ok()) return from_rocksdb(s, "resume after failed write");
+  // The failed batch never reached the memtable (RocksDB inserts only after
+  // the WAL write and its sync succeeded), so the stored head is ours. Check
+  // it rather than trust it: continuing from a head the store does not hold
+  // would leave a gap or fork the chain.
+  sequence_t stored = 0;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), events_));
+    it->SeekToLast();
+    if (it->Valid() && !format::decode_seq_key(view(it->key()), &stored)) {
+      return status::corruption("resume: events: last key has " +
+                                std::to_string(it->key().size()) + " bytes, not 8");
+    }
+    if (!it->status().ok()) return from_rocksdb(it->status(), "resume: find head");
+  }
+  chain_hash stored_head_hash{};
+  if (stored != 0) {
+    sequence_t bad = 0;
+    status h = stored_hash(stored, &stored_head_hash, &bad);
+    if (!h.is_ok()) return h;
+  }
+  if (stored != head_ || stored_head_hash != head_hash_) {
+    landed_ = true;
+    refusal_ = status::refused(
+        "log cannot resume: the store holds record " + std::to_string(stored) +
+        " with chain hash " + to_hex(stored_head_hash) + " but this process acknowledged up to " +
+        std::to_string(head_) + " (" + to_hex(head_hash_) +
+        "); a failed write landed after all: restart the engine to recover it");
+    return *refusal_;
+  }
+  refusal_.reset();
+  return status::ok();
 }
 
 template <class F>
@@ -685,8 +842,14 @@ status rocksdb_log::list_snapshots(std::string_view prefix,
 status rocksdb_log::get_snapshot(std::string_view name, snapshot* out) const {
   // Read into out->bytes and drop the header in place: one copy of a
   // snapshot of a hundred MB, not two.
+  // Without RocksDB's own checksum of the value: a snapshot carries its
+  // own (the queue view checks its head and every chunk, on several
+  // threads), and RocksDB's CRC of a 100 MB blob, on the reading thread,
+  // was a tenth of a restart's profile.
   std::string& value = out->bytes;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), snapshots_, slice(name), &value);
+  rocksdb::ReadOptions ro;
+  ro.verify_checksums = false;
+  rocksdb::Status s = db_->Get(ro, snapshots_, slice(name), &value);
   if (s.IsNotFound()) return status::not_found("no snapshot named " + std::string(name));
   if (!s.ok()) return from_rocksdb(s, "get_snapshot " + std::string(name));
   std::string_view bytes;

@@ -18,6 +18,8 @@ std::string_view to_string(status_code c) {
       return "refused";
     case status_code::not_found:
       return "not_found";
+    case status_code::no_space:
+      return "no_space";
   }
   return "unknown";
 }
@@ -37,8 +39,11 @@ std::ostream& operator<<(std::ostream& os, status_code c) { return os << to_stri
 std::ostream& operator<<(std::ostream& os, const status& s) { return os << s.to_string(); }
 
 status refused_after_failed_write(std::uint64_t seq, const status& cause) {
-  return status::refused("log refuses appends after failed write at seq " + std::to_string(seq) +
-                         ": " + cause.message() + "; reopen to recover");
+  status out = status::refused("log refuses appends after failed write at seq " +
+                               std::to_string(seq) + ": " + cause.message() +
+                               "; writes resume once the disk accepts them again");
+  out.cause_ = cause.cause();
+  return out;
 }
 
 }  // namespace jobsmith::store

@@ -45,7 +45,9 @@ api_error from_engine(const engine_error& err) {
     case engine_errc::not_found: return {404, "not_found", err.message};
     case engine_errc::overloaded: return {429, "overloaded", err.message};
     case engine_errc::rejected: return {422, "rejected", err.message};
-    case engine_errc::storage:
+    // Nothing was written; the engine resumes by itself once space is freed.
+    case engine_errc::no_space: return {507, "insufficient_storage", err.message};
+    case engine_errc::storage: return {503, "unavailable", err.message};
     case engine_errc::closed:
     case engine_errc::corruption: return {503, "unavailable", err.to_string()};
   }
@@ -230,7 +232,10 @@ http_reply api::error_reply(int status, std::string_view code, std::string_view 
   r.status = status;
   json j = {{"error", {{"code", code}, {"message", message}, {"details", json::object()}}}};
   r.body = dump(j);
-  if (status == 429) r.headers.emplace_back("Retry-After", "1");
+  // 503 and 507: the engine retries its disk once a second (a full disk:
+  // RocksDB checks for free space every 5 s).
+  if (status == 429 || status == 503) r.headers.emplace_back("Retry-After", "1");
+  if (status == 507) r.headers.emplace_back("Retry-After", "5");
   return r;
 }
 
@@ -485,8 +490,16 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
         return std::nullopt;
       case op::readyz: {
         auto head = eng_.head();
-        if (head == 0) rt.fail({503, "unavailable", "the engine is not serving"});
-        else rt.answer(200, {{"status", "ready"}, {"head", head}});
+        if (head == 0) {
+          rt.fail({503, "unavailable", "the engine is not serving"});
+        } else if (auto refusal = eng_.write_refusal()) {
+          // Not ready while writes are refused (reads still work); the code
+          // says why: insufficient_storage for a full disk.
+          auto e = from_engine(*refusal);
+          rt.fail({503, e.code, "writes are refused: " + refusal->message});
+        } else {
+          rt.answer(200, {{"status", "ready"}, {"head", head}});
+        }
         return std::nullopt;
       }
       case op::metrics:
@@ -1081,6 +1094,19 @@ std::string api::metrics_text() {
   line("jobsmith_journal_write_seconds_max", m.journal_max_write_ms / 1000.0);
   counter("jobsmith_journal_refused_overloaded_total", "Appends the journal refused as overloaded.",
           m.refused_overloaded);
+  counter("jobsmith_journal_write_failures_total",
+          "Batches whose write failed (nothing of them was acknowledged).",
+          m.journal_write_failures);
+  counter("jobsmith_journal_resumes_total", "Times writes resumed after a failed write.",
+          m.journal_resumes);
+  auto refusal = eng_.write_refusal();
+  gauge("jobsmith_writes_refused",
+        "1 while the engine refuses writes after a failed disk write, else 0.", "gauge");
+  line("jobsmith_writes_refused", refusal ? 1 : 0);
+  gauge("jobsmith_writes_refused_no_space", "1 while writes are refused because the disk is full.",
+        "gauge");
+  line("jobsmith_writes_refused_no_space",
+       refusal && refusal->code == engine_errc::no_space ? 1 : 0);
   gauge("jobsmith_log_bytes", "Approximate size of the event log on disk.", "gauge");
   line("jobsmith_log_bytes", static_cast<double>(m.log_bytes));
   gauge("jobsmith_log_head", "Highest committed sequence number.", "gauge");

@@ -64,6 +64,7 @@ const char* reason_phrase(int status) {
     case 429: return "Too Many Requests";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
+    case 507: return "Insufficient Storage";
   }
   return "Unknown";
 }

@@ -1,12 +1,15 @@
 // A RocksDB Env whose writable files fail on demand, to test what the log
 // does when the disk refuses a write. While failing, Append/Sync/Flush
-// return IOError and write nothing, like a device that has gone away.
+// return IOError and write nothing, like a device that has gone away, or
+// IOError with subcode kNoSpace (Status::NoSpace, what RocksDB makes of
+// ENOSPC), like a full file system.
 #pragma once
 
 #include <rocksdb/env.h>
 
 #include <atomic>
 #include <memory>
+#include <ostream>
 #include <string>
 
 namespace jobsmith::store::test {
@@ -17,10 +20,26 @@ class fault_env : public rocksdb::EnvWrapper {
 
   const char* Name() const override { return "jobsmith_fault_env"; }
 
-  /// While on, every write to a file opened through this env fails.
-  void fail_writes(bool on) { failing_.store(on); }
+  enum class failure { io_error, no_space };
+
+  /// While on, every write to a file opened through this env fails, as
+  /// `kind` says.
+  void fail_writes(bool on, failure kind = failure::io_error) {
+    no_space_.store(kind == failure::no_space);
+    failing_.store(on);
+  }
   /// Writes (Append, PositionedAppend) refused so far.
   int refused_writes() const { return refused_.load(); }
+
+  /// A full file system has no free space: RocksDB's own recovery from a
+  /// no-space error (its SstFileManager) polls this before it tries again.
+  rocksdb::Status GetFreeSpace(const std::string& path, uint64_t* diskfree) override {
+    if (failing_.load() && no_space_.load()) {
+      *diskfree = 0;
+      return rocksdb::Status::OK();
+    }
+    return target()->GetFreeSpace(path, diskfree);
+  }
 
   rocksdb::Status NewWritableFile(const std::string& f, std::unique_ptr<rocksdb::WritableFile>* r,
                                   const rocksdb::EnvOptions& o) override {
@@ -81,7 +100,10 @@ class fault_env : public rocksdb::EnvWrapper {
     }
 
    private:
-    static rocksdb::Status injected() { return rocksdb::Status::IOError("injected write failure"); }
+    rocksdb::Status injected() const {
+      if (env_->no_space_.load()) return rocksdb::Status::NoSpace("injected: no space left on device");
+      return rocksdb::Status::IOError("injected write failure");
+    }
     std::unique_ptr<rocksdb::WritableFile> owned_;
     fault_env* env_;
   };
@@ -94,7 +116,12 @@ class fault_env : public rocksdb::EnvWrapper {
   }
 
   std::atomic<bool> failing_{false};
+  std::atomic<bool> no_space_{false};
   std::atomic<int> refused_{0};
 };
+
+inline std::ostream& operator<<(std::ostream& os, fault_env::failure f) {
+  return os << (f == fault_env::failure::no_space ? "no_space" : "io_error");
+}
 
 }  // namespace jobsmith::store::test

@@ -13,10 +13,13 @@
 
 #include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
+#include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "store/event_log.hpp"
@@ -246,6 +249,27 @@ BOOST_AUTO_TEST_CASE(a_missing_directory_is_not_created_without_create_if_missin
   js::status s = try_open(tmp.sub("absent"), o);
   BOOST_TEST(s.code() == js::status_code::not_found, s.to_string());
   BOOST_TEST(!std::filesystem::exists(tmp.sub("absent")));
+}
+
+// The log writes RocksDB's info LOG itself (rocksdb_log.cpp, info_logger):
+// each open starts a new LOG, and RocksDB still prunes the old ones.
+BOOST_AUTO_TEST_CASE(each_open_starts_a_new_info_log_and_old_ones_are_pruned) {
+  js::test::temp_dir tmp;
+  const std::string dir = tmp.sub("log");
+  for (int i = 0; i < 14; ++i) {
+    auto log = open_log(dir);
+    append_records(*log, 1);
+  }
+  int old_logs = 0;
+  for (const auto& [name, size] : listing(dir)) {
+    if (name.starts_with("LOG.old.")) ++old_logs;
+  }
+  BOOST_TEST(old_logs >= 1);
+  BOOST_TEST(old_logs <= 10);  // keep_log_file_num
+  std::ifstream info(dir + "/LOG");
+  std::string first_line;
+  std::getline(info, first_line);
+  BOOST_TEST(!first_line.empty());
 }
 
 BOOST_AUTO_TEST_CASE(size_bytes_counts_the_files_on_disk) {
@@ -508,6 +532,116 @@ BOOST_AUTO_TEST_CASE(a_failed_snapshot_write_also_stops_appends) {
   BOOST_TEST(s.code() == js::status_code::refused);
   BOOST_TEST(contains(s.message(), "failed write at seq 3"), s.message());
   BOOST_TEST(log->head() == 2u);
+}
+
+// Resumes `log` once the disk works again: RocksDB recovers from a full
+// disk by itself, checking every 5 s, and resume() answers no_space until
+// then (while the disk has no free space it does not try). Returns the
+// last status and how long it took.
+js::status resume_within(js::event_log& log, std::chrono::seconds limit, double* seconds) {
+  const auto start = std::chrono::steady_clock::now();
+  js::status s = log.resume();
+  while (!s.is_ok() && s.code() != js::status_code::refused &&
+         std::chrono::steady_clock::now() - start < limit) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    s = log.resume();
+  }
+  *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return s;
+}
+
+// The disk fills up, then space returns: the log answers no_space, keeps
+// reading, refuses until resume() succeeds, then continues without a gap; a
+// reopen verifies the chain and holds none of the failed batch.
+BOOST_AUTO_TEST_CASE(a_full_disk_is_reported_and_the_log_resumes_once_space_returns) {
+  js::test::temp_dir tmp;
+  const std::string dir = tmp.sub("log");
+  js::test::fault_env env;
+  std::vector<js::record> acknowledged;
+  {
+    js::rocksdb_log_options o;
+    o.env = &env;
+    auto log = open_log(dir, o);
+    append_records(*log, 5);
+    const js::chain_hash hash = log->head_hash();
+
+    env.fail_writes(true, js::test::fault_env::failure::no_space);
+    std::vector<js::record_input> lost(3, {2, "lost"});
+    js::status failed = log->append(lost, nullptr);
+    BOOST_TEST(failed.code() == js::status_code::no_space, failed.to_string());
+    BOOST_TEST(failed.is_no_space());
+    BOOST_TEST(log->head() == 5u);
+    BOOST_TEST(js::to_hex(log->head_hash()) == js::to_hex(hash));
+    js::status refused = log->append(lost, nullptr);
+    BOOST_TEST(refused.code() == js::status_code::refused, refused.to_string());
+    BOOST_TEST(refused.is_no_space(), refused.to_string());
+    BOOST_TEST(log->put_meta("k", "v").code() == js::status_code::refused);
+    BOOST_TEST(read_all(*log).size() == 5u);
+    int job2 = 0;
+    BOOST_TEST(log->read_job(2, [&](const js::record&) { return ++job2 > 0; }).is_ok());
+    BOOST_TEST(job2 == 2);  // records 2 and 5
+
+    // Still full: resume() says so and the log keeps refusing.
+    double waited = 0;
+    js::status still = resume_within(*log, std::chrono::seconds(1), &waited);
+    BOOST_TEST(still.code() == js::status_code::no_space, still.to_string());
+    BOOST_TEST(log->append(lost, nullptr).code() == js::status_code::refused);
+    BOOST_TEST(log->head() == 5u);
+
+    env.fail_writes(false);
+    js::status resumed = resume_within(*log, std::chrono::seconds(15), &waited);
+    BOOST_TEST_MESSAGE("resumed after " << waited << " s: " << resumed);
+    BOOST_TEST_REQUIRE(resumed.is_ok(), resumed.to_string());
+    BOOST_TEST(log->resume().is_ok());  // idempotent
+    sequence_t first = 0;
+    BOOST_TEST(log->append(std::vector<js::record_input>{{2, "after-1"}, {3, "after-2"}}, &first)
+                   .is_ok());
+    BOOST_TEST(first == 6u);
+    append_records(*log, 2);
+    BOOST_TEST(log->head() == 9u);
+    BOOST_TEST(log->put_meta("k", "v").is_ok());
+    sequence_t bad = 0;
+    BOOST_TEST(log->verify(1, 9, &bad).is_ok());
+    acknowledged = read_all(*log);
+  }
+  auto log = open_log(dir, with_tail_verify(1000));  // the default, healthy env
+  BOOST_TEST(log->head() == 9u);
+  check_same_records(read_all(*log), acknowledged);
+  for (const js::record& r : acknowledged) BOOST_TEST(r.body != "lost");
+  sequence_t bad = 0;
+  BOOST_TEST(log->verify(1, 9, &bad).is_ok());
+}
+
+// Any other failed WAL write is fatal to RocksDB 7.8: resume() says the
+// engine must restart, and a reopen continues from the acknowledged head.
+BOOST_AUTO_TEST_CASE(another_failed_write_needs_a_reopen_which_continues_from_the_acknowledged_head) {
+  js::test::temp_dir tmp;
+  const std::string dir = tmp.sub("log");
+  js::test::fault_env env;
+  {
+    js::rocksdb_log_options o;
+    o.env = &env;
+    auto log = open_log(dir, o);
+    append_records(*log, 5);
+    env.fail_writes(true, js::test::fault_env::failure::io_error);
+    js::status failed = log->append(std::vector<js::record_input>{{2, "lost"}}, nullptr);
+    BOOST_TEST(failed.code() == js::status_code::io_error, failed.to_string());
+    BOOST_TEST(!failed.is_no_space());
+    env.fail_writes(false);
+    js::status resumed = log->resume();
+    BOOST_TEST(resumed.code() == js::status_code::refused, resumed.to_string());
+    BOOST_TEST(contains(resumed.message(), "restart the engine"), resumed.message());
+    BOOST_TEST(log->append(std::vector<js::record_input>{{2, "lost"}}, nullptr).code() ==
+               js::status_code::refused);
+    BOOST_TEST(log->head() == 5u);
+  }
+  auto log = open_log(dir);
+  BOOST_TEST(log->head() == 5u);
+  sequence_t first = 0;
+  BOOST_TEST(log->append(std::vector<js::record_input>{{1, "after"}}, &first).is_ok());
+  BOOST_TEST(first == 6u);
+  sequence_t bad = 0;
+  BOOST_TEST(log->verify(1, 6, &bad).is_ok());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -16,6 +18,7 @@
 #include "apps/client/http_client.hpp"
 #include "apps/server/server.hpp"
 #include "store/rocksdb_log.hpp"
+#include "tests/store/fault_env.hpp"
 #include "tests/test_support.hpp"
 
 using json = nlohmann::json;
@@ -888,4 +891,179 @@ BOOST_AUTO_TEST_CASE(an_admin_can_take_a_backup_of_the_running_engine) {
   // A target that exists is refused, and nothing is overwritten.
   auto again = admin->post("/v1/admin/backup", {{"to", target}});
   BOOST_TEST(again.status == 400, dump_response(again));
+}
+
+// -- disk faults: the data directory's disk fails writes ------------------------------
+
+namespace {
+
+using jobsmith::store::test::fault_env;
+
+std::set<std::uint64_t> all_job_ids(http::client& c) {
+  auto r = c.get("/v1/jobs?limit=1000");
+  BOOST_TEST_REQUIRE(r.status == 200, dump_response(r));
+  std::set<std::uint64_t> out;
+  const json body = r.json();  // kept: a range-for over r.json()["jobs"] would dangle
+  for (auto& j : body["jobs"]) out.insert(j["id"].get<std::uint64_t>());
+  return out;
+}
+
+std::string ids_text(const std::set<std::uint64_t>& ids) {
+  std::string out;
+  for (auto id : ids) out += (out.empty() ? "" : ",") + std::to_string(id);
+  return "{" + out + "}";
+}
+
+/// For BOOST_TEST: equal sets, or a message showing both.
+boost::test_tools::predicate_result same_ids(const std::set<std::uint64_t>& got,
+                                             const std::set<std::uint64_t>& want) {
+  if (got == want) return true;
+  boost::test_tools::predicate_result r(false);
+  r.message() << "listed " << ids_text(got) << ", acknowledged " << ids_text(want);
+  return r;
+}
+
+}  // namespace
+
+// The disk fills up: submits answer 507 with the JSON error body and write
+// nothing, reads keep working, /readyz says why it is not ready. Space
+// returns: within seconds, with no restart, submits are accepted again. A
+// restart on the same directory holds every acknowledged job and no refused
+// one.
+BOOST_AUTO_TEST_CASE(a_full_disk_answers_507_keeps_reads_and_resumes_when_space_returns) {
+  fault_env env;  // outlives the server writing through it
+  temp_dir dir;
+  std::set<std::uint64_t> acknowledged;
+  std::uint64_t refused = 0;
+  {
+    auto cfg = test_config(dir.sub("data"));
+    cfg.engine.rocksdb_env = &env;
+    cfg.engine.resume_interval = 200ms;
+    srv::server server{std::move(cfg)};
+    auto err = server.start();
+    BOOST_TEST_REQUIRE(err.empty(), err);
+    http::url u;
+    u.port = server.port();
+    http::client producer{u, producer_token, 10s};
+    http::client anyone{u};
+    for (int i = 0; i < 3; ++i) acknowledged.insert(submit(producer, {{"kind", "before"}}));
+    const auto first = *acknowledged.begin();
+
+    env.fail_writes(true, fault_env::failure::no_space);
+    for (int i = 0; i < 3; ++i) {
+      auto r = producer.post("/v1/jobs", {{"kind", "refused"}});
+      expect_error(r, 507, "insufficient_storage");
+      BOOST_TEST(r.json()["error"]["message"].get<std::string>().find("disk of the data "
+                                                                      "directory is full") !=
+                     std::string::npos,
+                 dump_response(r));
+      BOOST_TEST(r.header("retry-after") == "5");
+      ++refused;
+    }
+    json batch = {{"jobs", json::array({{{"kind", "refused"}}, {{"kind", "refused"}}})}};
+    expect_error(producer.post("/v1/jobs", batch), 507, "insufficient_storage");
+    BOOST_TEST(same_ids(all_job_ids(producer), acknowledged));
+    BOOST_TEST(get_job(producer, first)["job"]["state"] == "queued");
+
+    auto started = std::chrono::steady_clock::now();
+    auto ready = anyone.get("/readyz");
+    BOOST_TEST((std::chrono::steady_clock::now() - started < 1s));
+    expect_error(ready, 503, "insufficient_storage");
+    BOOST_TEST(ready.json()["error"]["message"].get<std::string>().find("writes are refused") !=
+                   std::string::npos,
+               dump_response(ready));
+    BOOST_TEST(anyone.get("/healthz").status == 200);
+    auto metrics = anyone.get("/metrics").body;
+    BOOST_TEST(metrics.find("\njobsmith_writes_refused_no_space 1\n") != std::string::npos);
+
+    // Space returns. RocksDB notices within 5 s, the journal within 200 ms
+    // of that; keep submitting meanwhile, as a client would.
+    env.fail_writes(false);
+    started = std::chrono::steady_clock::now();
+    bool accepted = false;
+    while (!accepted && std::chrono::steady_clock::now() - started < 20s) {
+      auto r = producer.post("/v1/jobs", {{"kind", "after"}});
+      if (r.status == 201) {
+        acknowledged.insert(r.json()["id"].get<std::uint64_t>());
+        accepted = true;
+      } else {
+        expect_error(r, 507, "insufficient_storage");
+        ++refused;
+        std::this_thread::sleep_for(100ms);
+      }
+    }
+    BOOST_TEST_MESSAGE("accepted again after "
+                       << std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
+                              .count()
+                       << " s, " << refused << " submits refused");
+    BOOST_TEST_REQUIRE(accepted);
+    BOOST_TEST(anyone.get("/readyz").status == 200);
+    metrics = anyone.get("/metrics").body;
+    BOOST_TEST(metrics.find("\njobsmith_writes_refused 0\n") != std::string::npos);
+    BOOST_TEST(metrics.find("\njobsmith_journal_write_failures_total 1\n") != std::string::npos);
+    BOOST_TEST(metrics.find("\njobsmith_journal_resumes_total 1\n") != std::string::npos);
+    for (int i = 0; i < 2; ++i) acknowledged.insert(submit(producer, {{"kind", "after"}}));
+    BOOST_TEST(same_ids(all_job_ids(producer), acknowledged));
+  }
+
+  // Restart on the same directory with the default env.
+  auto cfg = test_config(dir.sub("data"));
+  srv::server server{std::move(cfg)};
+  auto err = server.start();
+  BOOST_TEST_REQUIRE(err.empty(), err);
+  http::url u;
+  u.port = server.port();
+  http::client producer{u, producer_token, 10s};
+  BOOST_TEST(same_ids(all_job_ids(producer), acknowledged));
+  auto r = producer.get("/v1/jobs?kind=refused");
+  BOOST_TEST(r.json()["jobs"].empty(), dump_response(r));
+  BOOST_TEST(producer.get("/readyz").status == 200);
+}
+
+// Another write error (EIO): 503 "unavailable" with Retry-After, reads keep
+// working. RocksDB 7.8 treats a failed WAL write other than a full disk as
+// fatal, so this process cannot resume: /readyz says to restart, and a
+// restart continues with every acknowledged job.
+BOOST_AUTO_TEST_CASE(another_write_error_answers_503_and_a_restart_recovers) {
+  fault_env env;
+  temp_dir dir;
+  std::set<std::uint64_t> acknowledged;
+  {
+    auto cfg = test_config(dir.sub("data"));
+    cfg.engine.rocksdb_env = &env;
+    cfg.engine.resume_interval = 100ms;
+    srv::server server{std::move(cfg)};
+    auto err = server.start();
+    BOOST_TEST_REQUIRE(err.empty(), err);
+    http::url u;
+    u.port = server.port();
+    http::client producer{u, producer_token, 10s};
+    http::client anyone{u};
+    acknowledged.insert(submit(producer, {{"kind", "before"}}));
+
+    env.fail_writes(true, fault_env::failure::io_error);
+    auto r = producer.post("/v1/jobs", {{"kind", "refused"}});
+    expect_error(r, 503, "unavailable");
+    BOOST_TEST(r.header("retry-after") == "1");
+    BOOST_TEST(same_ids(all_job_ids(producer), acknowledged));
+    env.fail_writes(false);
+    BOOST_TEST(wait_until(
+        [&] {
+          auto ready = anyone.get("/readyz");
+          return ready.status == 503 &&
+                 ready.body.find("restart the engine") != std::string::npos;
+        },
+        5s));
+    expect_error(producer.post("/v1/jobs", {{"kind", "refused"}}), 503, "unavailable");
+  }
+  auto cfg = test_config(dir.sub("data"));
+  srv::server server{std::move(cfg)};
+  auto err = server.start();
+  BOOST_TEST_REQUIRE(err.empty(), err);
+  http::url u;
+  u.port = server.port();
+  http::client producer{u, producer_token, 10s};
+  BOOST_TEST(same_ids(all_job_ids(producer), acknowledged));
+  acknowledged.insert(submit(producer, {{"kind", "after"}}));
+  BOOST_TEST(same_ids(all_job_ids(producer), acknowledged));
 }
