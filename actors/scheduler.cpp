@@ -16,6 +16,10 @@ using phase = scheduler_state::phase;
 using time_point = scheduler_state::time_point;
 
 constexpr const char* engine_principal = "engine";
+// The longest the scheduler sleeps on a wall-clock timer before reading the
+// wall clock again (see arm_tick). Leases and phase limits run on the
+// monotonic clock and are not affected by wall jumps at all.
+constexpr millis wall_recheck_ms = 1'000;
 
 bool is_local_worker(const std::string& name) { return name.rfind("local:", 0) == 0; }
 
@@ -471,7 +475,12 @@ void arm_tick(self_ptr self) {
   auto earliest = time_point::max();
   auto from_wall = [&](millis at) {
     // +1 ms: never fire before the due time; the tick re-checks anyway.
-    return now_mono + std::chrono::milliseconds(std::max<millis>(0, at - now_wall) + 1);
+    // Due times are wall times, and the wall clock can jump (NTP, an
+    // operator): waiting at most wall_recheck_ms before reading it again
+    // starts a job within that long of a jump forward past its due time,
+    // and a jump back never starts one early (on_tick compares wall times).
+    const millis wait = std::max<millis>(0, at - now_wall) + 1;
+    return now_mono + std::chrono::milliseconds(std::min(wait, wall_recheck_ms));
   };
   if (!st.due_timers.empty()) earliest = std::min(earliest, from_wall(st.due_timers.begin()->first));
   if (!st.start_limits.empty())

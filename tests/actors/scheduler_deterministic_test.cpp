@@ -35,6 +35,7 @@ namespace {
 /// One engine core over a memory log, driven by the test coordinator.
 struct sim {
   static constexpr millis base = 1'800'000'000'000;  // wall time at the start
+  millis wall_offset = 0;  // jump_wall() moves the wall clock, not test time
 
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
@@ -61,9 +62,13 @@ struct sim {
 
   /// The engine's wall clock: `base` plus the test time that has passed.
   millis now() const {
-    return base +
+    return base + wall_offset +
            std::chrono::duration_cast<std::chrono::milliseconds>(sys->clock().now() - start).count();
   }
+
+  /// The wall clock jumps by `ms` (back when negative) while the monotonic
+  /// clock, which leases use, does not move.
+  void jump_wall(millis ms) { wall_offset += ms; }
 
   void spawn(recovered_state seed = {}) {
     core = spawn_core(*sys, *log, std::move(seed), queue_view{}, options, [this] { return now(); },
@@ -225,6 +230,77 @@ BOOST_AUTO_TEST_CASE(run_now_starts_a_delayed_job_at_once) {
   BOOST_TEST(work.calls.load() == 1);
   BOOST_TEST(s.job(id).state == job_state::succeeded);
   BOOST_TEST(s.bodies<job_started>(id).at(0).first == sim::base + 10);
+}
+
+// -- wall clock jumps (the monotonic clock keeps going) -----------------------------------------
+
+constexpr millis hour = 3'600'000;
+
+BOOST_AUTO_TEST_CASE(a_wall_clock_jump_back_does_not_start_a_delayed_job_early) {
+  sim s;
+  scripted work{{outcome::success()}};
+  s.options.handlers.add("work", work.handler());
+  s.spawn();
+  auto spec = spec_of("work");
+  spec.run_at = s.now() + 10'000;
+  auto id = s.submit(spec);
+  s.advance(5'000);
+  s.jump_wall(-hour);  // the wall clock now reads base + 5 s - 1 h
+  s.advance(6'000);    // 11 s of real time: past the due time's first timer
+  BOOST_TEST(work.calls.load() == 0);
+  BOOST_TEST(s.job(id).state == job_state::scheduled);
+  // Due when the wall clock reaches base + 10 s again, an hour later.
+  s.advance(spec.run_at - s.now() - 1);
+  BOOST_TEST(s.now() == spec.run_at - 1);
+  BOOST_TEST(work.calls.load() == 0);
+  s.advance(2);
+  BOOST_TEST(work.calls.load() == 1);
+  auto started = s.bodies<job_started>(id);
+  BOOST_REQUIRE_EQUAL(started.size(), 1u);
+  BOOST_TEST(started[0].first >= spec.run_at);
+  BOOST_TEST(started[0].first <= spec.run_at + 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_wall_clock_jump_forward_starts_a_job_now_due_within_a_second) {
+  sim s;
+  scripted work{{outcome::success()}};
+  s.options.handlers.add("work", work.handler());
+  s.spawn();
+  auto spec = spec_of("work");
+  spec.run_at = s.now() + hour / 2;
+  auto id = s.submit(spec);
+  s.advance(100);
+  s.jump_wall(hour);  // now half an hour past its due time
+  s.advance(899);     // the scheduler's timer has not read the wall clock yet
+  BOOST_TEST(work.calls.load() == 0);
+  s.advance(2);  // 1 s after it last armed its timer, it reads the wall clock
+  BOOST_TEST(work.calls.load() == 1);
+  BOOST_TEST(s.job(id).state == job_state::succeeded);
+  BOOST_TEST(s.bodies<job_started>(id).at(0).first >= spec.run_at);
+}
+
+BOOST_AUTO_TEST_CASE(wall_clock_jumps_neither_expire_nor_extend_a_lease) {
+  for (millis jump : {hour, -hour}) {
+    BOOST_TEST_CONTEXT("wall clock jump " << jump << " ms") {
+      sim s;
+      s.spawn();
+      auto spec = spec_of("remote");
+      spec.timeouts.heartbeat = 5'000;
+      auto id = s.submit(spec);
+      auto leased = s.lease("w1");
+      BOOST_REQUIRE_EQUAL(leased.size(), 1u);
+      s.advance(1'000);
+      s.jump_wall(jump);
+      s.advance(3'000);  // 4 s after the lease on the monotonic clock
+      BOOST_TEST(s.job(id).state == job_state::running);
+      BOOST_REQUIRE(s.heartbeat(id, leased[0].lease_token).ok());
+      s.advance(4'999);  // the heartbeat's lease ends 5 s after it
+      BOOST_TEST(s.job(id).state == job_state::running);
+      s.advance(1);
+      BOOST_TEST(s.job(id).state != job_state::running);
+      BOOST_TEST(s.bodies<job_reclaimed>(id).size() == 1u);
+    }
+  }
 }
 
 // -- retry backoff ----------------------------------------------------------------------------
