@@ -32,7 +32,7 @@ engine_error write_error(const store::status& s) {
 /// A tick already on its way is not doubled.
 void arm_resume_tick(self_ptr self) {
   auto& st = self->state;
-  auto now = std::chrono::steady_clock::now();
+  auto now = self->clock().now();  // the actor clock: tests drive it
   if (st.tick_due > now) return;
   st.tick_due = now + st.config.resume_interval;
   self->delayed_send(self, st.config.resume_interval, atom::flush::value);
@@ -43,7 +43,7 @@ void arm_resume_tick(self_ptr self) {
 bool try_resume(self_ptr self) {
   auto& st = self->state;
   if (!st.refusal) return true;
-  auto now = std::chrono::steady_clock::now();
+  auto now = self->clock().now();  // the actor clock: tests drive it
   if (now - st.last_resume < st.config.resume_interval) return false;
   st.last_resume = now;
   auto status = st.log->resume();
@@ -98,7 +98,7 @@ void flush_pending(self_ptr self) {
     st.refusal = st.failure;
     st.metrics->set_refusal(st.refusal);
     st.metrics->write_failures.fetch_add(1, std::memory_order_relaxed);
-    st.last_resume = std::chrono::steady_clock::now();  // the disk just failed: wait a while
+    st.last_resume = self->clock().now();  // the disk just failed: wait a while
     arm_resume_tick(self);
     auto err = to_caf(st.failure.code, st.failure.message);
     for (auto& p : pending) p.promise.deliver(err);

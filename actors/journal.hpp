@@ -89,8 +89,8 @@ struct journal_state {
   /// is answered with it until resume() succeeds.
   std::optional<engine_error> refusal;
   engine_error failure;  // the write failure that started the refusal
-  std::chrono::steady_clock::time_point last_resume{};  // last resume() attempt
-  std::chrono::steady_clock::time_point tick_due{};     // the pending resume tick
+  caf::actor_clock::time_point last_resume{};  // last resume() attempt (actor clock)
+  caf::actor_clock::time_point tick_due{};     // the pending resume tick
   std::vector<caf::actor> subscribers;
   std::vector<store::record_input> records;  // reused across flushes
 };

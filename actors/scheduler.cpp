@@ -905,16 +905,24 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
              std::string& principal) -> caf::typed_response_promise<bool> {
         auto& st = self->state;
         auto rp = self->make_response_promise<bool>();
-        if (st.schedules.erase(id) == 0) {
+        auto it = st.schedules.find(id);
+        if (it == st.schedules.end()) {
           rp.deliver(to_caf(engine_errc::not_found,
                             "schedule " + std::to_string(id) + " does not exist"));
           return rp;
         }
+        // Gone at once, so no run is submitted while the delete commits; back
+        // if the append fails (writes can resume later: the log still has it).
+        auto saved = std::move(it->second);
+        st.schedules.erase(it);
         std::vector<event> events{
             event{0, 0, wall_now(self), principal, schedule_deleted{id, "deleted by request"}}};
         self->request(st.journal, caf::infinite, atom::append::value, std::move(events))
             .then([rp](sequence_t) mutable { rp.deliver(true); },
-                  [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+                  [self, rp, id, saved = std::move(saved)](caf::error& err) mutable {
+                    self->state.schedules.emplace(id, std::move(saved));
+                    rp.deliver(std::move(err));
+                  });
         return rp;
       },
       [self](atom::waits, job_id id) -> caf::typed_response_promise<dispatch_explanation> {

@@ -303,6 +303,33 @@ BOOST_AUTO_TEST_CASE(wall_clock_jumps_neither_expire_nor_extend_a_lease) {
   }
 }
 
+// -- failed writes ----------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(a_schedule_delete_that_fails_to_commit_leaves_the_schedule_in_place) {
+  sim s;
+  scripted tick{{outcome::success()}};
+  s.options.handlers.add("tick", tick.handler());
+  s.spawn();
+  auto spec = spec_of("tick");
+  spec.recur.interval = 60'000;
+  auto first_run = s.submit(spec);
+  const schedule_id id = first_run;  // a schedule's id is its first run's
+  auto& disk = dynamic_cast<store::memory_log&>(*s.log);
+  disk.fail_writes(store::status::io_error("the disk is gone"));
+  auto refused = s.ask<bool>(s.core.scheduler, atom::schedule::value, id, std::string{"user:test"});
+  BOOST_REQUIRE(!refused.ok());
+  BOOST_TEST(refused.error().code == engine_errc::storage);
+
+  // Writes resume; the schedule was never deleted, so deleting it works now.
+  disk.heal();
+  s.advance(2'000);  // the journal retries resume() on its timer
+  auto deleted = s.ask<bool>(s.core.scheduler, atom::schedule::value, id, std::string{"user:test"});
+  BOOST_REQUIRE_MESSAGE(deleted.ok(), (deleted.ok() ? "" : deleted.error().to_string()));
+  auto again = s.ask<bool>(s.core.scheduler, atom::schedule::value, id, std::string{"user:test"});
+  BOOST_REQUIRE(!again.ok());
+  BOOST_TEST(again.error().code == engine_errc::not_found);
+}
+
 // -- retry backoff ----------------------------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(a_failed_attempt_waits_exactly_its_backoff) {
