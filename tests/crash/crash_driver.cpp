@@ -470,8 +470,8 @@ void producer(shared_state& s, int index) {
           s.orc.submitted(ids[i].get<std::uint64_t>(), review[i], payload[i]);
       }
       live += static_cast<std::int64_t>(review.size());
-    } else if (r.status == 0 || r.status == 429 || r.status == 503) {
-      // Down, restarting or busy: an unanswered submit is not acknowledged.
+    } else if (r.status == 0 || r.status == 429 || r.status == 503 || r.status == 507) {
+      // Down, restarting, busy or out of disk: not acknowledged.
       std::this_thread::sleep_for(20ms);
     } else {
       s.orc.violation(0, "submit answered " + std::to_string(r.status) + ": " + r.body);
@@ -492,7 +492,8 @@ http::response persist(http::client& c, const std::string& path, const json& bod
   auto end = clock_type::now() + limit;
   for (;;) {
     auto r = c.post(path, body);
-    if ((r.status != 0 && r.status != 503 && r.status != 429) || clock_type::now() > end ||
+    if ((r.status != 0 && r.status != 503 && r.status != 507 && r.status != 429) ||
+        clock_type::now() > end ||
         !s.work.load())
       return r;
     std::this_thread::sleep_for(25ms);
