@@ -1,6 +1,7 @@
 // `jobsmith work`. One leasing thread long-polls for jobs while fewer than
 // --concurrency children run; each leased job gets a thread of its own that
-// spawns the command (posix_spawn, its own process group), feeds the payload
+// spawns the command (posix_spawn, its own process group, ended by a
+// guardian process if the worker dies: group_guardian), feeds the payload
 // on stdin, collects stdout/stderr lines, heartbeats with them every
 // heartbeat-timeout/3, and reports the exit status as complete or fail.
 #include "apps/client/worker.hpp"
@@ -43,6 +44,72 @@ extern "C" void on_stop_signal(int) {
     [[maybe_unused]] auto n = ::write(2, note, sizeof note - 1);  // async-signal-safe
   }
 }
+
+/// Ends the commands' process groups when the worker dies in any way,
+/// SIGKILL included (a command runs in a group of its own, so nothing else
+/// would: it ran on, unreported, while its job ran again elsewhere). A
+/// child process forked before any thread holds the read end of a pipe
+/// whose write end only the worker holds (close-on-exec, so commands do not
+/// inherit it); the worker writes each command's group id when it starts
+/// (positive) and once it is reaped (negative). At end of file, the worker
+/// being gone, the guardian SIGKILLs every group still listed. A command
+/// that dies with the worker between its spawn and that write, or that
+/// leaves its group, is not covered.
+class group_guardian {
+ public:
+  /// Forks the guardian; false (and no guardian) when it cannot.
+  /// `max_groups`: the most commands at once.
+  bool start(std::size_t max_groups) {
+    std::vector<pid_t> groups;
+    groups.reserve(max_groups);  // the child must not allocate (see below)
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return false;
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+      ::close(fds[0]);
+      ::close(fds[1]);
+      return false;
+    }
+    if (pid == 0) {
+      // The guardian: async-signal-safe calls only (the worker may have
+      // threads), and no allocation: `groups` never grows past its capacity.
+      ::close(fds[1]);
+      ::signal(SIGINT, SIG_IGN);  // a terminal's Ctrl-C is for the worker
+      ::signal(SIGTERM, SIG_IGN);
+      ::signal(SIGHUP, SIG_IGN);
+      for (;;) {
+        pid_t v = 0;
+        const ssize_t r = ::read(fds[0], &v, sizeof v);
+        if (r < 0 && errno == EINTR) continue;
+        if (r != static_cast<ssize_t>(sizeof v)) break;  // EOF: the worker is gone
+        if (v > 0 && groups.size() < groups.capacity()) {
+          groups.push_back(v);
+        } else if (v < 0) {
+          auto it = std::find(groups.begin(), groups.end(), -v);
+          if (it != groups.end()) groups.erase(it);
+        }
+      }
+      for (pid_t g : groups) ::kill(-g, SIGKILL);
+      ::_exit(0);
+    }
+    ::close(fds[0]);
+    fd_ = fds[1];
+    return true;
+  }
+  void started(pid_t group) { send(group); }
+  void ended(pid_t group) { send(-group); }
+
+ private:
+  void send(pid_t v) {
+    if (fd_ < 0) return;
+    // 4 bytes: atomic on a pipe, so job threads need no lock.
+    while (::write(fd_, &v, sizeof v) < 0 && errno == EINTR) {
+    }
+  }
+  int fd_ = -1;
+};
+
+group_guardian guardian;
 
 /// Lines as they arrive on a child's stdout or stderr.
 struct line_splitter {
@@ -184,6 +251,7 @@ class job_runner {
       report_fail("cannot run " + o_.command[0] + ": " + std::strerror(rc), true);
       return false;
     }
+    guardian.started(pid_);  // its group id is its pid (setpgroup 0)
     stdin_fd_ = in[1];
     stdout_fd_ = out[0];
     stderr_fd_ = err[0];
@@ -250,7 +318,10 @@ class job_runner {
   bool wait_child(int& status, bool block) {
     for (;;) {
       auto r = ::waitpid(pid_, &status, block ? 0 : WNOHANG);
-      if (r == pid_) return true;
+      if (r == pid_) {
+        guardian.ended(pid_);
+        return true;
+      }
       if (r < 0 && errno == EINTR) continue;
       return false;
     }
@@ -429,6 +500,10 @@ int run_work(const work_options& o) {
     std::fprintf(stderr, "jobsmith work: %s\n", error.c_str());
     return exit_usage;
   }
+  // Before any thread of this process starts.
+  if (!guardian.start(o.concurrency))
+    std::fprintf(stderr, "jobsmith work: cannot fork the guardian (%s): commands may outlive a "
+                         "killed worker\n", std::strerror(errno));
   std::string name = o.name;
   if (name.empty()) {
     char host[256] = {};

@@ -652,14 +652,24 @@ bool worker_killed(context& c) {
   if (st) c.workers[static_cast<std::size_t>(w3)].exit_status = *st;
   s.check(st && *st == 128 + SIGKILL, "w3 dies of SIGKILL");
   auto killed_at = clock_type::now();
-  // The command outlives its worker (it runs in a process group of its own
-  // and nothing tells it); as the subreaper this process inherited it.
-  char command_state = state_letter(command);
-  if (command_state != '?' && command_state != 'Z' && parent_of(command) == ::getpid()) {
-    s.note("w3's command (pid " + std::to_string(command) + ") outlived it, killed here");
+  // The command must not outlive its worker: it runs in a process group of
+  // its own, which the worker's guardian process kills once the worker is
+  // gone (apps/client/worker.cpp, group_guardian). As the subreaper this
+  // process inherits it, so "gone" is a zombie here or no process at all.
+  auto command_gone = [&] {
+    char st = state_letter(command);
+    return st == '?' || st == 'Z';
+  };
+  bool ended = wait_until(command_gone, 5s);
+  s.check(ended, "w3's command (pid " + std::to_string(command) +
+                     ") ends within 5 s of w3's death, seen state " +
+                     std::string(1, state_letter(command)));
+  if (ended) {
+    s.note("w3's command (pid " + std::to_string(command) + ") ended with it");
+  } else if (parent_of(command) == ::getpid()) {
     ::kill(-command, SIGKILL);  // still unreaped, so its group id is still its own
-    wait_for(command, 10s);
   }
+  if (parent_of(command) == ::getpid()) wait_for(command, 10s);
 
   int w4 = c.start_worker("w4", queue);
   if (!s.check(w4 >= 0, "worker w4 started")) return s.report();
