@@ -210,6 +210,11 @@ result<std::unique_ptr<engine>> engine::open(engine_options options) {
       auto code = status.code() == store::status_code::corruption ? engine_errc::corruption
                   : status.is_no_space()                          ? engine_errc::no_space
                                                                    : engine_errc::storage;
+      // A damaged store: say where to look. (Without the prefix: the
+      // engine error's code says "corruption" already.)
+      if (code == engine_errc::corruption)
+        return engine_error{code, status.message() + "; check the log with `jobsmith audit verify " +
+                                      "--data " + opts.data_dir + "` (docs/audit.md)"};
       return engine_error{code, status.to_string()};
     }
   }

@@ -13,6 +13,7 @@
 
 #include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -409,6 +410,33 @@ BOOST_AUTO_TEST_CASE(a_flipped_byte_in_the_head_record_fails_open) {
   js::status s = try_open(dir, with_tail_verify(1));
   BOOST_TEST(s.code() == js::status_code::corruption);
   BOOST_TEST(contains(s.message(), "record 10: chain hash mismatch"), s.message());
+}
+
+BOOST_AUTO_TEST_CASE(a_deleted_table_file_in_the_middle_fails_open_naming_it) {
+  namespace fs = std::filesystem;
+  js::test::temp_dir tmp;
+  const std::string dir = tmp.sub("log");
+  for (int round = 0; round < 3; ++round) {
+    append_records(*open_log(dir), 1000);
+    raw_db(dir).flush();  // each round in table files of its own
+  }
+  std::vector<fs::path> tables;
+  for (auto& e : fs::directory_iterator(dir))
+    if (e.path().extension() == ".sst") tables.push_back(e.path());
+  std::sort(tables.begin(), tables.end());
+  BOOST_TEST_REQUIRE(tables.size() >= 3u);
+  const fs::path gone = tables[tables.size() / 2];
+  fs::remove(gone);
+  const std::string number = gone.stem().string();  // "000012"
+  for (bool read_only : {false, true}) {
+    js::rocksdb_log_options o;
+    o.read_only = read_only;
+    std::unique_ptr<js::event_log> log;
+    js::status s = js::open_rocksdb_log(dir, o, &log);
+    BOOST_TEST(s.code() == js::status_code::corruption, s.to_string());
+    BOOST_TEST(contains(s.message(), number), s.message());
+    BOOST_TEST(!log);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(open_checks_only_the_tail_and_verify_checks_the_rest) {
