@@ -130,8 +130,10 @@ class event_log {
   /// Bytes the log occupies on disk (approximate; 0 for in-memory).
   virtual std::uint64_t size_bytes() const = 0;
 
-  /// Lets background maintenance run that the log's options deferred at
-  /// open (rocksdb_log_options::defer_compactions); a no-op otherwise.
+  /// Lets background maintenance run that the log deferred at open: the
+  /// compactions (rocksdb_log_options::defer_compactions) and the flush of
+  /// what the open replayed from RocksDB's write-ahead log. A no-op for
+  /// logs without either.
   virtual void start_background_work() {}
 
   /// Writes a consistent copy of the whole log (records, snapshots, meta)
