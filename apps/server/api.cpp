@@ -253,6 +253,19 @@ bool api::admit_stream() {
 
 void api::stream_closed() { open_streams_.fetch_sub(1); }
 
+bool api::over_memory_budget() const {
+  auto budget = config_.limits.memory_budget_bytes;
+  return budget != 0 && resident_bytes_.load() > budget;
+}
+
+namespace {
+
+std::string mib(std::uint64_t bytes) {
+  return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB";
+}
+
+}  // namespace
+
 namespace {
 
 http_reply json_reply(int status, const json& body) {
@@ -391,9 +404,26 @@ job_submitted parse_submission(const json& j, const std::string& where, const se
 
 std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
   counters_.requests.fetch_add(1);
-  auto counted = [this, reply = std::move(reply)](http_reply r) {
+  // Admission by body bytes, before anything is parsed: a body alone is
+  // always admitted, so no size under max_body_bytes is refused forever.
+  const std::uint64_t body_bytes = req.body.size();
+  if (body_bytes > 0) {
+    auto held = inflight_bytes_.fetch_add(body_bytes) + body_bytes;
+    if (held > config_.limits.max_inflight_bytes && held != body_bytes) {
+      inflight_bytes_.fetch_sub(body_bytes);
+      counters_.refused_busy.fetch_add(1);
+      counters_.client_errors.fetch_add(1);
+      reply(error_reply(429, "overloaded",
+                        "requests holding " + mib(held - body_bytes) +
+                            " of bodies are in progress (limit " +
+                            mib(config_.limits.max_inflight_bytes) + "); try again later"));
+      return std::nullopt;
+    }
+  }
+  auto counted = [this, body_bytes, reply = std::move(reply)](http_reply r) {
     if (r.status >= 500) counters_.server_errors.fetch_add(1);
     else if (r.status >= 400) counters_.client_errors.fetch_add(1);
+    if (body_bytes > 0) inflight_bytes_.fetch_sub(body_bytes);
     reply(std::move(r));
   };
   route rt{*this, std::move(req), std::move(counted), {}, role::admin};
@@ -492,6 +522,10 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
         auto head = eng_.head();
         if (head == 0) {
           rt.fail({503, "unavailable", "the engine is not serving"});
+        } else if (over_memory_budget()) {
+          rt.fail({503, "memory_budget",
+                   "submits are refused: resident memory " + mib(resident_bytes_.load()) +
+                       " is over the budget of " + mib(config_.limits.memory_budget_bytes)});
         } else if (auto refusal = eng_.write_refusal()) {
           // Not ready while writes are refused (reads still work); the code
           // says why: insufficient_storage for a full disk.
@@ -561,6 +595,15 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
     switch (what) {
       case op::submit: {
         rt.only_query({});
+        if (over_memory_budget()) {
+          counters_.refused_memory.fetch_add(1);
+          throw api_error{503, "memory_budget",
+                          "resident memory " + mib(resident_bytes_.load()) +
+                              " is over the server's budget of " +
+                              mib(lim.memory_budget_bytes) +
+                              "; submits are refused until it is below (workers still run "
+                              "what is queued)"};
+        }
         auto body = rt.body_json(false);
         auto now = wall_now();
         std::vector<job_submitted> specs;
@@ -1121,6 +1164,19 @@ std::string api::metrics_text() {
           counters_.refused_busy.load());
   counter("jobsmith_http_refused_overloaded_total", "429s because the engine was overloaded.",
           counters_.refused_overloaded.load());
+  counter("jobsmith_http_refused_memory_total",
+          "503s to submits while resident memory was over the budget.",
+          counters_.refused_memory.load());
+  gauge("jobsmith_http_connections", "Open HTTP connections.", "gauge");
+  line("jobsmith_http_connections",
+       open_connections_ != nullptr ? static_cast<double>(open_connections_->load()) : 0.0);
+  gauge("jobsmith_http_inflight_body_bytes", "Bytes of request bodies being handled now.", "gauge");
+  line("jobsmith_http_inflight_body_bytes", static_cast<double>(inflight_bytes_.load()));
+  gauge("jobsmith_process_resident_bytes", "Resident memory of the server, as last sampled.",
+        "gauge");
+  line("jobsmith_process_resident_bytes", static_cast<double>(resident_bytes_.load()));
+  gauge("jobsmith_memory_budget_bytes", "The configured memory budget (0 = none).", "gauge");
+  line("jobsmith_memory_budget_bytes", static_cast<double>(config_.limits.memory_budget_bytes));
   counter("jobsmith_leased_jobs_total", "Jobs handed to workers by lease calls.",
           counters_.leased_jobs.load());
   gauge("jobsmith_long_polls", "Lease calls waiting for work now.", "gauge");

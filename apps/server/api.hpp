@@ -58,6 +58,7 @@ struct api_counters {
   std::atomic<std::uint64_t> requests{0};
   std::atomic<std::uint64_t> refused_busy{0};  // 429 from the server's own bounds
   std::atomic<std::uint64_t> refused_overloaded{0};  // 429 from the engine
+  std::atomic<std::uint64_t> refused_memory{0};  // 503 memory_budget
   std::atomic<std::uint64_t> long_polls{0};    // leases waiting now
   std::atomic<std::uint64_t> streams_opening{0};
   std::atomic<std::uint64_t> leased_jobs{0};
@@ -80,6 +81,12 @@ class api {
   /// Whether another stream may open (server limit); counts it when so.
   bool admit_stream();
   void stream_closed();
+  /// The server's resident memory, as last sampled (server.cpp).
+  void set_resident_bytes(std::uint64_t bytes) { resident_bytes_.store(bytes); }
+  /// The server's count of open connections, for /metrics (server.cpp).
+  void set_connection_counter(const std::atomic<std::size_t>* open) { open_connections_ = open; }
+  /// True while the memory budget is set and resident memory is over it.
+  bool over_memory_budget() const;
 
   /// Prometheus text of everything.
   std::string metrics_text();
@@ -92,6 +99,9 @@ class api {
   const server_config& config_;
   api_counters counters_;
   std::atomic<std::uint64_t> open_streams_{0};
+  std::atomic<std::uint64_t> inflight_bytes_{0};  // admitted request bodies not yet answered
+  std::atomic<std::uint64_t> resident_bytes_{0};
+  const std::atomic<std::size_t>* open_connections_ = nullptr;
   histogram lease_seconds_;
 };
 

@@ -33,6 +33,7 @@ struct serve_options {
   std::int64_t max_long_poll_ms = 30'000;
   server::server_limits limits;
   std::size_t io_threads = 2;
+  std::uint64_t memory_budget_mb = 0;
 };
 
 /// "host:port", "[v6]:port" or ":port" (loopback).
@@ -71,6 +72,7 @@ int run_serve(const serve_options& o) {
   cfg.limits.write_timeout = std::chrono::milliseconds(o.write_timeout_ms);
   cfg.limits.handler_timeout = std::chrono::milliseconds(o.handler_timeout_ms);
   cfg.limits.max_long_poll = std::chrono::milliseconds(o.max_long_poll_ms);
+  cfg.limits.memory_budget_bytes = o.memory_budget_mb << 20;
   if (cfg.limits.handler_timeout <= cfg.limits.max_long_poll) {
     spdlog::error("--handler-timeout-ms must be above --max-long-poll-ms");
     return 2;
@@ -166,6 +168,13 @@ void add_serve_command(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--stream-buffer-bytes", o->limits.stream_buffer_bytes,
                   "unsent bytes per event stream before it is ended")
+      ->capture_default_str();
+  cmd->add_option("--max-inflight-bytes", o->limits.max_inflight_bytes,
+                  "request body bytes being handled at once (429 above)")
+      ->capture_default_str();
+  cmd->add_option("--memory-budget-mb", o->memory_budget_mb,
+                  "resident memory over which submits are refused with 503 (0 = no budget)")
+      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 30))
       ->capture_default_str();
   cmd->add_option("--max-pending-events", o->max_pending_events, "journal buffer bound (429 above)")
       ->capture_default_str();

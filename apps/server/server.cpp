@@ -5,8 +5,12 @@
 // streams open as chunked responses.
 #include "apps/server/server.hpp"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -168,6 +172,16 @@ class sse_sink final : public stream_sink {
 
 }  // namespace
 
+/// This process's resident memory from /proc/self/statm (0 if unreadable).
+static std::uint64_t resident_bytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  unsigned long long size = 0, resident = 0;
+  int n = std::fscanf(f, "%llu %llu", &size, &resident);
+  std::fclose(f);
+  return n == 2 ? resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)) : 0;
+}
+
 bool is_loopback(const std::string& host) {
   if (host == "localhost" || host == "::1" || host == "[::1]") return true;
   return host.rfind("127.", 0) == 0;
@@ -266,6 +280,7 @@ std::string server::start() {
 
   auto& lim = cfg.limits;
   im.gate->max = lim.max_connections;
+  im.handler->set_connection_counter(&im.gate->open);
   auto settings =
       restinio::server_settings_t<server_traits>{}
           .address(cfg.host)
@@ -313,11 +328,21 @@ std::string server::start() {
     stop();
     return err;
   }
+  // The ticker samples resident memory (the memory budget, /metrics) and
+  // sends keepalive comments on idle event streams.
+  im.handler->set_resident_bytes(resident_bytes());
   im.ticker = std::thread([&im] {
+    auto& l = im.config.limits;
+    auto tick = std::max(std::chrono::milliseconds(1), std::min(l.memory_sample, l.keepalive));
+    auto next_keepalive = std::chrono::steady_clock::now() + l.keepalive;
     std::unique_lock<std::mutex> lock{im.ticker_mu};
-    while (!im.ticker_cv.wait_for(lock, im.config.limits.keepalive, [&] { return im.ticker_stop; })) {
+    while (!im.ticker_cv.wait_for(lock, tick, [&] { return im.ticker_stop; })) {
       lock.unlock();
-      im.hub->keepalive();
+      im.handler->set_resident_bytes(resident_bytes());
+      if (std::chrono::steady_clock::now() >= next_keepalive) {
+        im.hub->keepalive();
+        next_keepalive = std::chrono::steady_clock::now() + l.keepalive;
+      }
       lock.lock();
     }
   });

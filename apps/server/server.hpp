@@ -49,6 +49,16 @@ struct server_limits {
   std::chrono::milliseconds keepalive{15'000};        // ": keepalive" comment on idle streams
   std::size_t max_events_page = 1000;  // limit of GET /v1/events
   std::size_t max_events_scan = 20'000;  // records one events page reads at most
+  /// Bytes of request bodies admitted and not yet answered; a request that
+  /// would go over is answered 429 at once (one alone is always admitted).
+  /// Parsed, a body takes a few times its size: this bounds what a flood of
+  /// large submits can hold in memory at once.
+  std::size_t max_inflight_bytes = 64 * 1024 * 1024;
+  /// Resident memory (RSS, sampled every memory_sample) above which
+  /// submits are refused with 503 memory_budget and /readyz says not ready;
+  /// reads, leases and results go on. 0 = no budget.
+  std::uint64_t memory_budget_bytes = 0;
+  std::chrono::milliseconds memory_sample{100};
 };
 
 struct server_config {

@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "apps/client/http_client.hpp"
+#include "tests/crash/server_process.hpp"
 
 namespace {
 
@@ -219,152 +220,13 @@ class oracle {
   std::atomic<std::uint64_t> ops_{0};
 };
 
-// -- processes --------------------------------------------------------------------
+// -- processes: tests/crash/server_process.hpp -------------------------------------
 
-/// Runs `argv` with stdout and stderr appended to `log`; returns its pid.
-/// The child dies with this process (PR_SET_PDEATHSIG), so a driver killed
-/// by a test timeout leaves no server behind.
-pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) return -1;
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    // Only async-signal-safe calls between fork and exec.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    ::close_range(3, ~0U, 0);  // the driver's client sockets stay with the driver
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  ::close(fd);
-  return pid;
-}
-
-/// waitpid with a deadline; the exit status as the shell shows it (128+signal).
-std::optional<int> wait_for(pid_t pid, std::chrono::milliseconds limit) {
-  auto end = clock_type::now() + limit;
-  for (;;) {
-    int st = 0;
-    pid_t r = ::waitpid(pid, &st, WNOHANG);
-    if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    if (r < 0) return -1;
-    if (clock_type::now() > end) return std::nullopt;
-    std::this_thread::sleep_for(5ms);
-  }
-}
-
-std::string tail(const std::string& file, std::size_t lines) {
-  std::ifstream in(file);
-  std::vector<std::string> all;
-  for (std::string l; std::getline(in, l);) all.push_back(l);
-  std::string out;
-  for (auto i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i)
-    out += "    " + all[i] + "\n";
-  return out;
-}
-
-std::uint16_t free_port() {
-  int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  if (s < 0 || ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    std::perror("crash-test: finding a free port");
-    std::exit(2);
-  }
-  ::close(s);
-  return ntohs(a.sin_port);
-}
-
-class server_process {
- public:
-  server_process(const options& o, std::string data, std::uint16_t port, std::string log)
-      : o_(o), data_(std::move(data)), port_(port), log_(std::move(log)) {}
-  ~server_process() {
-    if (pid_ > 0) kill_now();
-  }
-
-  /// Starts the server and waits for /readyz 200; returns the milliseconds
-  /// that took, or nullopt (the reason in `error`).
-  std::optional<std::int64_t> start(std::string* error) {
-    auto t0 = clock_type::now();
-    // The port can still be held for a moment by the killed process's
-    // sockets: a start that exits at once is tried again.
-    for (int attempt = 0;; ++attempt) {
-      starts = attempt + 1;
-      pid_ = spawn(
-          {o_.binary, "serve", "--data", data_, "--listen", "127.0.0.1:" + std::to_string(port_),
-           "--snapshot-every", std::to_string(o_.snapshot_every), "--handler-timeout-ms", "60000"},
-          log_);
-      if (pid_ < 0) {
-        *error = "cannot start " + o_.binary;
-        return std::nullopt;
-      }
-      http::url u;
-      u.port = port_;
-      http::client c(u, {}, 2s);
-      auto end = clock_type::now() + std::chrono::seconds(o_.ready_timeout_s);
-      while (clock_type::now() < end) {
-        if (auto st = wait_for(pid_, 0ms)) {
-          pid_ = -1;
-          if (attempt < 20) break;  // try again
-          *error = "the server exited with status " + std::to_string(*st) +
-                   " before it was ready; its log ends:\n" + tail(log_, 15);
-          return std::nullopt;
-        }
-        auto r = c.get("/readyz");
-        if (r.status == 200)
-          return std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0)
-              .count();
-        std::this_thread::sleep_for(5ms);
-      }
-      if (pid_ < 0) {
-        std::this_thread::sleep_for(100ms);
-        continue;
-      }
-      *error = "the server was not ready within " + std::to_string(o_.ready_timeout_s) +
-               " s; its log ends:\n" + tail(log_, 15);
-      kill_now();
-      return std::nullopt;
-    }
-  }
-
-  int starts = 0;  // processes the last start() needed (a busy port costs one)
-
-  void kill_now() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);  // only the pid this object started
-    wait_for(pid_, 60s);
-    pid_ = -1;
-  }
-
-  /// SIGTERM and wait: the exit status (-1 if it had to be killed).
-  int stop() {
-    if (pid_ <= 0) return -1;
-    ::kill(pid_, SIGTERM);
-    auto st = wait_for(pid_, 60s);
-    if (!st) {
-      kill_now();
-      return -1;
-    }
-    pid_ = -1;
-    return *st;
-  }
-
- private:
-  const options& o_;
-  std::string data_;
-  std::uint16_t port_;
-  std::string log_;
-  pid_t pid_ = -1;
-};
+using jobsmith::crash::free_port;
+using jobsmith::crash::server_process;
+using jobsmith::crash::spawn;
+using jobsmith::crash::tail;
+using jobsmith::crash::wait_for;
 
 // -- load -------------------------------------------------------------------------
 
@@ -1001,7 +863,10 @@ int main(int argc, char** argv) {
   shared_state s;
   s.o = &o;
   s.url.port = free_port();
-  server_process server(o, data, s.url.port, log);
+  server_process server(o.binary, data, s.url.port, log,
+                        {"--snapshot-every", std::to_string(o.snapshot_every),
+                         "--handler-timeout-ms", "60000"},
+                        o.ready_timeout_s);
   std::printf("crash-test: seed=%llu port=%u dir=%s\n", static_cast<unsigned long long>(o.seed),
               s.url.port, o.work_dir.c_str());
   std::fflush(stdout);

@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "apps/client/http_client.hpp"
+#include "tests/crash/server_process.hpp"
 
 namespace {
 
@@ -74,88 +75,15 @@ std::string fmt_s(double s) {
   return buf;
 }
 
-// -- processes (spawn, wait_for, tail, free_port: as in crash_driver.cpp) ---------
+// -- processes (spawning and /proc: tests/crash/server_process.hpp) ---------------
 
-/// Runs `argv` with stdout and stderr appended to `log`; returns its pid.
-/// The child dies with this process (PR_SET_PDEATHSIG).
-pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) return -1;
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    // Only async-signal-safe calls between fork and exec.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    ::close_range(3, ~0U, 0);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  ::close(fd);
-  return pid;
-}
-
-/// waitpid with a deadline; the exit status as the shell shows it (128+signal).
-std::optional<int> wait_for(pid_t pid, milliseconds limit) {
-  auto end = clock_type::now() + limit;
-  for (;;) {
-    int st = 0;
-    pid_t r = ::waitpid(pid, &st, WNOHANG);
-    if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    if (r < 0) return -1;
-    if (clock_type::now() > end) return std::nullopt;
-    std::this_thread::sleep_for(5ms);
-  }
-}
-
-std::string tail(const std::string& file, std::size_t lines) {
-  std::ifstream in(file);
-  std::vector<std::string> all;
-  for (std::string l; std::getline(in, l);) all.push_back(l);
-  std::string out;
-  for (auto i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i)
-    out += "    " + all[i] + "\n";
-  return out;
-}
-
-std::string read_file(const std::string& file) {
-  std::ifstream in(file);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::uint16_t free_port() {
-  int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  if (s < 0 || ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    std::perror("worker-faults: finding a free port");
-    std::exit(2);
-  }
-  ::close(s);
-  return ntohs(a.sin_port);
-}
-
-/// The state letter (R, S, T for stopped, Z...) and parent pid of `pid`
-/// from /proc/PID/stat; false when there is no such process.
-bool proc_stat(pid_t pid, char& state, pid_t& parent) {
-  std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
-  auto close = stat.rfind(')');  // the command name may hold spaces and ')'
-  if (close == std::string::npos) return false;
-  std::istringstream in(stat.substr(close + 1));
-  long ppid = -1;
-  if (!(in >> state >> ppid)) return false;
-  parent = static_cast<pid_t>(ppid);
-  return true;
-}
+using jobsmith::crash::free_port;
+using jobsmith::crash::proc_stat;
+using jobsmith::crash::read_file;
+using jobsmith::crash::server_process;
+using jobsmith::crash::spawn;
+using jobsmith::crash::tail;
+using jobsmith::crash::wait_for;
 
 pid_t parent_of(pid_t pid) {
   char state = 0;
@@ -203,76 +131,6 @@ int kill_leftovers() {
   return killed;
 }
 
-class server_process {
- public:
-  server_process(const options& o, std::string data, std::uint16_t port, std::string log)
-      : o_(o), data_(std::move(data)), port_(port), log_(std::move(log)) {}
-  ~server_process() { kill_now(); }
-
-  /// Starts the server and waits for /readyz 200; false with the reason in `error`.
-  bool start(std::string* error) {
-    // A free port found by bind(0) can be taken by someone else before the
-    // server binds it: a start that exits at once is tried again.
-    for (int attempt = 0; attempt < 20; ++attempt) {
-      pid_ = spawn({o_.binary, "serve", "--data", data_, "--listen",
-                    "127.0.0.1:" + std::to_string(port_), "--handler-timeout-ms", "60000"},
-                   log_);
-      if (pid_ < 0) {
-        *error = "cannot start " + o_.binary;
-        return false;
-      }
-      http::url u;
-      u.port = port_;
-      http::client c(u, {}, 2s);
-      auto end = clock_type::now() + std::chrono::seconds(o_.ready_timeout_s);
-      while (clock_type::now() < end) {
-        if (auto st = wait_for(pid_, 0ms)) {
-          pid_ = -1;
-          *error = "the server exited with status " + std::to_string(*st) +
-                   " before it was ready; its log ends:\n" + tail(log_, 15);
-          break;
-        }
-        if (c.get("/readyz").status == 200) return true;
-        std::this_thread::sleep_for(10ms);
-      }
-      if (pid_ > 0) {
-        *error = "the server was not ready within " + std::to_string(o_.ready_timeout_s) +
-                 " s; its log ends:\n" + tail(log_, 15);
-        kill_now();
-        return false;
-      }
-      std::this_thread::sleep_for(100ms);
-    }
-    return false;
-  }
-
-  void kill_now() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    wait_for(pid_, 60s);
-    pid_ = -1;
-  }
-
-  /// SIGTERM and wait: the exit status (-1 if it had to be killed).
-  int stop() {
-    if (pid_ <= 0) return -1;
-    ::kill(pid_, SIGTERM);
-    auto st = wait_for(pid_, 60s);
-    if (!st) {
-      kill_now();
-      return -1;
-    }
-    pid_ = -1;
-    return *st;
-  }
-
- private:
-  const options& o_;
-  std::string data_;
-  std::uint16_t port_;
-  std::string log_;
-  pid_t pid_ = -1;
-};
 
 // -- the workers ------------------------------------------------------------------
 
@@ -864,7 +722,8 @@ int main(int argc, char** argv) {
   c.dir = o.work_dir;
   c.url.port = free_port();
   c.url_text = "http://127.0.0.1:" + std::to_string(c.url.port);
-  server_process server(o, o.work_dir + "/data", c.url.port, o.work_dir + "/server.log");
+  server_process server(o.binary, o.work_dir + "/data", c.url.port, o.work_dir + "/server.log",
+                        {"--handler-timeout-ms", "60000"}, o.ready_timeout_s);
   std::printf("worker-faults: lease %d ms, server %s, dir %s\n", o.lease_ms, c.url_text.c_str(),
               o.work_dir.c_str());
   std::fflush(stdout);

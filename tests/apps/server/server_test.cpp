@@ -633,6 +633,63 @@ BOOST_AUTO_TEST_CASE(engine_overload_is_429_with_retry_after) {
   BOOST_TEST(producer->post("/v1/jobs", {{"kind", "k"}}).status == 201);
 }
 
+BOOST_AUTO_TEST_CASE(request_bodies_in_flight_past_their_bound_are_429) {
+  served s([](srv::server_config& cfg) { cfg.limits.max_inflight_bytes = 400; });
+  auto producer = s.as(producer_token);
+  auto before = s.head();
+  // Alone, a body over the bound is admitted: no size is refused forever.
+  json lone = {{"kind", "k"}, {"payload", std::string(600, 'x')}};
+  BOOST_TEST(producer->post("/v1/jobs", lone).status == 201);
+  before = s.head();
+  // A long poll holds its ~300-byte body until it returns.
+  std::thread poll([&] {
+    http::client w{s.url(), worker_token, 10s};
+    json lease = {{"worker", "w"}, {"queues", {std::string(250, 'q')}}, {"wait_ms", 3000}};
+    auto r = w.post("/v1/workers/lease", lease);
+    BOOST_TEST(r.status == 200, dump_response(r));
+  });
+  http::client admin{s.url(), admin_token, 10s};
+  BOOST_TEST_REQUIRE(wait_until([&] {
+    return admin.get("/metrics").body.find("\njobsmith_long_polls 1\n") != std::string::npos;
+  }));
+  json small = {{"kind", "k"}, {"payload", std::string(150, 'y')}};
+  auto r = producer->post("/v1/jobs", small);
+  expect_error(r, 429, "overloaded");
+  BOOST_TEST(r.header("retry-after") == "1");
+  BOOST_TEST(r.json()["error"]["message"].get<std::string>().find("limit") != std::string::npos);
+  BOOST_TEST(s.head() == before);
+  // Requests without a body are not held back.
+  BOOST_TEST(producer->get("/v1/jobs").status == 200);
+  poll.join();
+  BOOST_TEST(producer->post("/v1/jobs", small).status == 201);
+  auto metrics = admin.get("/metrics").body;
+  BOOST_TEST(metrics.find("\njobsmith_http_inflight_body_bytes 0\n") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(over_the_memory_budget_submits_are_503_and_the_rest_goes_on) {
+  // A budget of one byte: over it from the first sample on.
+  served s([](srv::server_config& cfg) { cfg.limits.memory_budget_bytes = 1; });
+  auto producer = s.as(producer_token);
+  http::client plain{s.url()};
+  auto ready = plain.get("/readyz");
+  expect_error(ready, 503, "memory_budget");
+  BOOST_TEST(ready.json()["error"]["message"].get<std::string>().find("budget of 1 MiB") !=
+             std::string::npos);
+  auto jobs_before = producer->get("/v1/jobs").json()["jobs"].size();
+  auto r = producer->post("/v1/jobs", {{"kind", "k"}});
+  expect_error(r, 503, "memory_budget");
+  BOOST_TEST(r.header("retry-after") == "1");
+  BOOST_TEST(producer->get("/v1/jobs").json()["jobs"].size() == jobs_before);
+  // Workers still lease (nothing to do here) and reads still work.
+  http::client w{s.url(), worker_token, 10s};
+  auto lease = w.post("/v1/workers/lease", {{"worker", "w"}, {"queues", {"default"}}});
+  BOOST_TEST(lease.status == 200, dump_response(lease));
+  http::client admin{s.url(), admin_token, 10s};
+  auto metrics = admin.get("/metrics").body;
+  BOOST_TEST(metrics.find("\njobsmith_http_refused_memory_total 1\n") != std::string::npos);
+  BOOST_TEST(metrics.find("\njobsmith_memory_budget_bytes 1\n") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(events_page_filters_and_next) {
   served s;
   auto producer = s.as(producer_token);
