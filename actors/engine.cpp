@@ -205,7 +205,7 @@ result<std::unique_ptr<engine>> engine::open(engine_options options) {
     store::rocksdb_log_options lopts;
     lopts.defer_compactions = true;  // until recovery is done (below)
     lopts.env = opts.rocksdb_env;
-    auto status = store::open_rocksdb_log(opts.data_dir, lopts, &im->log);
+    auto status = store::open_rocksdb_log(opts.data_dir, lopts, &im->log, &im->report.log_warning);
     if (!status.is_ok()) {
       auto code = status.code() == store::status_code::corruption ? engine_errc::corruption
                   : status.is_no_space()                          ? engine_errc::no_space

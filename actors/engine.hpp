@@ -189,6 +189,7 @@ class engine {
     sequence_t head = 0;
     sequence_t snapshot_seq = 0;        // the snapshot it started from; 0 = none
     std::string snapshot_warning;       // why a stored snapshot was not used
+    std::string log_warning;            // what the store dropped at open (a damaged last WAL write)
     double store_seconds = 0;           // opening the store (RocksDB's own WAL replay)
     double recover_seconds = 0;         // snapshot, tail and live jobs
     double seconds = 0;                 // all of open()

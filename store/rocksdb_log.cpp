@@ -1,4 +1,5 @@
 #include "store/rocksdb_log.hpp"
+#include "store/wal_scan.hpp"
 
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
@@ -163,8 +164,11 @@ rocksdb::DBOptions make_db_options(const rocksdb_log_options& o) {
   // 1 GB here); a lower cap makes RocksDB flush them instead.
   d.max_total_wal_size = 256ull << 20;
   d.keep_log_file_num = 10;  // RocksDB's own info LOG files
-  // WAL recovery stays at the default, point in time: a torn final batch
-  // (never acknowledged) is dropped, everything before it is kept.
+  // WAL recovery: a torn final write (never acknowledged) is dropped
+  // silently, any other damage fails the open, which then looks at the
+  // damage (rocksdb_log::open, step 1) instead of dropping what follows it
+  // the way point-in-time recovery would.
+  d.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   // After a crash, keep what the WAL replay rebuilt in the memtables
   // instead of flushing it during open: by_job's hash memtable has to be
   // sorted into a skiplist to be flushed, and with half a million events
@@ -313,6 +317,9 @@ class rocksdb_log final : public event_log {
     }
   }
 
+  /// What open() dropped and why (a damaged final WAL write), or "".
+  const std::string& open_warning() const { return open_warning_; }
+
  private:
   // Iterates `events` over [from, last] and calls
   // f(seq, job, hash, body) -> bool (false stops) for each record. A gap or
@@ -332,6 +339,7 @@ class rocksdb_log final : public event_log {
   status write_failed(const rocksdb::Status& s, std::string_view what);
 
   bool deferred_ = false;  // compactions paused until start_background_work()
+  std::string open_warning_;  // set by open() when it dropped a damaged final WAL write
 
   // Constant after open().
   const std::string dir_;
@@ -357,6 +365,33 @@ class rocksdb_log final : public event_log {
   chain_hash head_hash_{};
 };
 
+namespace {
+
+/// Opens `dir` read-only with WAL recovery `mode` and returns in *last the
+/// highest sequence in `events` (0 when empty). For telling where a damaged
+/// write-ahead log leaves the log; never writes.
+rocksdb::Status last_seq_when_replayed(rocksdb::DBOptions options, const std::string& dir,
+                                       rocksdb::WALRecoveryMode mode, sequence_t* last) {
+  options.wal_recovery_mode = mode;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s =
+      rocksdb::DB::OpenForReadOnly(options, dir, column_families(), &handles, &raw);
+  if (!s.ok()) return s;
+  std::unique_ptr<rocksdb::DB> db(raw);
+  *last = 0;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[1]));
+    it->SeekToLast();
+    if (it->Valid() && !format::decode_seq_key(view(it->key()), last)) *last = 0;
+    s = it->status();
+  }
+  for (auto* h : handles) (void)db->DestroyColumnFamilyHandle(h);
+  return s;
+}
+
+}  // namespace
+
 status rocksdb_log::open(const rocksdb_log_options& o) {
   // 1. Open the database and its column families.
   rocksdb::DBOptions db_options = make_db_options(o);
@@ -372,9 +407,42 @@ status rocksdb_log::open(const rocksdb_log_options& o) {
   if (deferred_)
     for (auto& f : families) f.options.disable_auto_compactions = true;
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s =
-      read_only_ ? rocksdb::DB::OpenForReadOnly(db_options, dir_, families, &handles_, &raw)
-                 : rocksdb::DB::Open(db_options, dir_, families, &handles_, &raw);
+  auto open_db = [&] {
+    return read_only_ ? rocksdb::DB::OpenForReadOnly(db_options, dir_, families, &handles_, &raw)
+                      : rocksdb::DB::Open(db_options, dir_, families, &handles_, &raw);
+  };
+  rocksdb::Status s = open_db();
+  if (s.IsCorruption()) {
+    // Damage in the write-ahead log other than a torn final write, or in a
+    // table file (then the point-in-time open below fails too, and so does
+    // this one). Replayed up to the damage, the log ends at `before`; the
+    // WAL files themselves say whether whole writes follow the damage.
+    sequence_t before = 0;
+    rocksdb::Status pit = last_seq_when_replayed(
+        db_options, dir_, rocksdb::WALRecoveryMode::kPointInTimeRecovery, &before);
+    wal_scan_result scan = scan_wal_files(dir_);
+    if (!pit.ok() || !scan.error.empty() || !scan.damaged)
+      return from_rocksdb(s, "open " + dir_);
+    const std::string where = scan.file + " at byte " + std::to_string(scan.offset);
+    if (scan.writes_after > 0) {
+      return status::corruption(
+          "open " + dir_ + ": the write-ahead log is damaged at record " +
+          std::to_string(before + 1) + " (" + where + "), and " +
+          std::to_string(scan.writes_after) +
+          " whole writes lie behind the damage; opening would drop them, so the log is not "
+          "opened (RocksDB: " + s.ToString() + "). Restore a backup, or move " + scan.file +
+          " aside to open without the records from " + std::to_string(before + 1) + " on");
+    }
+    // Nothing whole follows the damage: it is in the last write, as a write
+    // torn by a crash can leave it. Drop that write and say so.
+    open_warning_ = "the write-ahead log's last write was damaged (" + where +
+                    ") and is dropped: the log ends at record " + std::to_string(before) +
+                    " (RocksDB: " + s.ToString() + ")";
+    db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+    handles_.clear();
+    raw = nullptr;
+    s = open_db();
+  }
   if (!s.ok()) return from_rocksdb(s, "open " + dir_);
   db_.reset(raw);
   events_ = handles_[1];
@@ -932,7 +1000,7 @@ status rocksdb_log::checkpoint(const std::string& target_dir) const {
 }  // namespace
 
 status open_rocksdb_log(const std::string& dir, const rocksdb_log_options& opts,
-                        std::unique_ptr<event_log>* out) {
+                        std::unique_ptr<event_log>* out, std::string* warning) {
   if (opts.read_only || !opts.create_if_missing) {
     // RocksDB would create the directory and its info LOG before noticing
     // there is no database: a mistyped path given to an audit tool must not
@@ -945,6 +1013,7 @@ status open_rocksdb_log(const std::string& dir, const rocksdb_log_options& opts,
   auto log = std::make_unique<rocksdb_log>(dir, opts.read_only);
   status s = log->open(opts);
   if (!s.is_ok()) return s;  // ~rocksdb_log closes whatever was opened
+  if (warning != nullptr) *warning = log->open_warning();
   *out = std::move(log);
   return status::ok();
 }

@@ -63,7 +63,13 @@ struct rocksdb_log_options {
 /// invalid_argument for an unknown format; not_found when there is no log in
 /// `dir` and read_only is set or create_if_missing is not (nothing is
 /// created then).
+///
+/// The write-ahead log: a torn final write (a crash in the middle of it) is
+/// dropped silently, as it was never acknowledged. Other damage there is
+/// corruption naming the first record lost and the last one behind the
+/// damage, and nothing is opened; damage only in the WAL's last write is
+/// dropped, and *warning (when given) says so. Otherwise *warning is "".
 status open_rocksdb_log(const std::string& dir, const rocksdb_log_options& opts,
-                        std::unique_ptr<event_log>* out);
+                        std::unique_ptr<event_log>* out, std::string* warning = nullptr);
 
 }  // namespace jobsmith::store

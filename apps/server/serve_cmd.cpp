@@ -98,6 +98,7 @@ int run_serve(const serve_options& o) {
     return 1;
   }
   auto& rec = srv.engine_ref().recovered();
+  if (!rec.log_warning.empty()) spdlog::warn("{}", rec.log_warning);
   if (!rec.snapshot_warning.empty()) spdlog::warn("{}", rec.snapshot_warning);
   spdlog::info(
       "jobsmith {} serving data {} on http://{}:{} ({} events recovered{}, {} live jobs, head {}, "

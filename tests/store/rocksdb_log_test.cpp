@@ -53,6 +53,11 @@ js::rocksdb_log_options with_tail_verify(std::uint64_t n) {
   return o;
 }
 
+std::string read_file_bytes(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
 std::vector<js::record> read_all(const js::event_log& log) {
   std::vector<js::record> out;
   js::status s = log.read(1, log.head(), [&](const js::record& r) {
@@ -331,37 +336,74 @@ BOOST_DATA_TEST_CASE(a_flipped_byte_is_found_by_open_and_by_verify, bdata::make(
 }
 
 // A crash image: the directory copied while the log is open, its records
-// only in the write-ahead log. Cut that file at every byte offset of the
-// last batch and every 5th of the two before (a write torn by the crash;
-// each cut is a real open, so not every byte of all three: CI time): the
-// log opens, keeps every whole batch before the cut, exactly as written,
-// and continues the chain; a record appended then survives the next crash.
-BOOST_AUTO_TEST_CASE(a_write_ahead_log_torn_at_any_byte_of_its_last_batches_keeps_every_whole_batch) {
-  namespace fs = std::filesystem;
-  js::test::temp_dir tmp;
-  const std::string dir = tmp.sub("log");
-  const std::string image = tmp.sub("image");
+// only in the write-ahead log: 12 batches of 1, 2, 3, 1, ... records.
+struct wal_image {
   std::vector<js::record> written;
   std::vector<std::uintmax_t> wal_size_after;  // WAL bytes after each batch
-  auto wal_of = [](const std::string& d) {
-    fs::path wal;
-    for (auto& e : fs::directory_iterator(d))
-      if (e.path().extension() == ".log" && (wal.empty() || e.path() > wal)) wal = e.path();
-    return wal;
-  };
-  {
-    auto log = open_log(dir);
+  std::filesystem::path wal_name;              // the image's WAL file, in `dir`
+
+  explicit wal_image(js::test::temp_dir& tmp) : dir(tmp.sub("image")) {
+    namespace fs = std::filesystem;
+    const std::string live = tmp.sub("log");
+    auto log = open_log(live);
     for (int b = 0; b < 12; ++b) {
       std::vector<js::record_input> batch;
       for (int i = 0; i <= b % 3; ++i)
         batch.push_back({static_cast<job_id>(b + 1), "{\"batch\":" + std::to_string(b) + "}"});
       BOOST_REQUIRE(log->append(batch, nullptr).is_ok());
-      wal_size_after.push_back(fs::file_size(wal_of(dir)));
+      wal_size_after.push_back(fs::file_size(wal_of(live)));
     }
     written = read_all(*log);
-    fs::copy(dir, image, fs::copy_options::recursive);  // fsynced: what a crash leaves
+    fs::copy(live, dir, fs::copy_options::recursive);  // fsynced: what a crash leaves
+    wal_name = wal_of(dir).filename();
   }
-  const auto wal_name = wal_of(image).filename();
+
+  /// Records in the first `batches` batches.
+  static sequence_t records_in(std::size_t batches) {
+    sequence_t n = 0;
+    for (std::size_t b = 0; b < batches; ++b) n += b % 3 + 1;
+    return n;
+  }
+
+  /// A fresh copy of the image in `copy` with byte `offset` of its WAL
+  /// inverted; returns the WAL's path there.
+  std::filesystem::path copy_flipped(const std::string& copy, std::uintmax_t offset) const {
+    namespace fs = std::filesystem;
+    fs::remove_all(copy);
+    fs::copy(dir, copy, fs::copy_options::recursive);
+    auto wal = fs::path(copy) / wal_name;
+    std::fstream f(wal, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(offset));
+    char c = 0;
+    f.get(c);
+    f.seekp(static_cast<std::streamoff>(offset));
+    f.put(static_cast<char>(~c));
+    return wal;
+  }
+
+  static std::filesystem::path wal_of(const std::string& d) {
+    std::filesystem::path wal;
+    for (auto& e : std::filesystem::directory_iterator(d))
+      if (e.path().extension() == ".log" && (wal.empty() || e.path() > wal)) wal = e.path();
+    return wal;
+  }
+
+  const std::string dir;
+};
+
+// The crash image's WAL cut at every byte offset of the last batch and
+// every 5th of the two before (a write torn by the crash; each cut is a
+// real open, so not every byte of all three: CI time): the log opens, keeps
+// every whole batch before the cut, exactly as written, and continues the
+// chain; a record appended then survives the next crash.
+BOOST_AUTO_TEST_CASE(a_write_ahead_log_torn_at_any_byte_of_its_last_batches_keeps_every_whole_batch) {
+  namespace fs = std::filesystem;
+  js::test::temp_dir tmp;
+  const wal_image img(tmp);
+  const std::string image = img.dir;
+  const auto& written = img.written;
+  const auto& wal_size_after = img.wal_size_after;
+  const auto wal_name = img.wal_name;
   const std::uintmax_t full = fs::file_size(image / wal_name);
   BOOST_REQUIRE_EQUAL(full, wal_size_after.back());
   const std::uintmax_t from = wal_size_after[wal_size_after.size() - 4];
@@ -375,8 +417,7 @@ BOOST_AUTO_TEST_CASE(a_write_ahead_log_torn_at_any_byte_of_its_last_batches_keep
     // Whole batches are those whose last byte lies before the cut.
     std::size_t batches = 0;
     while (batches < wal_size_after.size() && wal_size_after[batches] <= cut) ++batches;
-    sequence_t kept = 0;
-    for (std::size_t b = 0; b < batches; ++b) kept += b % 3 + 1;
+    const sequence_t kept = wal_image::records_in(batches);
     BOOST_TEST_CONTEXT("cut at byte " << cut << " of " << full) {
       auto log = open_log(copy);
       BOOST_TEST_REQUIRE(log->head() == kept);
@@ -400,6 +441,62 @@ BOOST_AUTO_TEST_CASE(a_write_ahead_log_torn_at_any_byte_of_its_last_batches_keep
   }
   BOOST_TEST_MESSAGE(opens << " cuts");
   BOOST_TEST(opens > 50);
+}
+
+// A byte flipped inside the WAL before its last write (damage on the disk,
+// not a crash): the records behind it were acknowledged, so the log is not
+// opened, writable or read-only; the error names the first record lost and
+// the last one behind the damage. The WAL is left as it was.
+BOOST_AUTO_TEST_CASE(a_write_ahead_log_damaged_before_its_last_write_fails_open_naming_the_records) {
+  namespace fs = std::filesystem;
+  js::test::temp_dir tmp;
+  const wal_image img(tmp);
+  for (std::size_t batch : {1, 4, 10}) {  // the 2nd, 5th and 11th of 12
+    BOOST_TEST_CONTEXT("flipped in batch " << batch) {
+      const std::string copy = tmp.sub("flipped");
+      auto offset = (img.wal_size_after[batch - 1] + img.wal_size_after[batch]) / 2;
+      auto wal = img.copy_flipped(copy, offset);
+      const std::string damaged = read_file_bytes(wal);
+      const auto first_lost = wal_image::records_in(batch) + 1;
+      js::status s = try_open(copy);
+      BOOST_TEST(s.code() == js::status_code::corruption);
+      BOOST_TEST(s.message().find("damaged at record " + std::to_string(first_lost) + " (") !=
+                     std::string::npos, s.message());
+      BOOST_TEST(s.message().find(std::to_string(img.wal_size_after.size() - batch - 1) +
+                                  " whole writes lie behind the damage") != std::string::npos,
+                 s.message());
+      js::rocksdb_log_options ro;
+      ro.read_only = true;
+      BOOST_TEST(try_open(copy, ro).code() == js::status_code::corruption);
+      BOOST_TEST(read_file_bytes(wal) == damaged);
+    }
+  }
+}
+
+// Damage in the WAL's last write only: nothing whole follows it, as after a
+// write torn by a crash. The log opens without that write, says so, and
+// continues the chain.
+BOOST_AUTO_TEST_CASE(a_write_ahead_log_damaged_in_its_last_write_drops_it_with_a_warning) {
+  js::test::temp_dir tmp;
+  const wal_image img(tmp);
+  const auto n = img.wal_size_after.size();
+  const std::string copy = tmp.sub("flipped");
+  img.copy_flipped(copy, (img.wal_size_after[n - 2] + img.wal_size_after[n - 1]) / 2);
+  const auto kept = wal_image::records_in(n - 1);
+  std::unique_ptr<js::event_log> log;
+  std::string warning;
+  BOOST_TEST_REQUIRE(js::open_rocksdb_log(copy, {}, &log, &warning).is_ok());
+  BOOST_TEST(log->head() == kept);
+  BOOST_TEST(warning.find("last write was damaged (" + img.wal_name.string() + " at byte") !=
+             std::string::npos, warning);
+  BOOST_TEST(warning.find("and is dropped: the log ends at record " + std::to_string(kept)) !=
+             std::string::npos, warning);
+  check_same_records(read_all(*log), {img.written.begin(), img.written.begin() + static_cast<std::ptrdiff_t>(kept)});
+  sequence_t first = 0;
+  BOOST_TEST(log->append(std::vector<js::record_input>{{99, "after"}}, &first).is_ok());
+  BOOST_TEST(first == kept + 1);
+  sequence_t bad = 0;
+  BOOST_TEST(log->verify(1, kept + 1, &bad).is_ok());
 }
 
 BOOST_AUTO_TEST_CASE(a_flipped_byte_in_the_head_record_fails_open) {
