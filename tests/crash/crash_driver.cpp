@@ -522,6 +522,24 @@ std::string describe(const http::response& r) {
                   : "no answer (" + r.transport_error + ")";
 }
 
+/// What a fresh connection learns of the server at once, for a violation's
+/// text: /healthz and the connection, call-queue and long-poll gauges.
+std::string server_state(const shared_state& s) {
+  http::client fresh(s.url, std::string{}, std::chrono::milliseconds(s.o->http_timeout_ms));
+  auto h = fresh.get("/healthz");
+  std::string out = "GET /healthz on a new connection: " + describe(h);
+  auto m = fresh.get("/metrics");
+  if (m.status != 200) return out + "; GET /metrics: " + describe(m);
+  for (const char* name : {"jobsmith_http_connections", "jobsmith_call_queue",
+                           "jobsmith_long_polls", "jobsmith_http_requests_total"}) {
+    auto pos = m.body.find(std::string{"\n"} + name + " ");
+    if (pos == std::string::npos) continue;
+    auto end = m.body.find('\n', pos + 1);
+    out += "; " + m.body.substr(pos + 1, end - pos - 1);
+  }
+  return out;
+}
+
 /// Every job with id > `after`, from the list endpoint; nullopt (and why in
 /// `error`) when the server did not answer 200.
 std::optional<std::map<std::uint64_t, listed>> list_all(http::client& c, std::uint64_t after,
@@ -575,7 +593,8 @@ void check_server(shared_state& s, http::client& c, std::uint64_t after, std::in
   std::string err;
   auto jobs = list_all(c, after, "", &err);
   if (!jobs) {
-    s.orc.violation(0, "GET /v1/jobs after a restart: expected 200, seen " + err);
+    s.orc.violation(0, "GET /v1/jobs after a restart: expected 200, seen " + err + "; then " +
+                           server_state(s));
     return;
   }
   for (auto it = facts.upper_bound(after); it != facts.end(); ++it) {

@@ -835,6 +835,45 @@ BOOST_AUTO_TEST_CASE(a_stream_reader_that_stops_reading_is_dropped_not_buffered)
   BOOST_TEST(producer->get("/v1/jobs?limit=1").status == 200);
 }
 
+// Connections cut off by the read timeout free their places under
+// max_connections: new clients are served afterwards. (RESTinio reports
+// such a connection closed twice; counting those reports once drove the
+// count below zero and the server turned every new connection away.)
+BOOST_AUTO_TEST_CASE(connections_cut_off_by_the_read_timeout_free_their_places) {
+  served s([](srv::server_config& cfg) {
+    cfg.limits.max_connections = 4;
+    cfg.limits.read_timeout = 300ms;
+  });
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(s.server->port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int round = 0; round < 3; ++round) {
+    // Three silent connections, cut off after 300 ms.
+    std::vector<int> fds;
+    for (int i = 0; i < 3; ++i) {
+      int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      BOOST_TEST_REQUIRE(fd >= 0);
+      BOOST_TEST_REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+      fds.push_back(fd);
+    }
+    for (int fd : fds) {
+      char byte = 0;
+      BOOST_TEST(::recv(fd, &byte, 1, 0) <= 0);  // closed by the server
+      ::close(fd);
+    }
+  }
+  // Four clients at once, each on its own connection: all served.
+  std::vector<std::unique_ptr<http::client>> clients;
+  for (int i = 0; i < 4; ++i) {
+    clients.push_back(std::make_unique<http::client>(s.url(), std::string{}, 5s));
+    auto r = clients.back()->get("/healthz");
+    BOOST_TEST(r.status == 200, "client " << i << ": " << dump_response(r));
+  }
+  auto metrics = clients[0]->get("/metrics").body;
+  BOOST_TEST(metrics.find("\njobsmith_http_connections 4\n") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(metrics_name_the_documented_series) {
   served s;
   auto producer = s.as(producer_token);
