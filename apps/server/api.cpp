@@ -260,13 +260,10 @@ bool api::over_memory_budget() const {
 
 namespace {
 
+/// "N MiB", rounded up.
 std::string mib(std::uint64_t bytes) {
   return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB";
 }
-
-}  // namespace
-
-namespace {
 
 http_reply json_reply(int status, const json& body) {
   http_reply r;
