@@ -866,16 +866,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   ::signal(SIGPIPE, SIG_IGN);
-  bool own_dir = o.work_dir.empty();
-  if (own_dir) {
-    char tmpl[] = "/tmp/jobsmith-crash-XXXXXX";
-    if (!::mkdtemp(tmpl)) {
-      std::perror("crash-test: mkdtemp");
-      return 2;
-    }
-    o.work_dir = tmpl;
-  }
-  fs::create_directories(o.work_dir);
+  const bool own_dir = jobsmith::crash::prepare_work_dir(o.work_dir, "crash");
   const std::string data = o.work_dir + "/data";
   const std::string log = o.work_dir + "/server.log";
 

@@ -566,17 +566,13 @@ bool parse(int argc, char** argv, options& o) {
 
 int main(int argc, char** argv) {
   options o;
-  if (!parse(argc, argv, o)) return 2;
-  bool own_dir = o.work_dir.empty();
-  if (own_dir) {
-    char tmpl[] = "/tmp/jobsmith-load-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) {
-      std::perror("load-test: mkdtemp");
-      return 2;
-    }
-    o.work_dir = tmpl;
+  try {
+    if (!parse(argc, argv, o)) return 2;
+  } catch (const std::exception&) {
+    std::fprintf(stderr, "load-test: a numeric option has a bad value\n");
+    return 2;
   }
-  fs::create_directories(o.work_dir);
+  const bool own_dir = jobsmith::crash::prepare_work_dir(o.work_dir, "load");
   // 200 clients each hold a connection; the probe, the admin client and the
   // slow ones need more. The limits are small so that a short run reaches them.
   std::vector<std::string> limits{

@@ -105,6 +105,24 @@ inline std::uint16_t free_port() {
   return ntohs(a.sin_port);
 }
 
+/// Fills an empty `work_dir` with a fresh directory /tmp/jobsmith-NAME-XXXXXX
+/// and creates it; true when the directory was made here (the program
+/// removes it after a clean run), false when it was given. Exits the
+/// program (status 2) when no directory can be made.
+inline bool prepare_work_dir(std::string& work_dir, const std::string& name) {
+  bool own = work_dir.empty();
+  if (own) {
+    std::string tmpl = "/tmp/jobsmith-" + name + "-XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+      std::perror((name + ": mkdtemp").c_str());
+      std::exit(2);
+    }
+    work_dir = tmpl;
+  }
+  std::filesystem::create_directories(work_dir);
+  return own;
+}
+
 /// The state letter (R, S, T for stopped, Z...) and parent pid of `pid`
 /// from /proc/PID/stat; false when there is no such process.
 inline bool proc_stat(pid_t pid, char& state, pid_t& parent) {

@@ -706,16 +706,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   auto t0 = clock_type::now();
-  bool own_dir = o.work_dir.empty();
-  if (own_dir) {
-    char tmpl[] = "/tmp/jobsmith-wf-XXXXXX";
-    if (!::mkdtemp(tmpl)) {
-      std::perror("worker-faults: mkdtemp");
-      return 2;
-    }
-    o.work_dir = tmpl;
-  }
-  fs::create_directories(o.work_dir);
+  const bool own_dir = jobsmith::crash::prepare_work_dir(o.work_dir, "wf");
 
   context c;
   c.o = &o;
