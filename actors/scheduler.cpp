@@ -20,6 +20,8 @@ constexpr const char* engine_principal = "engine";
 // wall clock again (see arm_tick). Leases and phase limits run on the
 // monotonic clock and are not affected by wall jumps at all.
 constexpr millis wall_recheck_ms = 1'000;
+// How soon a schedule's next run is submitted again after the log refused it.
+constexpr std::chrono::milliseconds schedule_retry_interval{1'000};
 
 bool is_local_worker(const std::string& name) { return name.rfind("local:", 0) == 0; }
 
@@ -29,7 +31,8 @@ time_point mono_now(self_ptr self) { return self->clock().now(); }
 void dispatch(self_ptr self);
 void arm_tick(self_ptr self);
 void submit_internal(self_ptr self, std::vector<job_submitted> specs, std::string principal,
-                     caf::typed_response_promise<std::vector<job_id>>* promise);
+                     caf::typed_response_promise<std::vector<job_id>>* promise,
+                     schedule_id continues = 0);
 
 // -- job actors -----------------------------------------------------------------
 
@@ -153,7 +156,19 @@ void continue_schedule(self_ptr self, schedule_info& s) {
   auto spec = s.spec;
   spec.run_at = next_recurrence(rec, now, s.consecutive_failures);
   s.last_run_ended = false;
-  submit_internal(self, {std::move(spec)}, engine_principal, nullptr);
+  submit_internal(self, {std::move(spec)}, engine_principal, nullptr, s.id);
+}
+
+/// The next run of schedule `id` was not committed (a failed or refused
+/// write): the schedule is due for a run again, tried once a second until
+/// the log takes it, as the journal retries its disk.
+void retry_schedule_later(self_ptr self, schedule_id id) {
+  auto& st = self->state;
+  auto s = st.schedules.find(id);
+  if (s == st.schedules.end()) return;  // deleted meanwhile
+  s->second.last_run_ended = true;
+  st.schedule_retries.emplace(mono_now(self) + schedule_retry_interval, id);
+  arm_tick(self);
 }
 
 void schedule_run_ended(self_ptr self, const job_record& rec) {
@@ -487,6 +502,7 @@ void arm_tick(self_ptr self) {
     earliest = std::min(earliest, from_wall(st.start_limits.begin()->first));
   if (!st.deadlines.empty()) earliest = std::min(earliest, st.deadlines.begin()->first);
   for (auto& [id, l] : st.leases) earliest = std::min(earliest, l.deadline);
+  if (!st.schedule_retries.empty()) earliest = std::min(earliest, st.schedule_retries.begin()->first);
   if (earliest == time_point::max() || earliest >= st.armed) return;
   st.armed = earliest;
   auto delay = std::max(earliest - now_mono, caf::actor_clock::duration_type::zero());
@@ -517,6 +533,12 @@ void on_tick(self_ptr self) {
     if (not_started && limit > 0 && tj.rec.due_at + limit <= now_wall)
       tell_job(self, id,
                cmd_expire{"not started within " + std::to_string(limit) + " ms of its due time"});
+  }
+  while (!st.schedule_retries.empty() && st.schedule_retries.begin()->first <= now_mono) {
+    auto id = st.schedule_retries.begin()->second;
+    st.schedule_retries.erase(st.schedule_retries.begin());
+    if (auto s = st.schedules.find(id); s != st.schedules.end() && s->second.last_run_ended)
+      continue_schedule(self, s->second);
   }
   while (!st.deadlines.empty() && st.deadlines.begin()->first <= now_mono) {
     auto [id, token] = st.deadlines.begin()->second;
@@ -550,10 +572,12 @@ void on_tick(self_ptr self) {
 /// Assigns ids, resolves unique keys, appends; answers `promise` (if any)
 /// once durable.
 void submit_internal(self_ptr self, std::vector<job_submitted> specs, std::string principal,
-                     caf::typed_response_promise<std::vector<job_id>>* promise) {
+                     caf::typed_response_promise<std::vector<job_id>>* promise,
+                     schedule_id continues) {
   auto& st = self->state;
   auto fail = [&](engine_errc code, std::string msg) {
     if (promise) promise->deliver(to_caf(code, std::move(msg)));
+    if (continues != 0 && code == engine_errc::overloaded) retry_schedule_later(self, continues);
   };
   for (std::size_t i = 0; i < specs.size(); ++i) {
     if (auto problem = validate(specs[i])) {
@@ -628,11 +652,12 @@ void submit_internal(self_ptr self, std::vector<job_submitted> specs, std::strin
             dispatch(self);
             arm_tick(self);
           },
-          [self, count, reserved_keys, rp](caf::error& err) mutable {
+          [self, count, reserved_keys, rp, continues](caf::error& err) mutable {
             auto& st = self->state;
             st.pending_submits -= count;
             for (auto& key : reserved_keys) st.unique_keys.erase(key);
             if (rp.pending()) rp.deliver(std::move(err));
+            if (continues != 0) retry_schedule_later(self, continues);
           });
 }
 

@@ -122,6 +122,9 @@ struct scheduler_state {
   std::unordered_map<std::string, queue_slot> queues;
   std::unordered_map<std::string, job_id> unique_keys;
   std::unordered_map<schedule_id, schedule_info> schedules;
+  // Schedules whose next run could not be submitted (the log refused the
+  // write): tried again at these (monotonic) times.
+  std::multimap<time_point, schedule_id> schedule_retries;
   std::unordered_map<std::string, worker_entry> workers;
   std::map<std::uint64_t, pending_lease> leases;
   std::uint64_t next_lease_id = 1;

@@ -330,6 +330,43 @@ BOOST_AUTO_TEST_CASE(a_schedule_delete_that_fails_to_commit_leaves_the_schedule_
   BOOST_TEST(again.error().code == engine_errc::not_found);
 }
 
+// A recurring job's next run is submitted by the engine when the last one
+// ends. If the log refuses that write, the schedule must not stall until a
+// restart: the next run is submitted again once the log takes writes.
+BOOST_AUTO_TEST_CASE(a_recurring_run_that_fails_to_commit_is_submitted_again_once_writes_resume) {
+  sim s;
+  scripted tick{{outcome::success()}};
+  s.options.handlers.add("tick", tick.handler());
+  s.spawn();
+  auto spec = spec_of("tick");
+  spec.recur.interval = 60'000;
+  spec.run_at = s.now() + 1'000;
+  const job_id first_run = s.submit(spec);
+  const schedule_id id = first_run;  // a schedule's id is its first run's
+  // The first run becomes due; step until its success is committed, before
+  // the schedule's next run is appended.
+  s.sched->advance_time(std::chrono::milliseconds(1'000));
+  while (s.job(first_run).state != job_state::succeeded) BOOST_REQUIRE(s.sched->try_run_once());
+  auto& disk = dynamic_cast<store::memory_log&>(*s.log);
+  disk.fail_next_append(store::status::io_error("the disk hiccuped"));
+  s.sched->run();
+  // Runs of the schedule after the first, by id (a failed submit uses up an id).
+  auto next_runs = [&] {
+    std::vector<job_record> out;
+    for (job_id j = first_run + 1; j <= first_run + 5; ++j)
+      if (auto rec = s.job(j); rec.spec.schedule == id) out.push_back(rec);
+    return out;
+  };
+  BOOST_TEST(next_runs().empty());  // the write failed
+  s.advance(1'000);  // the journal resumes its log; the schedule tries again
+  s.advance(1'000);
+  auto runs = next_runs();
+  BOOST_REQUIRE_EQUAL(runs.size(), 1u);
+  BOOST_TEST(runs[0].state == job_state::scheduled);
+  // Due an interval after it was submitted, as if the write had not failed late.
+  BOOST_TEST(runs[0].due_at - runs[0].submitted_at == 60'000);
+}
+
 // -- retry backoff ----------------------------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(a_failed_attempt_waits_exactly_its_backoff) {
