@@ -601,25 +601,30 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
                               "; submits are refused until it is below (workers still run "
                               "what is queued)"};
         }
-        auto body = rt.body_json(false);
-        auto now = wall_now();
-        std::vector<job_submitted> specs;
-        bool batch = body.contains("jobs");
-        if (batch) {
-          if (body.size() != 1) throw bad_request("a batch has only the field \"jobs\"");
-          auto& arr = body["jobs"];
-          if (!arr.is_array()) throw bad_request("jobs: expected an array");
-          if (arr.size() > lim.max_batch)
-            throw api_error{413, "too_large", "batch of " + std::to_string(arr.size()) +
-                                                  " jobs is over the limit of " +
-                                                  std::to_string(lim.max_batch)};
-          specs.reserve(arr.size());
-          for (std::size_t i = 0; i < arr.size(); ++i)
-            specs.push_back(parse_submission(arr[i], "jobs[" + std::to_string(i) + "]: ", lim, now));
-        } else {
-          specs.push_back(parse_submission(body, "", lim, now));
-        }
-        rt.on_pool([specs = std::move(specs), batch](route& r) mutable {
+        // Parsed on a call thread, not here: an Asio thread that parses a
+        // large batch keeps /healthz and every other request on it waiting.
+        rt.on_pool([](route& r) {
+          const auto& lim = r.self.config_.limits;
+          auto body = r.body_json(false);
+          auto now = wall_now();
+          std::vector<job_submitted> specs;
+          bool batch = body.contains("jobs");
+          if (batch) {
+            if (body.size() != 1) throw bad_request("a batch has only the field \"jobs\"");
+            auto& arr = body["jobs"];
+            if (!arr.is_array()) throw bad_request("jobs: expected an array");
+            if (arr.size() > lim.max_batch)
+              throw api_error{413, "too_large", "batch of " + std::to_string(arr.size()) +
+                                                    " jobs is over the limit of " +
+                                                    std::to_string(lim.max_batch)};
+            specs.reserve(arr.size());
+            for (std::size_t i = 0; i < arr.size(); ++i)
+              specs.push_back(
+                  parse_submission(arr[i], "jobs[" + std::to_string(i) + "]: ", lim, now));
+          } else {
+            specs.push_back(parse_submission(body, "", lim, now));
+          }
+          body = json{};  // the parsed tree is not needed past here
           submit_options opts;
           opts.principal = r.principal;
           auto ids = r.self.eng_.submit_many(std::move(specs), opts);

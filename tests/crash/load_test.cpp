@@ -9,11 +9,13 @@
 //      read timeout passes; none of them creates a job; other clients are
 //      served meanwhile;
 //   3. submit_flood: 200 connections submit batches as fast as they can,
-//      past the engine's in-flight bound and then past the memory budget:
-//      the excess is refused (429 overloaded with Retry-After, then 503
-//      memory_budget), nothing else fails, the jobs on the server are
-//      exactly the acknowledged ones, and the server's peak resident memory
-//      stays within its budget plus the stated overshoot.
+//      past the engine's in-flight bound: the excess is refused (429
+//      overloaded with Retry-After), nothing else fails, and the jobs on the
+//      server are exactly the acknowledged ones;
+//   4. memory_budget: the same flood against a second server with a memory
+//      budget, until it refuses submits (503 memory_budget, /readyz 503);
+//      the same checks, and the server's peak resident memory stays within
+//      its budget plus the stated overshoot.
 // Throughout, a probe calls GET /healthz every 10 ms on its own connection;
 // each scenario reports its p50/p99/max and fails when the p99 is over
 // --health-p99-ms.
@@ -66,7 +68,8 @@ struct options {
   int rounds = 20;             // submit + read back, per connection (many_connections)
   int slow = 40;               // byte-a-second connections (and as many silent ones)
   int read_timeout_ms = 3000;  // the server's --read-timeout-ms
-  int flood_s = 12;            // longest a flood runs
+  int bound_flood_s = 4;       // the flood against the in-flight bounds
+  int flood_s = 12;            // longest the flood against the memory budget runs
   int batch = 50;              // jobs per flood submit
   int payload_bytes = 1024;    // each flood job's payload
   int max_inflight_submits = 200;  // jobs in submit calls at the engine: 4 batches
@@ -419,8 +422,12 @@ bool slow_clients(const options& o, const http::url& u) {
 
 // -- 3. submit flood -----------------------------------------------------------------
 
+/// Without a budget (`budget_bytes` 0): a flood of --bound-flood-s seconds
+/// against the in-flight bounds, which must refuse with 429. With one: a
+/// flood until the budget has refused submits for 3 s (or --flood-s).
 bool submit_flood(const options& o, const http::url& u, pid_t server_pid,
                   std::uint64_t budget_bytes) {
+  const bool budgeted = budget_bytes != 0;
   findings f;
   auto t0 = clock_type::now();
   http::client admin(u, {}, milliseconds(o.http_timeout_ms));
@@ -468,9 +475,9 @@ bool submit_flood(const options& o, const http::url& u, pid_t server_pid,
         std::this_thread::sleep_for(std::chrono::milliseconds(5 + i % 20));
       }
     });
-  // Runs until the budget refused submits for 3 s, or --flood-s.
   auto budget_since = clock_type::time_point{};
-  while (ms_since(t0) < o.flood_s * 1000.0) {
+  const double limit_ms = 1000.0 * (budgeted ? o.flood_s : o.bound_flood_s);
+  while (ms_since(t0) < limit_ms) {
     peak_rss = std::max<std::uint64_t>(peak_rss.load(), proc_memory(server_pid, "VmRSS"));
     if (budget_seen.load() && budget_since == clock_type::time_point{}) budget_since = clock_type::now();
     if (budget_since != clock_type::time_point{} && ms_since(budget_since) > 3000) break;
@@ -484,32 +491,38 @@ bool submit_flood(const options& o, const http::url& u, pid_t server_pid,
   auto hwm = proc_memory(server_pid, "VmHWM");
   auto metrics = admin.get("/metrics").body;
 
-  if (overloaded.load() == 0) f.problem("no submit was refused with 429 overloaded");
-  if (over_budget.load() == 0) f.problem("the flood never reached the memory budget (no 503 memory_budget)");
-  else if (ready_during.status != 503 || error_code(ready_during) != "memory_budget")
+  if (!budgeted && overloaded.load() == 0) f.problem("no submit was refused with 429 overloaded");
+  if (!budgeted && over_budget.load() != 0) f.problem("503 memory_budget without a budget");
+  if (budgeted && over_budget.load() == 0)
+    f.problem("the flood never reached the memory budget (no 503 memory_budget)");
+  else if (budgeted && (ready_during.status != 503 || error_code(ready_during) != "memory_budget"))
     f.problem("GET /readyz over the budget answered " + describe(ready_during));
   auto allowed = budget_bytes + (static_cast<std::uint64_t>(o.overshoot_mb) << 20);
-  if (o.check_peak_rss && hwm > allowed)
+  if (budgeted && o.check_peak_rss && hwm > allowed)
     f.problem("peak resident memory " + std::to_string(hwm >> 20) + " MiB is over the budget of " +
               std::to_string(budget_bytes >> 20) + " MiB plus " + std::to_string(o.overshoot_mb) +
               " MiB");
   check_jobs(admin, acknowledged, before, f);
+  char memory[160] = "";
+  if (budgeted)
+    std::snprintf(memory, sizeof memory, "; peak RSS %llu MiB (budget %llu MiB, allowed %llu MiB%s)",
+                  static_cast<unsigned long long>(hwm >> 20),
+                  static_cast<unsigned long long>(budget_bytes >> 20),
+                  static_cast<unsigned long long>(allowed >> 20),
+                  o.check_peak_rss ? "" : ", not checked");
   char buf[700];
   std::snprintf(
       buf, sizeof buf,
       "%d connections, %.1f s, batches of %d jobs with %d-byte payloads: %llu batches acknowledged "
-      "(%zu jobs), %llu refused 429 overloaded, %llu refused 503 memory_budget, %llu unanswered; "
-      "jobs on the server = acknowledged; peak RSS %llu MiB (budget %llu MiB, allowed %llu MiB%s; "
-      "refused by the engine's bound %.0f, the server's %.0f); %s",
+      "(%zu jobs), %llu refused 429 overloaded (by the engine's bound %.0f, the server's %.0f), "
+      "%llu refused 503 memory_budget, %llu unanswered; jobs on the server = acknowledged%s; %s",
       o.connections, flood_s, o.batch, o.payload_bytes, static_cast<unsigned long long>(ok.load()),
       acknowledged.size(), static_cast<unsigned long long>(overloaded.load()),
-      static_cast<unsigned long long>(over_budget.load()),
-      static_cast<unsigned long long>(unanswered.load()),
-      static_cast<unsigned long long>(hwm >> 20), static_cast<unsigned long long>(budget_bytes >> 20),
-      static_cast<unsigned long long>(allowed >> 20), o.check_peak_rss ? "" : ", not checked",
       metric(metrics, "jobsmith_http_refused_overloaded_total"),
-      metric(metrics, "jobsmith_http_refused_busy_total"), health.c_str());
-  return print_result("submit_flood", ms_since(t0) / 1000, f, buf);
+      metric(metrics, "jobsmith_http_refused_busy_total"),
+      static_cast<unsigned long long>(over_budget.load()),
+      static_cast<unsigned long long>(unanswered.load()), memory, health.c_str());
+  return print_result(budgeted ? "memory_budget" : "submit_flood", ms_since(t0) / 1000, f, buf);
 }
 
 // -- main ------------------------------------------------------------------------------
@@ -531,6 +544,7 @@ bool parse(int argc, char** argv, options& o) {
     else if (a == "--slow") o.slow = num();
     else if (a == "--read-timeout-ms") o.read_timeout_ms = num();
     else if (a == "--flood-s") o.flood_s = num();
+    else if (a == "--bound-flood-s") o.bound_flood_s = num();
     else if (a == "--batch") o.batch = num();
     else if (a == "--payload-bytes") o.payload_bytes = num();
     else if (a == "--max-inflight-submits") o.max_inflight_submits = num();
@@ -546,11 +560,10 @@ bool parse(int argc, char** argv, options& o) {
     else {
       std::fprintf(stderr,
                    "usage: jobsmith-load-test --binary PATH [--connections N] [--rounds N]\n"
-                   "  [--slow N] [--read-timeout-ms MS] [--flood-s S] [--batch N]\n"
-                   "  [--payload-bytes N] [--max-inflight-submits N] [--max-inflight-kb KB]\n"
-                   "  [--budget-headroom-mb MB]\n"
-                   "  [--overshoot-mb MB] [--no-peak-rss-check] [--health-p99-ms MS]\n"
-                   "  [--http-timeout-ms MS]\n"
+                   "  [--slow N] [--read-timeout-ms MS] [--bound-flood-s S] [--flood-s S]\n"
+                   "  [--batch N] [--payload-bytes N] [--max-inflight-submits N]\n"
+                   "  [--max-inflight-kb KB] [--budget-headroom-mb MB] [--overshoot-mb MB]\n"
+                   "  [--no-peak-rss-check] [--health-p99-ms MS] [--http-timeout-ms MS]\n"
                    "  [--ready-timeout-s S] [--work-dir DIR] [--keep]\n");
       return false;
     }
@@ -598,11 +611,12 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     failed += !many_connections(o, u);
     failed += !slow_clients(o, u);
+    failed += !submit_flood(o, u, server.pid(), 0);
     server.stop();
   }
   {
-    // The flood gets a server of its own with a memory budget: what the
-    // server holds after starting on this log, plus the headroom.
+    // The second flood gets a server of its own with a memory budget: what
+    // the server holds after starting on this log, plus the headroom.
     u.port = free_port();
     server_process probe_start(o.binary, o.work_dir + "/data", u.port,
                                o.work_dir + "/server.log", limits, o.ready_timeout_s);
