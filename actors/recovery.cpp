@@ -241,8 +241,15 @@ std::optional<stored_view> load_queue_view(
     return std::nullopt;
   }
   for (auto info = stored.rbegin(); info != stored.rend(); ++info) {
-    if (info->covered > limit || (accept && !accept(*info))) continue;
     const std::string at = "queue view snapshot at " + std::to_string(info->covered) + ": ";
+    if (info->covered > log.head()) {
+      // Stored after a record the log no longer has: the log lost its end
+      // (a damaged last write dropped at open, a restored older copy).
+      warnings->push_back(at + "it covers more than the log, which ends at " +
+                          std::to_string(log.head()) + "; records after that were lost");
+      continue;
+    }
+    if (info->covered > limit || (accept && !accept(*info))) continue;
     store::snapshot snap;
     auto read = log.get_snapshot(info->name, &snap);
     if (!read.is_ok()) {

@@ -905,7 +905,10 @@ BOOST_AUTO_TEST_CASE(a_damaged_or_old_snapshot_is_ignored_with_a_warning_and_the
   for (auto& d : {damaged{flipped, half.head(), "checksum mismatch"},
                   damaged{old_version, half.head(), "version 1"},
                   damaged{good, half.head() + 1, "covers sequence"},
-                  damaged{"junk", half.head(), "not a queue view snapshot"}}) {
+                  damaged{"junk", half.head(), "not a queue view snapshot"},
+                  damaged{good, log->head() + 5,
+                          "it covers more than the log, which ends at " +
+                              std::to_string(log->head())}}) {
     drop_all_snapshots(*log);
     BOOST_REQUIRE(log->put_snapshot(queue_view_snapshot_name(d.covered), {d.covered, d.bytes}).is_ok());
     queue_view view;
