@@ -80,6 +80,21 @@ void tell_job(self_ptr self, job_id id, job_command cmd,
       .then([](const job_record&) {}, [](const caf::error&) {});
 }
 
+/// Sends what heartbeats buffered (detail, percent, log lines) to the job's
+/// actor as one progress command; nothing when there is nothing new.
+/// Heartbeats are written at most once per progress_interval this way, and
+/// an attempt's end flushes them first.
+void flush_progress(self_ptr self, scheduler_state::tracked_job& tj) {
+  auto& buf = tj.buffered;
+  if (buf.detail.empty() && buf.percent < 0 && buf.lines.empty()) return;
+  tj.last_progress = wall_now(self);
+  auto principal = buf.principal.empty() ? "worker:" + tj.worker : std::move(buf.principal);
+  tell_job(self, tj.rec.id,
+           cmd_progress{tj.token, std::move(buf.detail), buf.percent, std::move(buf.lines)},
+           std::move(principal));
+  buf = heartbeat_request{};
+}
+
 // -- queues and slots -------------------------------------------------------------
 
 scheduler_state::queue_slot& queue_of(self_ptr self, const std::string& name) {
@@ -555,6 +570,7 @@ void on_tick(self_ptr self) {
                std::to_string(tj.rec.spec.timeouts.heartbeat) + " ms";
     else
       continue;  // a deadline that was extended since
+    flush_progress(self, tj);  // what the attempt reported before it went quiet
     tj.ph = phase::reclaiming;
     ++st.reclaimed;
     tell_job(self, id, cmd_reclaim{reason, std::uniform_real_distribution<double>(0, 1)(st.rng)});
@@ -804,10 +820,20 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
       [self](atom::command, job_id id, job_command& cmd,
              std::string& principal) -> caf::typed_response_promise<job_record> {
         auto rp = self->make_response_promise<job_record>();
-        if (id == 0 || id >= self->state.next_job_id)
+        if (id == 0 || id >= self->state.next_job_id) {
           rp.deliver(to_caf(engine_errc::not_found, "job " + std::to_string(id) + " does not exist"));
-        else
-          route(self, id, std::move(cmd), std::move(principal), rp, true);
+          return rp;
+        }
+        // The attempt's end under its current lease: what its heartbeats
+        // buffered goes to the job's actor first (in order: same sender).
+        if (auto j = self->state.jobs.find(id); j != self->state.jobs.end()) {
+          std::uint64_t token = 0;
+          if (auto c = std::get_if<cmd_succeed>(&cmd)) token = c->lease_token;
+          else if (auto f = std::get_if<cmd_fail>(&cmd)) token = f->lease_token;
+          if (token != 0 && token == j->second.token && j->second.ph == phase::running)
+            flush_progress(self, j->second);
+        }
+        route(self, id, std::move(cmd), std::move(principal), rp, true);
         return rp;
       },
       [self](atom::committed, const committed_batch& batch) {
@@ -872,16 +898,8 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
         if (hb.percent >= 0) buf.percent = hb.percent;
         for (auto& line : hb.lines)
           if (buf.lines.size() < 1000) buf.lines.push_back(std::move(line));
-        auto now = wall_now(self);
-        bool has_news = !buf.detail.empty() || buf.percent >= 0 || !buf.lines.empty();
-        if (has_news && now - tj.last_progress >= st.config.progress_interval) {
-          tj.last_progress = now;
-          auto principal = buf.principal.empty() ? "worker:" + tj.worker : std::move(buf.principal);
-          tell_job(self, hb.id,
-                   cmd_progress{tj.token, std::move(buf.detail), buf.percent, std::move(buf.lines)},
-                   std::move(principal));
-          buf = heartbeat_request{};
-        }
+        if (wall_now(self) - tj.last_progress >= st.config.progress_interval)
+          flush_progress(self, tj);
         arm_tick(self);
         return heartbeat_reply{tj.rec.spec.timeouts.heartbeat, false};
       },

@@ -433,6 +433,48 @@ BOOST_AUTO_TEST_CASE(lease_heartbeat_complete_and_complete_twice_is_idempotent) 
   BOOST_TEST(lease(*worker, {{"worker", "host-1"}}).empty());
 }
 
+// Heartbeats within a second of each other are written as one progress
+// event; what the last ones carried must not be lost when the job ends
+// before that second is over (the last lines are often the telling ones).
+BOOST_AUTO_TEST_CASE(lines_of_a_heartbeat_just_before_the_end_are_kept) {
+  for (const char* end : {"complete", "fail"}) {
+    BOOST_TEST_CONTEXT(end) {
+      served s;
+      auto producer = s.as(producer_token);
+      auto worker = s.as(worker_token);
+      auto id = submit(*producer, {{"kind", "k"}});
+      auto jobs = lease(*worker, {{"worker", "host-1"}});
+      BOOST_TEST_REQUIRE(jobs.size() == 1u);
+      auto token = jobs[0]["lease_token"];
+      auto path = "/v1/jobs/" + std::to_string(id);
+      for (const char* text : {"starting", "last words"}) {
+        auto hb = worker->post(path + "/heartbeat",
+                               {{"lease_token", token},
+                                {"lines", {{{"level", "info"}, {"text", text}}}}});
+        BOOST_TEST_REQUIRE(hb.status == 200, dump_response(hb));
+      }
+      json body = {{"lease_token", token}};
+      if (std::string{end} == "fail") {
+        body["error"] = "gave up";
+        body["retryable"] = false;
+      }
+      auto r = worker->post(path + "/" + end, body);
+      BOOST_TEST_REQUIRE(r.status == 200, dump_response(r));
+      auto history = producer->get(path).json()["history"];
+      std::vector<std::string> texts;
+      std::string last_type;
+      for (auto& ev : history) {
+        last_type = ev["type"].get<std::string>();
+        if (last_type != "job.progress") continue;
+        for (auto& line : ev["body"]["lines"]) texts.push_back(line["text"].get<std::string>());
+      }
+      BOOST_TEST(texts == (std::vector<std::string>{"starting", "last words"}),
+                 boost::test_tools::per_element());
+      BOOST_TEST(last_type == (std::string{end} == "fail" ? "job.failed" : "job.succeeded"));
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(long_poll_lease_wakes_when_a_job_arrives) {
   served s;
   auto producer = s.as(producer_token);
