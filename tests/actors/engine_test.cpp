@@ -1201,7 +1201,9 @@ BOOST_AUTO_TEST_CASE(a_heartbeat_keeps_a_lease_alive) {
   temp_dir dir;
   auto eng = open_engine(remote_options(dir));
   auto spec = spec_of("transcode");
-  spec.timeouts.heartbeat = 500;
+  // A lease long enough that a loaded machine's scheduling delays (seen:
+  // 500 ms) do not end it between two beats.
+  spec.timeouts.heartbeat = 1500;
   auto id = submit_ok(*eng, spec);
   auto leased = eng->lease(lease_for("w1"));
   BOOST_REQUIRE(leased.ok() && leased->size() == 1u);
@@ -1209,8 +1211,8 @@ BOOST_AUTO_TEST_CASE(a_heartbeat_keeps_a_lease_alive) {
   heartbeat_request hb;
   hb.id = id;
   hb.lease_token = token;
-  // Three lease lengths, renewed every fifth of one.
-  auto until = std::chrono::steady_clock::now() + 1500ms;
+  // Three lease lengths, renewed every fifteenth of one.
+  auto until = std::chrono::steady_clock::now() + 4500ms;
   while (std::chrono::steady_clock::now() < until) {
     auto beat = eng->heartbeat(hb);
     BOOST_REQUIRE_MESSAGE(beat.ok(), why(beat));

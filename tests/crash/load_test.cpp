@@ -69,12 +69,12 @@ struct options {
   int slow = 40;               // byte-a-second connections (and as many silent ones)
   int read_timeout_ms = 3000;  // the server's --read-timeout-ms
   int bound_flood_s = 4;       // the flood against the in-flight bounds
-  int flood_s = 12;            // longest the flood against the memory budget runs
+  int flood_s = 30;            // longest the flood against the memory budget runs
   int batch = 50;              // jobs per flood submit
   int payload_bytes = 1024;    // each flood job's payload
   int max_inflight_submits = 200;  // jobs in submit calls at the engine: 4 batches
   int max_inflight_kb = 2048;   // the server's --max-inflight-bytes, in KiB
-  int budget_headroom_mb = 96;  // memory budget: the server's RSS before the flood plus this
+  int budget_headroom_mb = 64;  // memory budget: the server's RSS before the flood plus this
   int overshoot_mb = 32;        // peak RSS allowed over the budget (docs/reliability.md)
   bool check_peak_rss = true;   // off under ASan: its quarantine keeps freed memory resident
   int health_p99_ms = 250;

@@ -347,7 +347,9 @@ BOOST_AUTO_TEST_CASE(sigterm_lets_the_running_job_finish_and_stops_leasing) {
 
 BOOST_AUTO_TEST_CASE(a_killed_worker_s_job_is_reclaimed_and_run_by_another) {
   served s;
-  auto id = s.submit({"--kind", "k", "--heartbeat", "1000", "--retry-initial", "0"});
+  // 2.5 s: the second worker beats every 0.8 s, so a loaded machine's
+  // delays do not have its lease reclaimed too (a 1 s lease once was).
+  auto id = s.submit({"--kind", "k", "--heartbeat", "2500", "--retry-initial", "0"});
   // The first attempt hangs (its orphaned shell ends by itself after 3 s);
   // later attempts succeed.
   std::vector<std::string> command = {"--", "sh", "-c",
