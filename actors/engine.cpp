@@ -446,6 +446,10 @@ result<std::vector<queue_info>> engine::queues() const {
   return impl_->ask<std::vector<queue_info>>(impl_->core.scheduler, atom::queues::value);
 }
 
+result<std::vector<schedule_view>> engine::schedules() const {
+  return impl_->ask<std::vector<schedule_view>>(impl_->core.scheduler, atom::schedule::value);
+}
+
 result<scheduler_stats> engine::stats() const {
   return impl_->ask<scheduler_stats>(impl_->core.scheduler, atom::stats::value);
 }

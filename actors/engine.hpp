@@ -146,6 +146,8 @@ class engine {
   /// is recorded and the error is engine_errc::rejected.
   result<job_record> review(job_id id, bool accept, std::string comment = {},
                             std::string principal = {});
+  /// Ends a recurring schedule: no further run is submitted (a live run goes
+  /// on). not_found for an unknown or already deleted schedule.
   result<bool> delete_schedule(schedule_id id, std::string principal = {});
 
   // -- reading ------------------------------------------------------------------
@@ -160,6 +162,8 @@ class engine {
   result<event_counts> totals() const;
   result<dispatch_explanation> explain(job_id id) const;
   result<std::vector<queue_info>> queues() const;
+  /// The recurring schedules not deleted, by id.
+  result<std::vector<schedule_view>> schedules() const;
   result<scheduler_stats> stats() const;
   engine_metrics metrics() const;
 

@@ -48,6 +48,15 @@ struct queue_command {
   std::uint32_t concurrency = 0;  // for configure; 0 = unlimited
 };
 
+/// A recurring schedule that has not been deleted, as the scheduler holds it.
+struct schedule_view {
+  schedule_id id = 0;          // the id of its first run
+  job_submitted spec;          // the latest run's submission: the next run's template
+  job_id last_run = 0;         // the latest run (live, or ended with no successor yet)
+  bool last_run_ended = false;
+  std::uint32_t consecutive_failures = 0;
+};
+
 /// One queue as the scheduler sees it now.
 struct queue_info {
   std::string name;

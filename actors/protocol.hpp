@@ -52,6 +52,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<jobsmith::resource_claim>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<jobsmith::lock_table::wait_reason>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<jobsmith::queue_info>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::queue_info)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<jobsmith::schedule_view>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::job_record)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::job_filter)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::queue_view)
@@ -142,6 +143,8 @@ using scheduler_actor = caf::typed_actor<
     /// Pause, resume or configure a queue (appends the queue event).
     caf::replies_to<atom::queue_op, queue_command, std::string>::with<queue_info>,
     caf::replies_to<atom::queues>::with<std::vector<queue_info>>,
+    /// The recurring schedules not deleted, by id.
+    caf::replies_to<atom::schedule>::with<std::vector<schedule_view>>,
     /// Ends a recurring schedule.
     caf::replies_to<atom::schedule, schedule_id, std::string>::with<bool>,
     /// Why a job is not running (yet).

@@ -944,6 +944,14 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
         for (auto& name : names) out.push_back(info_of(self, name));
         return out;
       },
+      [self](atom::schedule) {
+        std::vector<schedule_view> out;
+        for (auto& [id, s] : self->state.schedules)
+          out.push_back({id, s.spec, s.last_run, s.last_run_ended, s.consecutive_failures});
+        std::sort(out.begin(), out.end(),
+                  [](const schedule_view& a, const schedule_view& b) { return a.id < b.id; });
+        return out;
+      },
       [self](atom::schedule, schedule_id id,
              std::string& principal) -> caf::typed_response_promise<bool> {
         auto& st = self->state;

@@ -1,5 +1,6 @@
 // The client verbs over the HTTP API (docs/api.md, docs/cli.md): submit,
-// status, list, cancel, run-now, retry, review, queues, pause, resume, tail;
+// status, list, cancel, run-now, retry, review, queues, pause, resume,
+// schedules, unschedule, tail;
 // plus the registration of `jobsmith work` and the hidden `bench-worker`.
 #include <unistd.h>
 
@@ -335,6 +336,37 @@ int run_queue_action(const connection_options& conn, const char* verb, const std
   });
 }
 
+// -- recurring schedules ------------------------------------------------------
+
+int run_schedules(const connection_options& conn) {
+  auto c = make_client(conn, "schedules");
+  if (!c) return exit_usage;
+  return answer(c->get("/v1/schedules"), conn, "schedules", [](const json& a) {
+    std::vector<std::vector<std::string>> rows = {
+        {"SCHEDULE", "KIND", "QUEUE", "EVERY_MS", "LAST_RUN", "ENDED", "FAILURES"}};
+    if (a.contains("schedules"))
+      for (auto& sc : a["schedules"]) {
+        const json& spec = sc.contains("spec") ? sc["spec"] : json::object();
+        const json& rec = spec.contains("recurrence") ? spec["recurrence"] : json::object();
+        rows.push_back({text_of(sc, "id"), text_of(spec, "kind"), text_of(spec, "queue"),
+                        text_of(rec, "interval"), text_of(sc, "last_run"),
+                        sc.value("last_run_ended", false) ? "yes" : "no",
+                        text_of(sc, "consecutive_failures")});
+      }
+    print_table(rows);
+  });
+}
+
+int run_unschedule(const connection_options& conn, std::uint64_t id) {
+  auto c = make_client(conn, "unschedule");
+  if (!c) return exit_usage;
+  auto r = c->request("DELETE", "/v1/schedules/" + std::to_string(id));
+  return answer(r, conn, "unschedule", [id](const json&) {
+    std::printf("schedule %llu: deleted (a run in progress goes on; no further run)\n",
+                static_cast<unsigned long long>(id));
+  });
+}
+
 // -- tail ---------------------------------------------------------------------
 
 struct tail_options {
@@ -520,6 +552,20 @@ void add_client_commands(CLI::App& app, int& exit_code) {
     add_connection_options(cmd, *conn);
     cmd->add_option("queue", *queue, "queue name")->required();
     cmd->callback([=] { *code = run_queue_action(*conn, verb, *queue, verb); });
+  }
+  {
+    auto conn = std::make_shared<connection_options>();
+    auto* cmd = app.add_subcommand("schedules", "recurring schedules");
+    add_connection_options(cmd, *conn);
+    cmd->callback([conn, code] { *code = run_schedules(*conn); });
+  }
+  {
+    auto conn = std::make_shared<connection_options>();
+    auto id = std::make_shared<std::uint64_t>(0);
+    auto* cmd = app.add_subcommand("unschedule", "end a recurring schedule (no further runs)");
+    add_connection_options(cmd, *conn);
+    cmd->add_option("id", *id, "schedule id (its first run's job id)")->required();
+    cmd->callback([=] { *code = run_unschedule(*conn, *id); });
   }
   {
     auto o = std::make_shared<tail_options>();

@@ -433,7 +433,7 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
   enum class op {
     none, healthz, readyz, metrics, asset, submit, list, get, cancel, run_now, retry, review,
     heartbeat, complete, fail, lease, complete_batch, queues, pause, resume, concurrency,
-    events, stream, backup
+    schedules, delete_schedule, events, stream, backup
   } what = op::none;
   std::uint64_t id = 0;
   std::string queue_name;
@@ -484,6 +484,16 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
       else if (parts[4] == "resume") what = op::resume;
       else if (parts[4] == "concurrency") what = op::concurrency;
       else methods.clear();
+    } else if (p2 == "schedules" && n == 3) {
+      what = op::schedules;
+      methods = {"GET"};
+    } else if (p2 == "schedules" && n == 4) {
+      auto parsed = parse_id(parts[3]);
+      bad_id = !parsed;
+      id = parsed.value_or(0);
+      what = op::delete_schedule;
+      methods = {"DELETE"};
+      need = permission::produce;
     } else if (p2 == "events" && n == 3) {
       what = op::events;
       methods = {"GET"};
@@ -582,7 +592,9 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
       return std::nullopt;
     }
     if (rt.req.query_malformed) throw bad_request("the query string is malformed");
-    if (bad_id) throw bad_request("job id must be a number below 2^53");
+    if (bad_id)
+      throw bad_request(std::string{what == op::delete_schedule ? "schedule" : "job"} +
+                        " id must be a number below 2^53");
     auto& lim = config_.limits;
     if (rt.req.body.size() > lim.max_body_bytes)
       throw api_error{413, "too_large", "the body is larger than " +
@@ -995,6 +1007,32 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
         });
         return std::nullopt;
       }
+
+      // -- recurring schedules -------------------------------------------------------------
+      case op::schedules:
+        rt.only_query({});
+        rt.on_pool([](route& r) {
+          auto list = r.self.eng_.schedules();
+          if (!list) return r.fail(from_engine(list.error()));
+          json arr = json::array();
+          for (auto& sv : *list)
+            arr.push_back({{"id", sv.id},
+                           {"last_run", sv.last_run},
+                           {"last_run_ended", sv.last_run_ended},
+                           {"consecutive_failures", sv.consecutive_failures},
+                           {"spec", spec_to_json(sv.spec)}});
+          r.answer(200, {{"schedules", std::move(arr)}});
+        });
+        return std::nullopt;
+      case op::delete_schedule:
+        rt.only_query({});
+        if (!rt.req.body.empty()) throw bad_request("DELETE takes no body");
+        rt.on_pool([id](route& r) {
+          auto out = r.self.eng_.delete_schedule(id, r.principal);
+          if (!out) return r.fail(from_engine(out.error()));
+          r.answer(200, {{"deleted", id}});
+        });
+        return std::nullopt;
 
       // -- backup: a RocksDB checkpoint written by the engine that holds the log -----------
       case op::backup: {

@@ -649,6 +649,59 @@ BOOST_AUTO_TEST_CASE(queue_pause_resume_concurrency_and_counts) {
   BOOST_TEST(mail["counts"]["succeeded"] == 0);
 }
 
+BOOST_AUTO_TEST_CASE(a_recurring_schedule_is_listed_and_runs_until_deleted) {
+  served s;
+  auto producer = s.as(producer_token);
+  auto worker = s.as(worker_token);
+  auto reader = s.as(reader_token);
+  auto first = submit(*producer, {{"kind", "tick"}, {"queue", "cron"}, {"recurrence", {{"interval", 50}}}});
+  auto listed = reader->get("/v1/schedules");
+  BOOST_TEST_REQUIRE(listed.status == 200, dump_response(listed));
+  auto schedules = listed.json()["schedules"];
+  BOOST_TEST_REQUIRE(schedules.size() == 1u, listed.body);
+  BOOST_TEST(schedules[0]["id"] == first);
+  BOOST_TEST(schedules[0]["last_run"] == first);
+  BOOST_TEST(schedules[0]["spec"]["kind"] == "tick");
+  BOOST_TEST(schedules[0]["spec"]["recurrence"]["interval"] == 50);
+
+  // Each run's end submits the next one.
+  auto complete = [&](const json& job) {
+    auto r = worker->post("/v1/jobs/" + std::to_string(job["id"].get<std::uint64_t>()) + "/complete",
+                          {{"lease_token", job["lease_token"]}, {"result", "ok"}});
+    BOOST_TEST_REQUIRE(r.status == 200, dump_response(r));
+  };
+  json req = {{"worker", "w"}, {"queues", {"cron"}}, {"wait_ms", 3000}};
+  auto run1 = lease(*worker, req);
+  BOOST_TEST_REQUIRE(run1.size() == 1u);
+  BOOST_TEST(run1[0]["id"] == first);
+  complete(run1[0]);
+  auto run2 = lease(*worker, req);
+  BOOST_TEST_REQUIRE(run2.size() == 1u);
+  BOOST_TEST(run2[0]["id"].get<std::uint64_t>() > first);
+  BOOST_TEST(run2[0]["spec"]["schedule"] == first);
+
+  // Only a producer (or admin) ends it; once, then it is unknown.
+  const std::string path = "/v1/schedules/" + std::to_string(first);
+  expect_error(reader->request("DELETE", path), 403, "forbidden");
+  expect_error(worker->request("DELETE", path), 403, "forbidden");
+  auto head_before = s.head();
+  expect_error(producer->request("DELETE", "/v1/schedules/x"), 400, "bad_request");
+  expect_error(producer->request("DELETE", "/v1/schedules/999999"), 404, "not_found");
+  BOOST_TEST(s.head() == head_before);  // refused deletes write nothing
+  auto del = producer->request("DELETE", path);
+  BOOST_TEST_REQUIRE(del.status == 200, dump_response(del));
+  BOOST_TEST(del.json()["deleted"] == first);
+  expect_error(producer->request("DELETE", path), 404, "not_found");
+  BOOST_TEST(reader->get("/v1/schedules").json()["schedules"].empty());
+
+  // The run in progress finishes; no further run follows.
+  complete(run2[0]);
+  BOOST_TEST(lease(*worker, {{"worker", "w"}, {"queues", {"cron"}}, {"wait_ms", 500}}).empty());
+  auto ev = reader->get("/v1/events?type=schedule.deleted").json()["events"];
+  BOOST_TEST_REQUIRE(ev.size() == 1u);
+  BOOST_TEST(ev[0]["principal"] == "alice");
+}
+
 BOOST_AUTO_TEST_CASE(body_and_batch_limits_are_413) {
   served s;
   auto producer = s.as(producer_token);
