@@ -279,6 +279,27 @@ BOOST_AUTO_TEST_CASE(job_and_queue_verbs) {
   BOOST_TEST(!contains(none.out, "cancelled"), none.out);
 }
 
+BOOST_AUTO_TEST_CASE(schedules_lists_and_unschedule_ends_a_recurring_job) {
+  served s;
+  auto first = s.submit({"--kind", "cleanup", "--queue", "cron", "--every", "600000"});
+  auto id = std::to_string(first);
+  auto l = s.run({"schedules"});
+  BOOST_TEST(l.code == 0, l.err);
+  bool listed = false;
+  std::istringstream lines(l.out);
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind(id + " ", 0) == 0) listed = contains(line, "cleanup") && contains(line, "600000");
+  BOOST_TEST(listed, l.out);
+  auto u = s.run({"unschedule", id});
+  BOOST_TEST(u.code == 0, u.err);
+  BOOST_TEST(u.out == "schedule " + id + ": deleted (a run in progress goes on; no further run)\n");
+  auto again = s.run({"unschedule", id});
+  BOOST_TEST(again.code == 2);
+  BOOST_TEST(contains(again.err, "HTTP 404 not_found"), again.err);
+  auto after = s.run({"schedules"});
+  BOOST_TEST(!contains(after.out, "cleanup"), after.out);
+}
+
 BOOST_AUTO_TEST_CASE(work_completes_jobs_with_the_last_json_line_and_logs) {
   served s;
   std::vector<std::uint64_t> ids;
