@@ -32,5 +32,6 @@ using list = caf::atom_constant<caf::atom("list")>;
 using stop = caf::atom_constant<caf::atom("stop")>;
 using snapshot = caf::atom_constant<caf::atom("snapshot")>;
 using totals = caf::atom_constant<caf::atom("totals")>;
+using unique = caf::atom_constant<caf::atom("unique")>;
 
 }  // namespace jobsmith::atom

@@ -62,6 +62,10 @@ void after_commit(self_ptr self, std::uint64_t token_before) {
   }
 }
 
+void commit(self_ptr self, std::vector<event_body> bodies, millis now, const std::string& principal,
+            caf::typed_response_promise<job_record>& promise, std::uint64_t start_token,
+            std::string reserved_key);
+
 void process(self_ptr self, job_command& cmd, std::string& principal,
              caf::typed_response_promise<job_record>& promise) {
   auto& st = self->state;
@@ -77,16 +81,48 @@ void process(self_ptr self, job_command& cmd, std::string& principal,
     if (promise.pending()) promise.deliver(st.record);
     return;
   }
+  auto start = std::get_if<cmd_start>(&cmd);
+  std::uint64_t start_token = start ? start->lease_token : 0;
+  // A retry makes a terminal job live again. Its unique key must not belong
+  // to another live job (two live jobs would share it): the scheduler, which
+  // owns the keys, reserves it first or refuses. Commands wait meanwhile.
+  auto request = std::get_if<cmd_request>(&cmd);
+  if (request && request->what == request_kind::retry && is_terminal(st.record.state) &&
+      !st.record.spec.unique_key.empty()) {
+    st.appending = true;
+    auto key = st.record.spec.unique_key;
+    self->request(st.scheduler, caf::infinite, atom::unique::value, key, st.record.id)
+        .then(
+            [self, bodies = std::move(decided.events), now, principal, promise,
+             key](bool) mutable {
+              self->state.appending = false;
+              commit(self, std::move(bodies), now, principal, promise, 0, std::move(key));
+            },
+            [self, promise](caf::error& err) mutable {
+              self->state.appending = false;
+              promise.deliver(std::move(err));
+              process_next(self);
+            });
+    return;
+  }
+  commit(self, std::move(decided.events), now, principal, promise, start_token, {});
+}
+
+/// Appends the events a command decided and applies them once committed.
+/// `reserved_key`: a unique key the scheduler reserved for this retry,
+/// given back if the append fails.
+void commit(self_ptr self, std::vector<event_body> bodies, millis now, const std::string& principal,
+            caf::typed_response_promise<job_record>& promise, std::uint64_t start_token,
+            std::string reserved_key) {
+  auto& st = self->state;
   std::vector<event> events;
-  events.reserve(decided.events.size());
-  for (auto& body : decided.events)
+  events.reserve(bodies.size());
+  for (auto& body : bodies)
     events.push_back(event{0, st.record.id, now, principal, std::move(body)});
   auto to_apply = events;  // applied only once committed
   st.appending = true;
   auto was_terminal = is_terminal(st.record.state);
   auto token_before = st.record.lease_token;
-  auto start = std::get_if<cmd_start>(&cmd);
-  std::uint64_t start_token = start ? start->lease_token : 0;
   self->request(st.journal, caf::infinite, atom::append::value, std::move(events))
       .then(
           [self, promise, to_apply = std::move(to_apply), was_terminal,
@@ -107,11 +143,13 @@ void process(self_ptr self, job_command& cmd, std::string& principal,
             }
             process_next(self);
           },
-          [self, promise, start_token](caf::error& err) mutable {
-            self->state.appending = false;
+          [self, promise, start_token, reserved_key](caf::error& err) mutable {
+            auto& st = self->state;
+            st.appending = false;
             if (start_token != 0)
-              self->send(self->state.scheduler, atom::refused::value, self->state.record.id,
-                         start_token);
+              self->send(st.scheduler, atom::refused::value, st.record.id, start_token);
+            if (!reserved_key.empty())
+              self->send(st.scheduler, atom::release::value, reserved_key, st.record.id);
             promise.deliver(std::move(err));
             process_next(self);
           });

@@ -129,6 +129,11 @@ using scheduler_actor = caf::typed_actor<
     caf::reacts_to<atom::committed, committed_batch>,
     /// From the lock actor: the job now holds its resources.
     caf::reacts_to<atom::granted, job_id>,
+    /// From a job actor about to retry its terminal job: reserves the job's
+    /// unique key, or refuses (illegal_transition) when another live job has it.
+    caf::replies_to<atom::unique, std::string, job_id>::with<bool>,
+    /// From a job actor whose retry was not written: gives the key back.
+    caf::reacts_to<atom::release, std::string, job_id>,
     /// From a job actor that a retry brought back to life.
     caf::reacts_to<atom::revived, job_record>,
     /// From a job actor that stopped (its job is terminal).

@@ -844,6 +844,24 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
         on_granted(self, id);
         dispatch(self);
       },
+      [self](atom::unique, std::string& key, job_id id) -> caf::typed_response_promise<bool> {
+        auto& st = self->state;
+        auto rp = self->make_response_promise<bool>();
+        auto [k, fresh] = st.unique_keys.emplace(key, id);
+        if (!fresh && k->second != id)
+          rp.deliver(to_caf(engine_errc::illegal_transition,
+                            "job " + std::to_string(id) + " cannot be retried: its unique key '" +
+                                key + "' belongs to live job " + std::to_string(k->second)));
+        else
+          rp.deliver(true);
+        return rp;
+      },
+      [self](atom::release, std::string& key, job_id id) {
+        auto& st = self->state;
+        auto k = st.unique_keys.find(key);
+        if (k != st.unique_keys.end() && k->second == id && st.jobs.count(id) == 0)
+          st.unique_keys.erase(k);
+      },
       [self](atom::revived, job_record& rec) {
         auto& st = self->state;
         if (st.jobs.count(rec.id) != 0 || is_terminal(rec.state)) return;

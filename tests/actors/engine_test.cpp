@@ -667,6 +667,52 @@ BOOST_AUTO_TEST_CASE(a_live_unique_key_returns_the_existing_job_and_a_finished_o
   REQUIRE_STATE(*eng, third, job_state::succeeded);
 }
 
+BOOST_AUTO_TEST_CASE(a_retry_is_refused_while_another_live_job_has_the_unique_key) {
+  // Found by the kill loop's log check (docs/reliability.md): a retried job
+  // took its key back from the live job that had it, so two live jobs shared
+  // the key and, once either ended, a third submit with it was not folded.
+  temp_dir dir;
+  gate release;
+  auto opts = options_in(dir);
+  opts.handlers.add("sync", [&](job_context&) {
+    release.wait();
+    return outcome::success();
+  });
+  auto eng = open_engine(std::move(opts));
+  auto spec = spec_of("sync");
+  spec.unique_key = "sync:account-9";
+  spec.run_at = 4102444800000;  // 2100: waits as scheduled
+  auto first = submit_ok(*eng, spec);
+  BOOST_REQUIRE(eng->cancel(first).ok());
+  BOOST_REQUIRE(wait_until([&] {
+    auto why = eng->explain(first);
+    return why.ok() && why->phase == "not live";
+  }));
+  auto second = submit_ok(*eng, spec);
+  BOOST_TEST(second != first);
+  auto head = eng->metrics().head;
+  auto refused = eng->retry(first);
+  BOOST_REQUIRE(!refused.ok());
+  BOOST_TEST(refused.error().code == engine_errc::illegal_transition);
+  BOOST_TEST(refused.error().message.find("belongs to live job " + std::to_string(second)) !=
+                 std::string::npos,
+             refused.error().message);
+  BOOST_TEST(eng->metrics().head == head);  // nothing written
+  BOOST_TEST(record_of(*eng, first).state == job_state::cancelled);
+  BOOST_TEST(submit_ok(*eng, spec) == second);  // the key still names the live job
+
+  // Once the key is free the retry goes through and the key names it.
+  BOOST_REQUIRE(eng->cancel(second).ok());
+  BOOST_REQUIRE(wait_until([&] {
+    auto why = eng->explain(second);
+    return why.ok() && why->phase == "not live";
+  }));
+  auto retried = eng->retry(first);
+  BOOST_REQUIRE_MESSAGE(retried.ok(), why(retried));
+  BOOST_TEST(submit_ok(*eng, spec) == first);
+  release.open();
+}
+
 // -- locks --------------------------------------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(jobs_with_overlapping_exclusive_resources_never_run_together) {
