@@ -48,6 +48,14 @@ class connection {
   ~connection() { close(); }
 
   bool open() const { return fd_ >= 0; }
+  /// An open connection the server has closed (or sent something on
+  /// unasked, which only a closing server does), seen without waiting.
+  bool peer_closed() const {
+    if (fd_ < 0 || !buf_.empty()) return fd_ < 0;
+    pollfd p{fd_, POLLIN | POLLRDHUP, 0};
+    if (::poll(&p, 1, 0) <= 0) return false;
+    return (p.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR)) != 0;
+  }
   void close() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
@@ -531,10 +539,18 @@ response client::request(std::string_view method, std::string_view path, std::st
                          const headers& extra) {
   auto& m = *impl_;
   auto text = m.request_text(method, path, body, extra, true);
-  // A kept-alive connection the server closed meanwhile fails on send or
-  // answers EOF before any byte: then (and only then) connect again once.
+  // A kept-alive connection the server closed meanwhile is seen closed
+  // before the request goes out, or fails on send, or answers EOF before any
+  // byte. The first two mean the server never read the request: connect
+  // again once. The third may mean the server read it, acted, and died
+  // before answering (a SIGKILL): only an idempotent method is sent again
+  // then (RFC 9110, 9.2.2); a POST answers status 0, for the caller to
+  // decide (it may have been applied).
+  const bool idempotent = method == "GET" || method == "HEAD" || method == "PUT" ||
+                          method == "DELETE" || method == "OPTIONS";
   for (int attempt = 0; attempt < 2; ++attempt) {
     response r;
+    if (m.conn.open() && m.conn.peer_closed()) m.conn.close();
     bool reused = m.conn.open();
     if (!m.ensure_connected(r.transport_error)) return r;
     if (!m.conn.send_all(text, m.timeout, r.transport_error)) {
@@ -546,8 +562,11 @@ response client::request(std::string_view method, std::string_view path, std::st
     if (head != impl::head_result::ok) {
       m.conn.close();
       if (head == impl::head_result::closed_before_answer) {
-        if (reused) continue;
+        if (reused && idempotent) continue;
         r.transport_error = "connection closed by the server before it answered";
+        if (reused)
+          r.transport_error += " (" + std::string{method} +
+                               " not sent again: the server may have applied it)";
       }
       r.status = 0;
       return r;

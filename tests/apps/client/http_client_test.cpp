@@ -212,8 +212,52 @@ BOOST_AUTO_TEST_CASE(reconnects_once_when_the_server_closed_a_kept_alive_connect
     auto r = c.post("/v1/workers/lease", {{"i", i}});
     BOOST_TEST(r.status == 200, "request " << i << ": " << r.transport_error);
     BOOST_TEST(r.json()["ok"] == true);
+    std::this_thread::sleep_for(20ms);  // the close arrives while the connection idles
   }
   BOOST_TEST(server.connections() == 3);
+}
+
+BOOST_AUTO_TEST_CASE(a_post_the_server_read_but_did_not_answer_is_not_sent_again) {
+  // The first connection answers one request, then reads the next and dies
+  // without answering (as a server killed mid-request); later ones answer.
+  std::atomic<int> requests{0};
+  script_server server([&](int fd, int index) {
+    for (;;) {
+      if (read_request(fd).empty()) return;
+      ++requests;
+      if (index == 0 && requests == 2) return;  // read, maybe applied, no answer
+      send_pieces(fd, {answer(R"({"ok":true})")});
+    }
+  });
+  http::client c(server.url(), {}, 2s);
+  BOOST_TEST(c.post("/v1/jobs", {{"kind", "k"}}).status == 200);
+  auto lost = c.post("/v1/jobs/1/retry", nlohmann::json::object());
+  BOOST_TEST(lost.status == 0);
+  BOOST_TEST(lost.transport_error.find("POST not sent again") != std::string::npos,
+             lost.transport_error);
+  BOOST_TEST(requests.load() == 2);  // not a third time
+  BOOST_TEST(server.connections() == 1);
+  // The caller may choose to send it again: a new connection.
+  BOOST_TEST(c.post("/v1/jobs/1/retry", nlohmann::json::object()).status == 200);
+  BOOST_TEST(server.connections() == 2);
+}
+
+BOOST_AUTO_TEST_CASE(a_get_the_server_read_but_did_not_answer_is_sent_again_once) {
+  std::atomic<int> requests{0};
+  script_server server([&](int fd, int index) {
+    for (;;) {
+      if (read_request(fd).empty()) return;
+      ++requests;
+      if (index == 0 && requests == 2) return;
+      send_pieces(fd, {answer(R"({"ok":true})")});
+    }
+  });
+  http::client c(server.url(), {}, 2s);
+  BOOST_TEST(c.get("/v1/jobs/1").status == 200);
+  auto again = c.get("/v1/jobs/1");
+  BOOST_TEST(again.status == 200, again.transport_error);
+  BOOST_TEST(requests.load() == 3);
+  BOOST_TEST(server.connections() == 2);
 }
 
 BOOST_AUTO_TEST_CASE(a_fresh_connection_closed_without_answer_is_an_error_not_a_loop) {
