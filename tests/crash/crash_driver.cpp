@@ -11,7 +11,19 @@
 //   5. no job stays `running` without a live lease after its heartbeat
 //      timeout (plus slack);
 //   6. `jobsmith audit verify` passes on the directory while the server is
-//      down.
+//      down;
+//   7-10. folded from the whole log after the drain (log_invariants.hpp):
+//      no two jobs hold a resource at once unless both claim it shared, no
+//      two live jobs share a unique key, no schedule has two live runs, and
+//      each event carries the principal of the token that caused it.
+// After each restart it also checks that the tokens still apply (401, 403),
+// that the queue is paused or not as the last acknowledged pause or resume
+// said, and that every acknowledged recurring schedule is still listed.
+// The load: producers submit (some jobs with resources, unique keys, review,
+// delays) and cancel, run now and retry; workers lease, heartbeat, complete
+// and fail, and sometimes walk away; a reviewer accepts and declines; an
+// operator pauses and resumes the queue and owns the recurring schedules.
+// Every caller has its own token and role (--no-tokens: none, all admin).
 // Violations go to stdout, one per line; the exit status is 1 on any.
 // Only the server process this program started is ever signalled.
 #include <fcntl.h>
@@ -44,6 +56,7 @@
 #include <vector>
 
 #include "apps/client/http_client.hpp"
+#include "tests/crash/log_invariants.hpp"
 #include "tests/crash/server_process.hpp"
 
 namespace {
@@ -89,7 +102,23 @@ struct options {
   // second complete token, a terminal state) after the first restart, so a
   // test can see the checks report them: the oracle is not vacuous.
   bool inject = false;
+  bool tokens = true;  // false: no tokens file, every caller is admin
+  int schedules = 2;   // recurring schedules the operator keeps (each run a job)
 };
+
+// The callers and their tokens (the tokens file the driver writes).
+struct caller {
+  const char* name;
+  const char* token;
+  const char* role;
+};
+constexpr caller producer_caller{"crash-producer", "crash-producer-token", "producer"};
+constexpr caller reviewer_caller{"crash-reviewer", "crash-reviewer-token", "producer"};
+constexpr caller worker_caller{"crash-worker", "crash-worker-token", "worker"};
+constexpr caller admin_caller{"crash-admin", "crash-admin-token", "admin"};
+constexpr caller reader_caller{"crash-reader", "crash-reader-token", "read"};
+constexpr caller all_callers[] = {producer_caller, reviewer_caller, worker_caller, admin_caller,
+                                  reader_caller};
 
 // -- the oracle -------------------------------------------------------------------
 
@@ -97,11 +126,21 @@ struct job_facts {
   // False for a job the oracle knows only from a later answer (a lease, a
   // cancel): its submit was committed but the answer lost in a kill.
   bool submit_acked = false;
+  // Submitted with a unique key: the answer may name an older job with
+  // another payload, so payload and review are not checked.
+  bool unique = false;
   bool review = false;
   std::string payload;                      // as submitted (each is unique), dumped
   std::set<std::uint64_t> complete_tokens;  // tokens that got a 2xx complete
   std::string terminal;                     // acknowledged terminal state, "" if none
   std::string terminal_how;
+  std::uint64_t terminal_seq = 0;  // the job's last_seq in that answer (0: not given)
+  // A retry was acknowledged (its answer's last_seq in retry_seq), or may
+  // have happened (an answer lost in a kill: retry_seq = max). Answers from
+  // before it are ignored; the two-token and two-terminal checks no longer
+  // apply to the job (a retried job runs and ends again).
+  bool retried = false;
+  std::uint64_t retry_seq = 0;
 };
 
 /// Everything the server acknowledged, and the violations found so far.
@@ -121,29 +160,41 @@ class oracle {
     return seen_.size();
   }
 
-  void submitted(std::uint64_t id, bool review, std::string payload) {
+  /// `unique`: submitted with a unique key (the id may be an older job's).
+  void submitted(std::uint64_t id, bool review, std::string payload, bool unique = false) {
     std::lock_guard lk(m_);
     auto& f = jobs_[id];
+    if (!f.submit_acked) {
+      ++acked_submits_;
+      ids_.push_back(id);
+    }
     f.submit_acked = true;
-    ++acked_submits_;
-    f.review = review;
-    f.payload = std::move(payload);
+    if (unique || f.unique) {
+      f.unique = true;
+    } else {
+      f.review = review;
+      f.payload = std::move(payload);
+    }
     dirty(id);
-    ids_.push_back(id);
   }
 
-  /// A 2xx answer carrying the job: records its state if terminal.
-  void acknowledged(std::uint64_t id, const std::string& state, const std::string& how) {
+  /// A 2xx answer carrying the job: records its state if terminal. `seq` is
+  /// the job's last_seq in the answer (0 when the answer has none).
+  void acknowledged(std::uint64_t id, const std::string& state, const std::string& how,
+                    std::uint64_t seq = 0) {
     if (!is_terminal(state)) return;
     std::string conflict;
     {
       std::lock_guard lk(m_);
       auto& f = jobs_[id];
       dirty(id);
-      if (f.terminal.empty()) {
+      if (f.retried && seq <= f.retry_seq) return;  // answered before the latest retry
+      if (f.terminal.empty() || (f.retried && seq > f.terminal_seq)) {
         f.terminal = state;
         f.terminal_how = how;
-      } else if (f.terminal != state) {
+        f.terminal_seq = seq;
+        if (state != "succeeded" && state != "accepted") retriable_.push_back(id);
+      } else if (f.terminal != state && !f.retried) {
         conflict = "two terminal states acknowledged: expected " + f.terminal + " (by " +
                    f.terminal_how + "), seen " + state + " (by " + how + ")";
       }
@@ -151,13 +202,29 @@ class oracle {
     if (!conflict.empty()) violation(id, conflict);
   }
 
-  void completed(std::uint64_t id, std::uint64_t token, const std::string& state) {
+  /// A 2xx retry whose answer had last_seq `seq`; 0 = the answer was lost,
+  /// so the retry may or may not have happened.
+  void retried(std::uint64_t id, std::uint64_t seq) {
+    std::lock_guard lk(m_);
+    auto& f = jobs_[id];
+    dirty(id);
+    f.retried = true;
+    f.retry_seq = seq == 0 ? UINT64_MAX : std::max(f.retry_seq, seq);
+    if (f.terminal_seq < f.retry_seq) {
+      f.terminal.clear();
+      f.terminal_seq = 0;
+    }
+    f.complete_tokens.clear();
+  }
+
+  void completed(std::uint64_t id, std::uint64_t token, const std::string& state,
+                 std::uint64_t seq = 0) {
     std::string twice;
     {
       std::lock_guard lk(m_);
       auto& f = jobs_[id];
       dirty(id);
-      f.complete_tokens.insert(token);
+      if (!f.retried) f.complete_tokens.insert(token);
       if (f.complete_tokens.size() > 1) {
         twice = "completed under two tokens: expected only " +
                 std::to_string(*f.complete_tokens.begin()) + ", seen also ";
@@ -166,7 +233,7 @@ class oracle {
       }
     }
     if (!twice.empty()) violation(id, twice);
-    acknowledged(id, state, "complete under token " + std::to_string(token));
+    acknowledged(id, state, "complete under token " + std::to_string(token), seq);
   }
 
   /// A 2xx lease or heartbeat for `token`: its lease is live as of now.
@@ -202,6 +269,15 @@ class oracle {
     auto window = std::min<std::size_t>(n, 400);
     return ids_[n - 1 - std::uniform_int_distribution<std::size_t>(0, window - 1)(rng)];
   }
+  /// A job last acknowledged discarded, declined, cancelled or expired
+  /// (mostly recent ones), for a retry.
+  std::optional<std::uint64_t> random_retriable(std::mt19937_64& rng) {
+    std::lock_guard lk(m_);
+    if (retriable_.empty()) return std::nullopt;
+    auto n = retriable_.size();
+    auto window = std::min<std::size_t>(n, 100);
+    return retriable_[n - 1 - std::uniform_int_distribution<std::size_t>(0, window - 1)(rng)];
+  }
   /// Jobs whose submit was acknowledged.
   std::size_t job_count() {
     std::lock_guard lk(m_);
@@ -213,6 +289,7 @@ class oracle {
   std::mutex m_;
   std::map<std::uint64_t, job_facts> jobs_;
   std::vector<std::uint64_t> ids_;
+  std::vector<std::uint64_t> retriable_;
   std::unordered_map<std::uint64_t, std::int64_t> touched_;
   std::set<std::string> seen_;
   std::uint64_t min_dirty_ = UINT64_MAX;
@@ -237,11 +314,30 @@ struct shared_state {
   std::atomic<bool> produce{true};  // producers and cancels run
   std::atomic<bool> work{true};     // workers and the reviewer run
   std::atomic<bool> chaos{true};    // workers may abandon jobs and send late results
+  std::atomic<bool> operate{true};  // the operator pauses and resumes the queue
+  // Held by the operator around a pause or resume and its record, and by
+  // the check that compares the queue with the record.
+  std::mutex queue_mu;
+  std::optional<bool> expect_paused = false;  // nullopt: the last answer was lost
+  std::mutex schedules_mu;
+  std::vector<std::uint64_t> schedules;  // acknowledged recurring schedules (first run ids)
 };
 
-std::unique_ptr<http::client> make_client(const shared_state& s) {
-  return std::make_unique<http::client>(s.url, std::string{},
+std::unique_ptr<http::client> make_client(const shared_state& s, const caller& who) {
+  return std::make_unique<http::client>(s.url, s.o->tokens ? who.token : std::string{},
                                         std::chrono::milliseconds(s.o->http_timeout_ms));
+}
+
+bool unacknowledged(int status) {
+  // Down, restarting, busy or out of disk: nothing was written, or (0) the
+  // answer was lost and it may have been.
+  return status == 0 || status == 429 || status == 503 || status == 507;
+}
+
+std::uint64_t last_seq_of(const json& body) {
+  if (body.is_object() && body.contains("job") && body["job"].is_object())
+    return body["job"].value("last_seq", std::uint64_t{0});
+  return 0;
 }
 
 std::string state_of(const json& body) {
@@ -254,7 +350,7 @@ std::string state_of(const json& body) {
 void producer(shared_state& s, int index) {
   std::mt19937_64 rng(s.o->seed * 1000 + 100 + index);
   std::uniform_real_distribution<double> u(0, 1);
-  auto c = make_client(s);
+  auto c = make_client(s, producer_caller);
   std::uint64_t n = 0;
   std::int64_t live = 0;
   int since_count = 0;
@@ -267,8 +363,28 @@ void producer(shared_state& s, int index) {
               {"retry", retry},
               {"timeouts", {{"heartbeat", s.o->heartbeat_ms}}}};
     if (u(rng) < 0.15) j["review_required"] = true;
-    if (u(rng) < 0.1) j["delay"] = static_cast<int>(rng() % 300);
+    if (u(rng) < 0.1) j["delay"] = static_cast<int>(rng() % 2000);  // some to run now
+    if (u(rng) < 0.25) {
+      // One or two of four resources, mostly exclusive (log invariant 7).
+      json claims = json::array();
+      auto first = rng() % 4;
+      auto count = 1 + rng() % 2;
+      for (std::uint64_t k = 0; k < count; ++k)
+        claims.push_back({{"name", "crash:r" + std::to_string((first + k) % 4)},
+                          {"mode", u(rng) < 0.6 ? "exclusive" : "shared"}});
+      j["resources"] = claims;
+    }
+    if (u(rng) < 0.08) j["unique_key"] = "crash-u" + std::to_string(rng() % 12);
     return j;
+  };
+  auto job_call = [&](const char* what, std::uint64_t id, const json& body) {
+    return c->post("/v1/jobs/" + std::to_string(id) + "/" + what, body);
+  };
+  std::vector<std::uint64_t> delayed;  // submitted with a delay: run-now's targets
+  auto pick_from = [&](const std::vector<std::uint64_t>& v) -> std::optional<std::uint64_t> {
+    if (v.empty()) return std::nullopt;
+    auto window = std::min<std::size_t>(v.size(), 50);
+    return v[v.size() - 1 - std::uniform_int_distribution<std::size_t>(0, window - 1)(rng)];
   };
   while (s.produce.load()) {
     if (since_count-- <= 0) {
@@ -292,31 +408,72 @@ void producer(shared_state& s, int index) {
     if (pick < 0.12) {
       auto id = s.orc.random_id(rng);
       if (!id) continue;
-      auto r = c->post("/v1/jobs/" + std::to_string(*id) + "/cancel", {{"reason", "crash-test"}});
+      auto r = job_call("cancel", *id, {{"reason", "crash-test"}});
       if (r.status == 200) {
         s.orc.op();
         auto st = state_of(r.json());
         if (st != "cancelled")
           s.orc.violation(*id, "cancel answered 200: expected state cancelled, seen " + st);
-        s.orc.acknowledged(*id, st, "cancel");
+        s.orc.acknowledged(*id, st, "cancel", last_seq_of(r.json()));
       }
       if (r.status == 0) std::this_thread::sleep_for(20ms);
       continue;
     }
+    if (pick < 0.17) {
+      // Run now: a scheduled job becomes due (200); any other state is 409.
+      auto id = pick_from(delayed);
+      if (!id) continue;
+      auto r = job_call("run-now", *id, json::object());
+      if (r.status == 200) {
+        s.orc.op();
+        auto st = state_of(r.json());
+        if (st != "queued")
+          s.orc.violation(*id, "run-now answered 200: expected state queued, seen " + st);
+      } else if (r.status != 409 && !unacknowledged(r.status)) {
+        s.orc.violation(*id, "run-now answered " + std::to_string(r.status) + ": " + r.body);
+      }
+      if (r.status == 0) std::this_thread::sleep_for(20ms);
+      continue;
+    }
+    if (pick < 0.22) {
+      // Retry: a discarded, expired, declined or cancelled job gets new
+      // attempts (200); any other state is 409.
+      auto id = s.orc.random_retriable(rng);
+      if (!id) continue;
+      auto r = job_call("retry", *id, json::object());
+      if (r.status == 200) {
+        s.orc.op();
+        auto st = state_of(r.json());
+        if (st != "queued" && st != "scheduled")
+          s.orc.violation(*id, "retry answered 200: expected queued or scheduled, seen " + st);
+        s.orc.retried(*id, std::max<std::uint64_t>(last_seq_of(r.json()), 1));
+      } else if (r.status == 0) {
+        s.orc.retried(*id, 0);  // may have happened
+        std::this_thread::sleep_for(20ms);
+      } else if (r.status != 409 && !unacknowledged(r.status)) {
+        s.orc.violation(*id, "retry answered " + std::to_string(r.status) + ": " + r.body);
+      }
+      continue;
+    }
     json body;
-    std::vector<bool> review;
+    std::vector<bool> review, unique;
     std::vector<std::string> payload;
+    std::vector<bool> later;
+    auto add = [&](const json& one) {
+      later.push_back(one.value("delay", 0) >= 500);
+      review.push_back(one.value("review_required", false));
+      unique.push_back(one.contains("unique_key"));
+      payload.push_back(one["payload"].dump());
+    };
     if (pick < 0.55) {
       body = spec();
-      review.push_back(body.value("review_required", false));
-      payload.push_back(body["payload"].dump());
+      add(body);
     } else {
       json list = json::array();
       auto k = 2 + rng() % 19;
       for (std::size_t i = 0; i < k; ++i) {
         list.push_back(spec());
-        review.push_back(list.back().value("review_required", false));
-        payload.push_back(list.back()["payload"].dump());
+        add(list.back());
       }
       body = {{"jobs", list}};
     }
@@ -324,16 +481,15 @@ void producer(shared_state& s, int index) {
     if (r.status == 201) {
       s.orc.op();
       auto j = r.json();
-      if (j.contains("id")) {
-        s.orc.submitted(j["id"].get<std::uint64_t>(), review[0], payload[0]);
-      } else {
-        auto& ids = j["ids"];
-        for (std::size_t i = 0; i < ids.size() && i < review.size(); ++i)
-          s.orc.submitted(ids[i].get<std::uint64_t>(), review[i], payload[i]);
+      std::vector<std::uint64_t> ids;
+      if (j.contains("id")) ids.push_back(j["id"].get<std::uint64_t>());
+      else for (auto& x : j["ids"]) ids.push_back(x.get<std::uint64_t>());
+      for (std::size_t i = 0; i < ids.size() && i < review.size(); ++i) {
+        s.orc.submitted(ids[i], review[i], payload[i], unique[i]);
+        if (later[i]) delayed.push_back(ids[i]);
       }
       live += static_cast<std::int64_t>(review.size());
-    } else if (r.status == 0 || r.status == 429 || r.status == 503 || r.status == 507) {
-      // Down, restarting, busy or out of disk: not acknowledged.
+    } else if (unacknowledged(r.status)) {
       std::this_thread::sleep_for(20ms);
     } else {
       s.orc.violation(0, "submit answered " + std::to_string(r.status) + ": " + r.body);
@@ -365,7 +521,7 @@ http::response persist(http::client& c, const std::string& path, const json& bod
 void worker(shared_state& s, int index) {
   std::mt19937_64 rng(s.o->seed * 1000 + 200 + index);
   std::uniform_real_distribution<double> u(0, 1);
-  auto c = make_client(s);
+  auto c = make_client(s, worker_caller);
   std::string name = "crash-w" + std::to_string(index);
   // Jobs this worker walked away from (a worker that hung); their results
   // are sent late, after the lease expired: they must be refused.
@@ -378,7 +534,8 @@ void worker(shared_state& s, int index) {
                      {{"lease_token", h.token}, {"result", {{"ok", true}}}}, s);
     if (r.status == 200) {
       s.orc.op();
-      s.orc.completed(h.id, h.token, state_of(r.json()));
+      auto a = r.json();
+      s.orc.completed(h.id, h.token, state_of(a), last_seq_of(a));
     } else if (r.status != 409 && r.status != 0) {
       s.orc.violation(h.id,
                       std::string(how) + " answered " + std::to_string(r.status) + ": " + r.body);
@@ -447,10 +604,12 @@ void worker(shared_state& s, int index) {
                          s);
         if (f.status == 200) {
           s.orc.op();
-          auto st = state_of(f.json());
+          auto a = f.json();
+          auto st = state_of(a);
           if (!retryable && st != "discarded")
             s.orc.violation(h.id, "permanent fail answered 200: expected discarded, seen " + st);
-          s.orc.acknowledged(h.id, st, retryable ? "retryable fail" : "permanent fail");
+          s.orc.acknowledged(h.id, st, retryable ? "retryable fail" : "permanent fail",
+                             last_seq_of(a));
         }
       }
     }
@@ -473,7 +632,7 @@ void worker(shared_state& s, int index) {
 void reviewer(shared_state& s) {
   std::mt19937_64 rng(s.o->seed * 1000 + 300);
   std::uniform_real_distribution<double> u(0, 1);
-  auto c = make_client(s);
+  auto c = make_client(s, reviewer_caller);
   while (s.work.load()) {
     auto r = c->get("/v1/jobs?state=pending_review&limit=100");
     if (r.status == 200) {
@@ -485,15 +644,85 @@ void reviewer(shared_state& s) {
                          {{"accept", accept}, {"comment", "crash-test"}});
         if (a.status == 200) {
           s.orc.op();
-          auto st = state_of(a.json());
+          auto answer = a.json();
+          auto st = state_of(answer);
           if (st != (accept ? "accepted" : "declined"))
             s.orc.violation(id, std::string("review answered 200: expected ") +
                                     (accept ? "accepted" : "declined") + ", seen " + st);
-          s.orc.acknowledged(id, st, accept ? "review accept" : "review decline");
+          s.orc.acknowledged(id, st, accept ? "review accept" : "review decline",
+                             last_seq_of(answer));
         }
       }
     }
     std::this_thread::sleep_for(r.status == 200 ? 30ms : 20ms);
+  }
+}
+
+/// Sends an operator's call again while the server is down, restarting or
+/// busy, until it answers otherwise or `limit` passes: the last answer.
+http::response insist(http::client& c, const std::string& method, const std::string& path,
+                      const json& body, std::chrono::milliseconds limit = 60s) {
+  auto end = clock_type::now() + limit;
+  for (;;) {
+    auto r = c.request(method, path, body.is_null() ? std::string{} : body.dump());
+    if (!unacknowledged(r.status) || clock_type::now() > end) return r;
+    std::this_thread::sleep_for(25ms);
+  }
+}
+
+/// The operator (admin token): starts the recurring schedules, then pauses
+/// the default queue for a moment now and then and resumes it. Each answer
+/// is recorded under queue_mu, so a check never sees an operation half done.
+void operator_loop(shared_state& s) {
+  std::mt19937_64 rng(s.o->seed * 1000 + 400);
+  auto c = make_client(s, admin_caller);
+  for (int i = 0; i < s.o->schedules && s.operate.load(); ++i) {
+    json spec = {{"kind", "crash-recurring"},
+                 {"payload", {{"schedule", i}}},
+                 {"recurrence", {{"interval", 100 + 100 * i}}},
+                 {"retry", {{"max_attempts", 2}, {"initial_interval", 50}, {"max_interval", 200}}},
+                 {"timeouts", {{"heartbeat", s.o->heartbeat_ms}}}};
+    auto r = insist(*c, "POST", "/v1/jobs", spec);
+    if (r.status != 201) {
+      // A lost answer may have left a schedule the driver does not know:
+      // the drain deletes every listed one.
+      if (r.status != 0)
+        s.orc.violation(0, "recurring submit answered " + std::to_string(r.status) + ": " + r.body);
+      continue;
+    }
+    auto id = r.json()["id"].get<std::uint64_t>();
+    s.orc.submitted(id, false, spec["payload"].dump());
+    std::lock_guard lk(s.schedules_mu);
+    s.schedules.push_back(id);
+  }
+  auto toggle = [&](bool pause) {
+    std::lock_guard lk(s.queue_mu);
+    auto r = c->post(std::string("/v1/queues/default/") + (pause ? "pause" : "resume"),
+                     json::object());
+    if (r.status == 200) {
+      s.orc.op();
+      s.expect_paused = pause;
+      if (r.json()["queue"].value("paused", !pause) != pause)
+        s.orc.violation(0, std::string(pause ? "pause" : "resume") +
+                               " answered 200 with paused=" + (pause ? "false" : "true"));
+    } else if (r.status == 0) {
+      s.expect_paused.reset();  // may or may not have happened
+    } else if (!unacknowledged(r.status)) {
+      s.orc.violation(0, std::string(pause ? "pause" : "resume") + " answered " +
+                             std::to_string(r.status) + ": " + r.body);
+    }
+  };
+  auto nap = [&](int ms) {
+    for (auto end = clock_type::now() + std::chrono::milliseconds(ms);
+         s.operate.load() && clock_type::now() < end;)
+      std::this_thread::sleep_for(10ms);
+  };
+  while (s.operate.load()) {
+    nap(300 + static_cast<int>(rng() % 700));
+    if (!s.operate.load()) break;
+    toggle(true);
+    nap(30 + static_cast<int>(rng() % 170));
+    toggle(false);
   }
 }
 
@@ -586,6 +815,66 @@ void check_running(shared_state& s, http::client& c, std::int64_t ready_wall) {
   }
 }
 
+/// After a restart: the tokens still apply, the queue is paused as the last
+/// acknowledged pause or resume left it, every acknowledged recurring
+/// schedule is still there.
+void check_settings(shared_state& s, http::client& c) {
+  if (s.o->tokens) {
+    struct probe {
+      const caller* who;  // nullptr: no token
+      const char* method;
+      const char* path;
+      int expect;
+    };
+    for (auto& p : {probe{nullptr, "GET", "/v1/jobs", 401},
+                    probe{&reader_caller, "POST", "/v1/jobs", 403},
+                    probe{&worker_caller, "POST", "/v1/jobs", 403},
+                    probe{&producer_caller, "POST", "/v1/workers/lease", 403},
+                    probe{&producer_caller, "POST", "/v1/queues/default/pause", 403}}) {
+      http::client a(s.url, p.who ? p.who->token : std::string{},
+                     std::chrono::milliseconds(s.o->http_timeout_ms));
+      auto r = a.request(p.method, p.path, std::string_view{"{\"kind\": \"crash\"}"});
+      if (r.status != p.expect && !unacknowledged(r.status))
+        s.orc.violation(0, std::string(p.method) + " " + p.path + " as " +
+                               (p.who ? p.who->name : "nobody") + ": expected " +
+                               std::to_string(p.expect) + ", seen " + describe(r));
+    }
+  }
+  {
+    std::lock_guard lk(s.queue_mu);
+    auto r = get_checked(c, "/v1/queues");
+    if (r.status != 200) {
+      s.orc.violation(0, "GET /v1/queues: expected 200, seen " + describe(r));
+    } else if (s.expect_paused) {
+      bool paused = false;
+      const json answer = r.json();
+      for (auto& q : answer["queues"])
+        if (q.value("name", "") == "default") paused = q.value("paused", false);
+      if (paused != *s.expect_paused)
+        s.orc.violation(0, std::string("queue default: the last acknowledged operation was ") +
+                               (*s.expect_paused ? "pause" : "resume") + ", seen paused=" +
+                               (paused ? "true" : "false"));
+    }
+  }
+  std::vector<std::uint64_t> known;
+  {
+    std::lock_guard lk(s.schedules_mu);
+    known = s.schedules;
+  }
+  auto r = get_checked(c, "/v1/schedules");
+  if (r.status != 200) {
+    s.orc.violation(0, "GET /v1/schedules: expected 200, seen " + describe(r));
+    return;
+  }
+  std::set<std::uint64_t> listed;
+  const json answer = r.json();  // kept alive: the loop refers into it
+  for (auto& sc : answer["schedules"]) listed.insert(sc["id"].get<std::uint64_t>());
+  for (auto id : known)
+    if (!listed.count(id))
+      s.orc.violation(id, "acknowledged recurring schedule missing: GET /v1/schedules answered " +
+                              r.body.substr(0, 300));
+}
+
 /// Invariants 1 and 3 (2 is checked as answers arrive) against the running
 /// server, for every acknowledged job with id > `after`; then 5.
 void check_server(shared_state& s, http::client& c, std::uint64_t after, std::int64_t ready_wall) {
@@ -628,6 +917,7 @@ void check_server(shared_state& s, http::client& c, std::uint64_t after, std::in
     }
   }
   check_running(s, c, ready_wall);
+  check_settings(s, c);
 }
 
 /// Invariant 4 and the histories: every acknowledged job, one GET each.
@@ -641,7 +931,7 @@ void check_histories(shared_state& s, const std::map<std::uint64_t, job_facts>& 
   for (auto& [id, f] : facts) ids.push_back(id);
   std::atomic<std::size_t> next{0};
   auto run = [&] {
-    auto c = make_client(s);
+    auto c = make_client(s, reader_caller);
     for (std::size_t i; (i = next.fetch_add(1)) < ids.size();) {
       auto id = ids[i];
       const auto& f = facts.at(id);
@@ -654,15 +944,15 @@ void check_histories(shared_state& s, const std::map<std::uint64_t, job_facts>& 
       std::string shown = j["job"]["state"].get<std::string>();
       bool review = j["job"]["spec"].value("review_required", false);
       auto payload = j["job"]["spec"]["payload"].dump();
-      if (f.submit_acked && payload != f.payload)
+      if (f.submit_acked && !f.unique && payload != f.payload)
         s.orc.violation(id, "acknowledged submit replaced: expected payload " + f.payload +
                                 ", seen " + payload);
-      if (f.submit_acked && review != f.review)
+      if (f.submit_acked && !f.unique && review != f.review)
         s.orc.violation(id, std::string("review_required: expected ") +
                                 (f.review ? "true" : "false") + ", seen " +
                                 (review ? "true" : "false"));
       std::string state = "queued";
-      int terminal_entries = 0, succeeded = 0;
+      int terminal_entries = 0, succeeded = 0, retries = 0;
       std::map<int, std::uint64_t> tokens;  // attempt -> lease token
       std::uint64_t succeeded_token = 0;
       for (auto& ev : j["history"]) {
@@ -686,23 +976,30 @@ void check_histories(shared_state& s, const std::map<std::uint64_t, job_facts>& 
           next_state = "discarded";
         } else if (type == "job.expired") {
           next_state = "expired";
+        } else if (type == "job.requested" && b.value("what", "") == "retry" &&
+                   is_terminal(state)) {
+          next_state = "scheduled";
+          ++retries;
         }
         if (is_terminal(next_state) && !is_terminal(state))
           ++terminal_entries;
-        else if (is_terminal(state) && next_state != state)
+        else if (is_terminal(state) && next_state != state && type != "job.requested")
           s.orc.violation(id, "event " + type + " after the terminal state " + state);
         state = next_state;
       }
       if (!is_terminal(shown))
         s.orc.violation(id, "after the drain: expected a terminal state, seen " + shown);
-      if (terminal_entries != 1)
-        s.orc.violation(id, "expected exactly one terminal transition in the history, seen " +
-                                std::to_string(terminal_entries));
+      if (terminal_entries != retries + 1)
+        s.orc.violation(id, "expected exactly one terminal transition in the history" +
+                                (retries ? " per retry and one more" : std::string{}) +
+                                ", seen " + std::to_string(terminal_entries) + " (" +
+                                std::to_string(retries) + " retries)");
       if (state != shown)
         s.orc.violation(id, "the history folds to " + state + ", the job shows " + shown);
-      if (succeeded > 1)
-        s.orc.violation(id,
-                        "expected at most one job.succeeded, seen " + std::to_string(succeeded));
+      if (succeeded > retries + 1)
+        s.orc.violation(id, "expected at most one job.succeeded" +
+                                (retries ? " per retry and one more" : std::string{}) +
+                                ", seen " + std::to_string(succeeded));
       if (!f.complete_tokens.empty() && succeeded == 1 && !f.complete_tokens.count(succeeded_token))
         s.orc.violation(id, "succeeded under token " + std::to_string(succeeded_token) +
                                 ", expected the acknowledged token " +
@@ -716,14 +1013,42 @@ void check_histories(shared_state& s, const std::map<std::uint64_t, job_facts>& 
   for (auto& t : ts) t.join();
 }
 
+/// Which principals may record each event type (log invariant 10): the
+/// token names of the callers that cause it, or the engine itself.
+std::map<std::string, std::set<std::string>> expected_principals(const options& o) {
+  if (!o.tokens) return {};  // every caller is "local"
+  const std::string engine = "engine";
+  const std::string producer = producer_caller.name, worker = worker_caller.name,
+                    admin = admin_caller.name, reviewer = reviewer_caller.name;
+  return {{"job.submitted", {producer, admin, engine}},  // admin: first runs of schedules
+          {"job.started", {worker}},
+          {"job.progress", {worker}},
+          {"job.succeeded", {worker}},
+          {"job.failed", {worker}},
+          {"job.reclaimed", {engine}},
+          {"job.cancelled", {producer}},
+          {"job.requested", {producer, admin}},  // admin: run-now in the drain
+          {"job.reviewed", {reviewer}},
+          {"job.expired", {engine}},
+          {"queue.paused", {admin}},
+          {"queue.resumed", {admin}},
+          {"schedule.created", {admin}},
+          {"schedule.deleted", {admin}},
+          {"engine.started", {engine}}};
+}
+
 /// The event log as the API serves it: sequence numbers 1..head without a
-/// gap, and every acknowledged job has its job.submitted.
+/// gap, every acknowledged job has its job.submitted, and the fold of the
+/// whole log keeps invariants 7-10 (log_invariants.hpp).
 void check_events(shared_state& s, http::client& c,
                   const std::map<std::uint64_t, job_facts>& facts) {
   auto ready = get_checked(c, "/readyz").json();
   std::uint64_t head = ready.is_object() ? ready.value("head", std::uint64_t{0}) : 0;
   std::uint64_t from = 1, expect = 1;
   std::set<std::uint64_t> submitted;
+  jobsmith::crash::log_invariants inv(
+      [&s](std::uint64_t job, const std::string& what) { s.orc.violation(job, what); },
+      expected_principals(*s.o));
   while (from <= head) {
     auto r = get_checked(c, "/v1/events?limit=1000&from=" + std::to_string(from));
     if (r.status != 200) {
@@ -738,6 +1063,7 @@ void check_events(shared_state& s, http::client& c,
                                std::to_string(seq));
       expect = seq + 1;
       if (ev["type"] == "job.submitted") submitted.insert(ev["job"].get<std::uint64_t>());
+      inv.fold(ev);
     }
     auto next = j["next"].get<std::uint64_t>();
     if (next <= from) {
@@ -794,7 +1120,7 @@ bool parse(int argc, char** argv, options& o) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (i + 1 >= argc && a != "--keep" && a != "--verbose" && a != "--inject-violations" &&
-        a != "--help") {
+        a != "--no-tokens" && a != "--help") {
       std::fprintf(stderr, "crash-test: %s needs a value\n", a.c_str());
       return false;
     }
@@ -836,6 +1162,10 @@ bool parse(int argc, char** argv, options& o) {
       o.verbose = true;
     else if (a == "--inject-violations")
       o.inject = true;
+    else if (a == "--no-tokens")
+      o.tokens = false;
+    else if (a == "--schedules")
+      o.schedules = static_cast<int>(num(i));
     else {
       std::fprintf(stderr,
                    "usage: jobsmith-crash-driver --binary PATH [--kills N] [--seed S]\n"
@@ -843,12 +1173,12 @@ bool parse(int argc, char** argv, options& o) {
                    "  [--heartbeat-ms MS] [--slack-ms MS] [--producers N] [--workers N]\n"
                    "  [--max-live N] [--drain-s S] [--verify-every N] [--full-check-every N]\n"
                    "  [--http-timeout-ms MS] [--work-dir DIR] [--keep] [--verbose]\n"
-                   "  [--inject-violations]\n");
+                   "  [--inject-violations] [--no-tokens] [--schedules N]\n");
       return false;
     }
   }
   if (o.binary.empty() || o.kills < 0 || o.min_load_ms < 0 || o.max_load_ms < o.min_load_ms ||
-      o.verify_every < 1 || o.full_check_every < 1) {
+      o.verify_every < 1 || o.full_check_every < 1 || o.schedules < 0) {
     std::fprintf(stderr, "crash-test: --binary is required; counts must be positive\n");
     return false;
   }
@@ -873,10 +1203,17 @@ int main(int argc, char** argv) {
   shared_state s;
   s.o = &o;
   s.url.port = free_port();
-  server_process server(o.binary, data, s.url.port, log,
-                        {"--snapshot-every", std::to_string(o.snapshot_every),
-                         "--handler-timeout-ms", "60000"},
-                        o.ready_timeout_s);
+  std::vector<std::string> serve_args{"--snapshot-every", std::to_string(o.snapshot_every),
+                                      "--handler-timeout-ms", "60000"};
+  if (o.tokens) {
+    json tokens = json::array();
+    for (auto& who : all_callers)
+      tokens.push_back({{"name", who.name}, {"token", who.token}, {"role", who.role}});
+    const std::string path = o.work_dir + "/tokens.json";
+    std::ofstream(path) << json{{"tokens", tokens}}.dump(2) << "\n";
+    serve_args.insert(serve_args.end(), {"--tokens", path});
+  }
+  server_process server(o.binary, data, s.url.port, log, serve_args, o.ready_timeout_s);
   std::printf("crash-test: seed=%llu port=%u dir=%s\n", static_cast<unsigned long long>(o.seed),
               s.url.port, o.work_dir.c_str());
   std::fflush(stdout);
@@ -894,12 +1231,13 @@ int main(int argc, char** argv) {
   std::vector<std::thread> workers;
   for (int i = 0; i < o.workers; ++i) workers.emplace_back(worker, std::ref(s), i);
   workers.emplace_back(reviewer, std::ref(s));
+  std::thread operator_thread(operator_loop, std::ref(s));
 
   std::mt19937_64 rng(o.seed);
   std::int64_t worst_recovery = 0, total_recovery = 0;
   int kills = 0;
   bool fatal = false;
-  auto checker = make_client(s);
+  auto checker = make_client(s, reader_caller);
   for (int k = 1; k <= o.kills && !fatal; ++k) {
     auto load = o.min_load_ms + static_cast<int>(rng() % (o.max_load_ms - o.min_load_ms + 1));
     std::this_thread::sleep_for(std::chrono::milliseconds(load));
@@ -934,8 +1272,43 @@ int main(int argc, char** argv) {
   // the reviewer work until every job is finished.
   s.produce = false;
   s.chaos = false;
+  s.operate = false;
   for (auto& t : threads) t.join();
+  operator_thread.join();
   if (!fatal) {
+    // The queue runs again and every schedule ends (also one whose submit
+    // answer a kill took): their live runs finish, no new ones start.
+    auto admin = make_client(s, admin_caller);
+    {
+      std::lock_guard lk(s.queue_mu);
+      auto r = insist(*admin, "POST", "/v1/queues/default/resume", json::object());
+      if (r.status != 200)
+        s.orc.violation(0, "resume for the drain: expected 200, seen " + describe(r));
+      s.expect_paused = false;
+    }
+    auto scheds = get_checked(*checker, "/v1/schedules");
+    if (scheds.status != 200)
+      s.orc.violation(0, "GET /v1/schedules for the drain: expected 200, seen " + describe(scheds));
+    const json schedule_list = scheds.status == 200 ? scheds.json() : json::object();
+    if (scheds.status == 200)
+      for (auto& sc : schedule_list["schedules"]) {
+        auto id = sc["id"].get<std::uint64_t>();
+        auto path = "/v1/schedules/" + std::to_string(id);
+        auto r = insist(*admin, "DELETE", path, json());
+        if (r.status != 200)
+          s.orc.violation(id, "DELETE " + path + ": expected 200, seen " + describe(r));
+        // Its last run may wait out a long failure backoff: due now (a run
+        // that is not scheduled answers 409).
+        auto last = sc.value("last_run", std::uint64_t{0});
+        auto rn = insist(*admin, "POST", "/v1/jobs/" + std::to_string(last) + "/run-now",
+                         json::object());
+        if (rn.status != 200 && rn.status != 409)
+          s.orc.violation(last, "run-now for the drain: expected 200 or 409, seen " + describe(rn));
+      }
+    {
+      std::lock_guard lk(s.schedules_mu);
+      s.schedules.clear();  // deleted: no longer expected in the list
+    }
     auto end = clock_type::now() + std::chrono::seconds(o.drain_s);
     std::optional<std::map<std::uint64_t, listed>> left;
     for (;;) {
