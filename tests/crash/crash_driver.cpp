@@ -141,6 +141,13 @@ struct job_facts {
   // apply to the job (a retried job runs and ends again).
   bool retried = false;
   std::uint64_t retry_seq = 0;
+  // Retries sent whose answer is not recorded yet, and all retries sent.
+  // A retry is committed before its answer is recorded here, so while one
+  // is in flight (or when one was sent during a check) no answer or state
+  // of the job can be ordered against it: the terminal and token checks
+  // stand down for that job meanwhile.
+  int retries_in_flight = 0;
+  std::uint64_t retries_sent = 0;
 };
 
 /// Everything the server acknowledged, and the violations found so far.
@@ -188,6 +195,7 @@ class oracle {
       std::lock_guard lk(m_);
       auto& f = jobs_[id];
       dirty(id);
+      if (f.retries_in_flight > 0) return;          // before or after it: unknown
       if (f.retried && seq <= f.retry_seq) return;  // answered before the latest retry
       if (f.terminal.empty() || (f.retried && seq > f.terminal_seq)) {
         f.terminal = state;
@@ -202,12 +210,33 @@ class oracle {
     if (!conflict.empty()) violation(id, conflict);
   }
 
+  /// A retry of `id` is about to be sent; its outcome is then recorded by
+  /// retried() or retry_refused().
+  void retry_sending(std::uint64_t id) {
+    std::lock_guard lk(m_);
+    auto& f = jobs_[id];
+    ++f.retries_in_flight;
+    ++f.retries_sent;
+  }
+  /// A retry was answered with a refusal (nothing written).
+  void retry_refused(std::uint64_t id) {
+    std::lock_guard lk(m_);
+    --jobs_[id].retries_in_flight;
+  }
+  /// How many retries of `id` were ever sent.
+  std::uint64_t retries_sent(std::uint64_t id) {
+    std::lock_guard lk(m_);
+    auto i = jobs_.find(id);
+    return i == jobs_.end() ? 0 : i->second.retries_sent;
+  }
+
   /// A 2xx retry whose answer had last_seq `seq`; 0 = the answer was lost,
   /// so the retry may or may not have happened.
   void retried(std::uint64_t id, std::uint64_t seq) {
     std::lock_guard lk(m_);
     auto& f = jobs_[id];
     dirty(id);
+    --f.retries_in_flight;
     f.retried = true;
     f.retry_seq = seq == 0 ? UINT64_MAX : std::max(f.retry_seq, seq);
     if (f.terminal_seq < f.retry_seq) {
@@ -224,7 +253,7 @@ class oracle {
       std::lock_guard lk(m_);
       auto& f = jobs_[id];
       dirty(id);
-      if (!f.retried) f.complete_tokens.insert(token);
+      if (!f.retried && f.retries_in_flight == 0) f.complete_tokens.insert(token);
       if (f.complete_tokens.size() > 1) {
         twice = "completed under two tokens: expected only " +
                 std::to_string(*f.complete_tokens.begin()) + ", seen also ";
@@ -440,6 +469,7 @@ void producer(shared_state& s, int index) {
       // attempts (200); any other state is 409.
       auto id = s.orc.random_retriable(rng);
       if (!id) continue;
+      s.orc.retry_sending(*id);
       auto r = job_call("retry", *id, json::object());
       if (r.status == 200) {
         s.orc.op();
@@ -450,8 +480,10 @@ void producer(shared_state& s, int index) {
       } else if (r.status == 0) {
         s.orc.retried(*id, 0);  // may have happened
         std::this_thread::sleep_for(20ms);
-      } else if (r.status != 409 && !unacknowledged(r.status)) {
-        s.orc.violation(*id, "retry answered " + std::to_string(r.status) + ": " + r.body);
+      } else {
+        s.orc.retry_refused(*id);
+        if (r.status != 409 && !unacknowledged(r.status))
+          s.orc.violation(*id, "retry answered " + std::to_string(r.status) + ": " + r.body);
       }
       continue;
     }
@@ -900,6 +932,9 @@ void check_server(shared_state& s, http::client& c, std::uint64_t after, std::in
       continue;
     }
     const auto& seen = j->second;
+    // A retry in flight at the snapshot, or sent since, may have changed
+    // the state the list shows: not a violation, and not checkable now.
+    if (f.retries_in_flight > 0 || s.orc.retries_sent(id) != f.retries_sent) continue;
     if (!f.terminal.empty() && seen.state != f.terminal)
       s.orc.violation(id, "acknowledged " + f.terminal_how + " undone: expected " + f.terminal +
                               ", seen " + seen.state);
