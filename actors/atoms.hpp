@@ -33,5 +33,6 @@ using stop = caf::atom_constant<caf::atom("stop")>;
 using snapshot = caf::atom_constant<caf::atom("snapshot")>;
 using totals = caf::atom_constant<caf::atom("totals")>;
 using unique = caf::atom_constant<caf::atom("unique")>;
+using leases = caf::atom_constant<caf::atom("leases")>;
 
 }  // namespace jobsmith::atom

@@ -230,6 +230,11 @@ result<std::unique_ptr<engine>> engine::open(engine_options options) {
   auto seed = recover_from_snapshot(*im->log, view);
   if (!seed) return seed.error();
   im->report.recover_seconds = since(recovering);
+  // The lease clock the previous run saved (actors/lease_clock.hpp); a
+  // missing or unreadable record leaves every remote lease its whole timeout.
+  if (std::string bytes; im->log->get_meta(leases_meta_key, &bytes).is_ok())
+    if (auto leases = decode_leases(bytes))
+      for (const auto& l : *leases) seed->saved_leases[l.id] = l;
   im->log->start_background_work();
   im->report.events_replayed = seed->events_replayed;
   im->report.live_jobs = seed->live_jobs.size();

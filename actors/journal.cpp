@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "actors/caf_error.hpp"
+#include "actors/lease_clock.hpp"
 #include "actors/recovery.hpp"
 #include "events/codec.hpp"
 
@@ -203,6 +204,11 @@ journal_actor::behavior_type journal(journal_actor::stateful_pointer<journal_sta
       [=](atom::unsubscrib, const caf::actor& sub) {
         auto& subs = self->state.subscribers;
         std::erase(subs, sub);
+      },
+      [=](atom::leases, const std::string& record) {
+        // A failure leaves the log refusing, and the next append finds out.
+        if (!self->state.refusal)
+          (void)self->state.log->put_meta_unsynced(leases_meta_key, record);
       },
   };
 }

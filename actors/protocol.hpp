@@ -82,7 +82,10 @@ using journal_actor = caf::typed_actor<
     caf::reacts_to<atom::subscribe, caf::actor>,
     caf::reacts_to<atom::unsubscrib, caf::actor>,
     /// Internal: writes what gathered since the last write.
-    caf::reacts_to<atom::flush>>;
+    caf::reacts_to<atom::flush>,
+    /// Saves the lease clock (actors/lease_clock.hpp) without an fsync;
+    /// best effort: skipped while the log refuses writes.
+    caf::reacts_to<atom::leases, std::string>>;
 
 /// One live job. Serializes the commands of its job.
 using job_actor = caf::typed_actor<

@@ -15,7 +15,9 @@
 //      their timers, running jobs keep their locks; running jobs whose
 //      worker was this engine's in-process pool died with the process and
 //      are reclaimed (then retried or discarded by their policy); jobs
-//      leased to remote workers get a fresh lease deadline. Schedules whose
+//      leased to remote workers keep what was left of their lease when the
+//      previous run last saved the lease clock (actors/lease_clock.hpp),
+//      or the whole heartbeat timeout if it saved none. Schedules whose
 //      last run ended without a successor get their next run.
 //   4. Append engine.started; start serving.
 //
@@ -30,6 +32,7 @@
 #include <vector>
 
 #include "actors/engine_error.hpp"
+#include "actors/lease_clock.hpp"
 #include "events/event.hpp"
 #include "events/job_state.hpp"
 #include "projections/queue_view.hpp"
@@ -73,6 +76,9 @@ struct recovered_state {
   std::uint64_t jobs_seen = 0;
   sequence_t snapshot_seq = 0;    // the snapshot recovery started from; 0 = none
   std::string snapshot_warning;   // why a stored snapshot was not used
+  // The lease clock the previous run saved last (actors/lease_clock.hpp),
+  // by job; empty when none was saved or it did not decode.
+  std::unordered_map<job_id, saved_lease> saved_leases;
 };
 
 /// The projector stores each queue view snapshot under this prefix and the

@@ -4,6 +4,7 @@
 
 #include "actors/caf_error.hpp"
 #include "actors/job_actor.hpp"
+#include "actors/lease_clock.hpp"
 #include "actors/lock_actor.hpp"
 
 namespace jobsmith {
@@ -515,7 +516,10 @@ void arm_tick(self_ptr self) {
   if (!st.due_timers.empty()) earliest = std::min(earliest, from_wall(st.due_timers.begin()->first));
   if (!st.start_limits.empty())
     earliest = std::min(earliest, from_wall(st.start_limits.begin()->first));
-  if (!st.deadlines.empty()) earliest = std::min(earliest, st.deadlines.begin()->first);
+  if (!st.deadlines.empty()) {
+    earliest = std::min(earliest, st.deadlines.begin()->first);
+    earliest = std::min(earliest, st.next_lease_save);  // leases may be held
+  }
   for (auto& [id, l] : st.leases) earliest = std::min(earliest, l.deadline);
   if (!st.schedule_retries.empty()) earliest = std::min(earliest, st.schedule_retries.begin()->first);
   if (earliest == time_point::max() || earliest >= st.armed) return;
@@ -524,11 +528,32 @@ void arm_tick(self_ptr self) {
   self->delayed_send(self, delay, atom::tick::value);
 }
 
+/// Saves what is left of every remote lease (actors/lease_clock.hpp).
+/// Lease deadlines are the deadlines whose time is their job's current
+/// lease_deadline; the others are stale or time-to-run limits.
+void save_lease_clock(self_ptr self, time_point now_mono) {
+  auto& st = self->state;
+  st.next_lease_save = now_mono + lease_save_interval;
+  std::vector<saved_lease> leases;
+  for (const auto& [at, entry] : st.deadlines) {
+    auto i = st.jobs.find(entry.first);
+    if (i == st.jobs.end()) continue;
+    const auto& tj = i->second;
+    if (tj.ph != phase::running || tj.token != entry.second || tj.lease_deadline != at) continue;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(at - now_mono).count();
+    leases.push_back({entry.first, entry.second, static_cast<std::uint64_t>(std::max<long long>(0, left))});
+  }
+  if (leases.empty() && st.saved_no_leases) return;
+  st.saved_no_leases = leases.empty();
+  self->send(st.journal, atom::leases::value, encode_leases(leases));
+}
+
 void on_tick(self_ptr self) {
   auto& st = self->state;
   st.armed = time_point::max();
   auto now_wall = wall_now(self);
   auto now_mono = mono_now(self);
+  if (st.next_lease_save <= now_mono) save_lease_clock(self, now_mono);
   while (!st.due_timers.empty() && st.due_timers.begin()->first <= now_wall) {
     auto id = st.due_timers.begin()->second;
     st.due_timers.erase(st.due_timers.begin());
@@ -763,7 +788,13 @@ void recover_jobs(self_ptr self, recovered_state& seed) {
     if (is_local_worker(tj.worker)) {
       dead_local.push_back(tj.rec.id);
     } else {
-      tj.lease_deadline = now + std::chrono::milliseconds(tj.rec.spec.timeouts.heartbeat);
+      // What was left of the lease when the previous run last saved it
+      // (actors/lease_clock.hpp); the whole timeout when nothing was saved.
+      auto left = std::chrono::milliseconds(tj.rec.spec.timeouts.heartbeat);
+      if (auto saved = seed.saved_leases.find(tj.rec.id);
+          saved != seed.saved_leases.end() && saved->second.token == tj.token)
+        left = std::min(left, std::chrono::milliseconds(saved->second.remaining_ms));
+      tj.lease_deadline = now + left;
       st.deadlines.emplace(tj.lease_deadline, std::make_pair(tj.rec.id, tj.token));
     }
   }

@@ -131,6 +131,10 @@ struct scheduler_state {
   job_id next_job_id = 1;
   std::size_t pending_submits = 0;
   time_point armed = time_point::max();  // earliest tick in flight
+  // The lease clock (actors/lease_clock.hpp): when it is saved next, and
+  // whether the last save held no lease (then an empty one is not repeated).
+  time_point next_lease_save{};
+  bool saved_no_leases = true;
   std::mt19937_64 rng;
   std::uint64_t dispatched = 0;
   std::uint64_t reclaimed = 0;

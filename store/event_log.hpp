@@ -118,6 +118,13 @@ class event_log {
   /// returns invalid_argument.
   virtual status put_meta(std::string_view key, std::string_view value) = 0;
   virtual status get_meta(std::string_view key, std::string* value) const = 0;
+  /// put_meta without waiting for the disk: the value survives a crash of
+  /// this process (the OS holds it) but not necessarily a power loss. For
+  /// best-effort state that is rewritten often (the lease clock,
+  /// actors/lease_clock.hpp). A failure counts as a failed write.
+  virtual status put_meta_unsynced(std::string_view key, std::string_view value) {
+    return put_meta(key, value);
+  }
 
   /// Leaves the refusing state after a failed write once the disk works
   /// again (the contract at the top). ok when the log was not refusing.

@@ -297,6 +297,7 @@ class rocksdb_log final : public event_log {
   status delete_snapshot(std::string_view name) override;
   status put_meta(std::string_view key, std::string_view value) override;
   status get_meta(std::string_view key, std::string* value) const override;
+  status put_meta_unsynced(std::string_view key, std::string_view value) override;
   std::uint64_t size_bytes() const override;
   status resume() override;
   status checkpoint(const std::string& target_dir) const override;
@@ -954,6 +955,19 @@ status rocksdb_log::put_meta(std::string_view key, std::string_view value) {
   if (std::optional<status> r = refuse_write()) return *r;
   rocksdb::Status s = db_->Put(sync_write_, meta_, slice(key), slice(value));
   if (!s.ok()) return write_failed(s, "put_meta " + std::string(key));
+  return status::ok();
+}
+
+status rocksdb_log::put_meta_unsynced(std::string_view key, std::string_view value) {
+  if (key == format::meta_format_key) {
+    return status::invalid_argument("meta key \"format\" belongs to the store");
+  }
+  std::lock_guard lock(write_mu_);
+  if (std::optional<status> r = refuse_write()) return *r;
+  // sync=false: the record is written to the WAL file (the OS has it when
+  // Put returns) and made durable by the next synced write.
+  rocksdb::Status s = db_->Put(rocksdb::WriteOptions(), meta_, slice(key), slice(value));
+  if (!s.ok()) return write_failed(s, "put_meta_unsynced " + std::string(key));
   return status::ok();
 }
 

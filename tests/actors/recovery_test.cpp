@@ -22,6 +22,7 @@
 #include "actors/engine.hpp"
 #include "tests/test_support.hpp"
 #include "actors/engine_actors.hpp"
+#include "actors/lease_clock.hpp"
 #include "actors/projector.hpp"
 #include "actors/recovery.hpp"
 #include "events/codec.hpp"
@@ -393,6 +394,59 @@ BOOST_AUTO_TEST_CASE(a_remote_lease_survives_a_restart_and_expires_without_heart
   BOOST_REQUIRE_MESSAGE(done.ok(), why(done));
   BOOST_TEST(done->state == job_state::succeeded);
   BOOST_TEST(bodies_of<job_reclaimed>(history_of(*eng, kept)).empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_lease_runs_out_over_restarts_that_come_faster_than_its_timeout) {
+  // A worker that vanished must not keep its job (and its locks) forever
+  // because the engine restarts more often than the heartbeat timeout: the
+  // lease clock carries what was left of the lease into the next run
+  // (actors/lease_clock.hpp). Before it, each open gave a fresh 1.5 s.
+  temp_dir dir;
+  engine_options opts;
+  opts.data_dir = dir.path();
+  opts.allow_unknown_kinds = true;
+  job_id id = 0;
+  {
+    auto eng = open_engine(opts);
+    auto spec = spec_of("render");
+    spec.timeouts.heartbeat = 1'500;
+    id = submit_ok(*eng, spec);
+    lease_request req;
+    req.worker = "gone";
+    auto leased = eng->lease(req);
+    BOOST_REQUIRE(leased.ok() && leased->size() == 1u);
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    eng->close();
+  }
+  int runs = 1;
+  bool reclaimed = false;
+  for (; runs < 6 && !reclaimed; ++runs) {
+    auto eng = open_engine(opts);
+    if (runs == 1) {
+      // 0.6 s of the lease were used, not all of it: still running.
+      BOOST_TEST(record_of(*eng, id).state == job_state::running);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    reclaimed = !bodies_of<job_reclaimed>(history_of(*eng, id)).empty();
+    eng->close();
+  }
+  // 1.5 s of uptime is used up in the third run (1.8 s); five give room.
+  BOOST_TEST(reclaimed, "still running after " << runs << " runs of 0.6 s");
+}
+
+BOOST_AUTO_TEST_CASE(the_lease_clock_record_round_trips_and_refuses_damage) {
+  std::vector<saved_lease> leases{{1, 77, 0}, {4'000'000'000ull, (1ull << 53) - 1, 86'400'000}};
+  auto bytes = encode_leases(leases);
+  auto back = decode_leases(bytes);
+  BOOST_REQUIRE(back.has_value());
+  BOOST_TEST((*back == leases));
+  BOOST_TEST(decode_leases(encode_leases({})).has_value());
+  for (std::size_t cut = 0; cut < bytes.size(); ++cut)
+    BOOST_TEST(!decode_leases(bytes.substr(0, cut)).has_value(), "cut at " << cut);
+  BOOST_TEST(!decode_leases(bytes + '\0').has_value());
+  auto other_version = bytes;
+  other_version[0] = 2;
+  BOOST_TEST(!decode_leases(other_version).has_value());
 }
 
 BOOST_AUTO_TEST_CASE(queue_settings_survive_a_restart) {
