@@ -130,6 +130,7 @@ void end_attempt(self_ptr self, tracked_job& tj) {
   if (auto w = st.workers.find(tj.worker); w != st.workers.end() && w->second.held > 0)
     --w->second.held;
   tj.worker.clear();
+  st.leased.erase(tj.rec.id);
   tj.lease_deadline = time_point::max();
   tj.run_deadline = time_point::max();
 }
@@ -414,6 +415,7 @@ void on_started(self_ptr self, job_id id, std::uint64_t token, job_record& rec,
     mark_running(self, tj);
     tj.lease_deadline = mono_now(self) + std::chrono::milliseconds(tj.rec.spec.timeouts.heartbeat);
     st.deadlines.emplace(tj.lease_deadline, std::make_pair(id, token));
+    st.leased.insert(id);
     // A lease request that went away meanwhile: the job stays leased to the
     // worker by name and is reclaimed if it never heartbeats.
     if (lease != st.leases.end()) lease->second.leased.push_back(std::move(rec));
@@ -516,10 +518,8 @@ void arm_tick(self_ptr self) {
   if (!st.due_timers.empty()) earliest = std::min(earliest, from_wall(st.due_timers.begin()->first));
   if (!st.start_limits.empty())
     earliest = std::min(earliest, from_wall(st.start_limits.begin()->first));
-  if (!st.deadlines.empty()) {
-    earliest = std::min(earliest, st.deadlines.begin()->first);
-    earliest = std::min(earliest, st.next_lease_save);  // leases may be held
-  }
+  if (!st.deadlines.empty()) earliest = std::min(earliest, st.deadlines.begin()->first);
+  if (!st.leased.empty() || !st.saved_no_leases) earliest = std::min(earliest, st.next_lease_save);
   for (auto& [id, l] : st.leases) earliest = std::min(earliest, l.deadline);
   if (!st.schedule_retries.empty()) earliest = std::min(earliest, st.schedule_retries.begin()->first);
   if (earliest == time_point::max() || earliest >= st.armed) return;
@@ -529,19 +529,22 @@ void arm_tick(self_ptr self) {
 }
 
 /// Saves what is left of every remote lease (actors/lease_clock.hpp).
-/// Lease deadlines are the deadlines whose time is their job's current
-/// lease_deadline; the others are stale or time-to-run limits.
 void save_lease_clock(self_ptr self, time_point now_mono) {
   auto& st = self->state;
   st.next_lease_save = now_mono + lease_save_interval;
   std::vector<saved_lease> leases;
-  for (const auto& [at, entry] : st.deadlines) {
-    auto i = st.jobs.find(entry.first);
-    if (i == st.jobs.end()) continue;
+  leases.reserve(st.leased.size());
+  for (auto it = st.leased.begin(); it != st.leased.end();) {
+    auto i = st.jobs.find(*it);
+    if (i == st.jobs.end() || i->second.ph != phase::running ||
+        i->second.lease_deadline == time_point::max()) {
+      it = st.leased.erase(it);
+      continue;
+    }
     const auto& tj = i->second;
-    if (tj.ph != phase::running || tj.token != entry.second || tj.lease_deadline != at) continue;
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(at - now_mono).count();
-    leases.push_back({entry.first, entry.second, static_cast<std::uint64_t>(std::max<long long>(0, left))});
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(tj.lease_deadline - now_mono);
+    leases.push_back({tj.rec.id, tj.token, static_cast<std::uint64_t>(std::max<std::int64_t>(0, left.count()))});
+    ++it;
   }
   if (leases.empty() && st.saved_no_leases) return;
   st.saved_no_leases = leases.empty();
@@ -796,6 +799,7 @@ void recover_jobs(self_ptr self, recovered_state& seed) {
         left = std::min(left, std::chrono::milliseconds(saved->second.remaining_ms));
       tj.lease_deadline = now + left;
       st.deadlines.emplace(tj.lease_deadline, std::make_pair(tj.rec.id, tj.token));
+      st.leased.insert(tj.rec.id);
     }
   }
   // The in-process worker of a previous run died with its process.

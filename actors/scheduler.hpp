@@ -24,6 +24,7 @@
 #include <random>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "actors/clock.hpp"
@@ -135,6 +136,9 @@ struct scheduler_state {
   // whether the last save held no lease (then an empty one is not repeated).
   time_point next_lease_save{};
   bool saved_no_leases = true;
+  // Jobs leased to remote workers (a lease deadline is armed); an attempt's
+  // end removes its job, the lease clock drops any left over.
+  std::unordered_set<job_id> leased;
   std::mt19937_64 rng;
   std::uint64_t dispatched = 0;
   std::uint64_t reclaimed = 0;
