@@ -795,8 +795,9 @@ void recover_jobs(self_ptr self, recovered_state& seed) {
       // (actors/lease_clock.hpp); the whole timeout when nothing was saved.
       auto left = std::chrono::milliseconds(tj.rec.spec.timeouts.heartbeat);
       if (auto saved = seed.saved_leases.find(tj.rec.id);
-          saved != seed.saved_leases.end() && saved->second.token == tj.token)
-        left = std::min(left, std::chrono::milliseconds(saved->second.remaining_ms));
+          saved != seed.saved_leases.end() && saved->second.token == tj.token &&
+          saved->second.remaining_ms < static_cast<std::uint64_t>(left.count()))
+        left = std::chrono::milliseconds(static_cast<std::int64_t>(saved->second.remaining_ms));
       tj.lease_deadline = now + left;
       st.deadlines.emplace(tj.lease_deadline, std::make_pair(tj.rec.id, tj.token));
       st.leased.insert(tj.rec.id);
