@@ -276,6 +276,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(after_a_failed_append_the_log_refuses_but_reads, S
   BOOST_TEST(!refused.is_no_space());
   BOOST_TEST(log.append({}, nullptr).code() == js::status_code::refused);
   BOOST_TEST(log.put_meta("k", "v").code() == js::status_code::refused);
+  BOOST_TEST(log.put_meta_unsynced("k", "v").code() == js::status_code::refused);
   BOOST_TEST(log.put_snapshot("s", {1, "x"}).code() == js::status_code::refused);
   BOOST_TEST(log.head() == 3u);
 
@@ -399,6 +400,10 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(meta_round_trips_and_format_belongs_to_the_store, 
   BOOST_TEST(log.put_meta("engine_id", "e-2").is_ok());
   BOOST_TEST(log.get_meta("engine_id", &v).is_ok());
   BOOST_TEST(v == "e-2");
+  BOOST_TEST(log.put_meta_unsynced("engine_id", "e-3").is_ok());
+  BOOST_TEST(log.get_meta("engine_id", &v).is_ok());
+  BOOST_TEST(v == "e-3");
+  BOOST_TEST(log.put_meta_unsynced("format", "2").code() == js::status_code::invalid_argument);
 
   BOOST_TEST(log.get_meta("format", &v).is_ok());
   BOOST_TEST(v == "1");

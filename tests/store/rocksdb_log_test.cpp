@@ -288,6 +288,26 @@ BOOST_AUTO_TEST_CASE(size_bytes_counts_the_files_on_disk) {
   BOOST_TEST(log->size_bytes() >= empty + 1'000'000);  // in the WAL
 }
 
+BOOST_AUTO_TEST_CASE(an_unsynced_meta_write_survives_a_crash_of_the_process) {
+  // put_meta_unsynced returns once the OS has the write: a copy of the
+  // directory taken while the log is still open (what a killed process
+  // leaves; the page cache is not lost) holds it, and so do the records
+  // appended before it.
+  namespace fs = std::filesystem;
+  js::test::temp_dir tmp;
+  const std::string live = tmp.sub("log");
+  const std::string crashed = tmp.sub("crashed");
+  auto log = open_log(live);
+  append_records(*log, 3);
+  BOOST_REQUIRE(log->put_meta_unsynced("leases", "saved").is_ok());
+  fs::copy(live, crashed, fs::copy_options::recursive);
+  auto reopened = open_log(crashed);
+  std::string v;
+  BOOST_TEST(reopened->get_meta("leases", &v).is_ok());
+  BOOST_TEST(v == "saved");
+  BOOST_TEST(reopened->head() == 3u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 // -- corruption: damaged directories ----------------------------------------------
