@@ -619,8 +619,12 @@ void add_work_command(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand(
       "work", "run a command per leased job: payload on stdin, exit code as outcome");
   add_connection_options(cmd, o->conn, /*with_json=*/false);
+  // One argument per --queues (comma-separated for several): as a list
+  // option it took the `--` before the command as its own end, and the
+  // command's options (`sh -c ...`) were then parsed as work's.
   cmd->add_option("--queues", o->queues, "queues to lease from, comma-separated (default: all)")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->allow_extra_args(false);
   cmd->add_option("--concurrency", o->concurrency, "commands running at once")
       ->capture_default_str();
   cmd->add_option("--name", o->name, "worker name (default HOST:PID)");

@@ -321,6 +321,21 @@ BOOST_AUTO_TEST_CASE(work_completes_jobs_with_the_last_json_line_and_logs) {
   BOOST_TEST(w->wait(10s) == 0, w->err());
 }
 
+BOOST_AUTO_TEST_CASE(work_takes_the_queues_right_before_the_command) {
+  // As the README types it: `--queues Q -- sh -c ...`. --queues used to take
+  // the `--` as the end of its list, and work then refused `-c`.
+  served s;
+  auto id = s.submit({"--kind", "k", "--queue", "q1"});
+  auto other = s.submit({"--kind", "k", "--queue", "q2"});
+  auto w = s.start({"work", "--wait", "500", "--queues", "q1,q2", "--", "sh", "-c",
+                    "cat >/dev/null; echo '{\"ok\":1}'"});
+  BOOST_TEST(s.wait_state(id, "succeeded"), w->err());
+  BOOST_TEST(s.wait_state(other, "succeeded"), w->err());
+  BOOST_TEST(s.job(id)["job"]["result"] == json::parse(R"({"ok":1})"));
+  w->signal(SIGTERM);
+  BOOST_TEST(w->wait(10s) == 0, w->err());
+}
+
 BOOST_AUTO_TEST_CASE(a_failing_command_is_retried_and_a_permanent_code_discards) {
   served s;
   auto flaky =
