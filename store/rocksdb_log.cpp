@@ -322,6 +322,9 @@ class rocksdb_log final : public event_log {
   const std::string& open_warning() const { return open_warning_; }
 
  private:
+  /// put_meta and put_meta_unsynced: `options` says whether to sync.
+  status write_meta(const rocksdb::WriteOptions& options, std::string_view key,
+                    std::string_view value, const char* what);
   // Iterates `events` over [from, last] and calls
   // f(seq, job, hash, body) -> bool (false stops) for each record. A gap or
   // an undecodable record is corruption and sets *bad to its sequence.
@@ -948,26 +951,24 @@ status rocksdb_log::get_snapshot(std::string_view name, snapshot* out) const {
 }
 
 status rocksdb_log::put_meta(std::string_view key, std::string_view value) {
-  if (key == format::meta_format_key) {
-    return status::invalid_argument("meta key \"format\" belongs to the store");
-  }
-  std::lock_guard lock(write_mu_);
-  if (std::optional<status> r = refuse_write()) return *r;
-  rocksdb::Status s = db_->Put(sync_write_, meta_, slice(key), slice(value));
-  if (!s.ok()) return write_failed(s, "put_meta " + std::string(key));
-  return status::ok();
+  return write_meta(sync_write_, key, value, "put_meta");
 }
 
 status rocksdb_log::put_meta_unsynced(std::string_view key, std::string_view value) {
+  // sync=false: the record is written to the WAL file (the OS has it when
+  // Put returns) and made durable by the next synced write.
+  return write_meta(rocksdb::WriteOptions(), key, value, "put_meta_unsynced");
+}
+
+status rocksdb_log::write_meta(const rocksdb::WriteOptions& options, std::string_view key,
+                               std::string_view value, const char* what) {
   if (key == format::meta_format_key) {
     return status::invalid_argument("meta key \"format\" belongs to the store");
   }
   std::lock_guard lock(write_mu_);
   if (std::optional<status> r = refuse_write()) return *r;
-  // sync=false: the record is written to the WAL file (the OS has it when
-  // Put returns) and made durable by the next synced write.
-  rocksdb::Status s = db_->Put(rocksdb::WriteOptions(), meta_, slice(key), slice(value));
-  if (!s.ok()) return write_failed(s, "put_meta_unsynced " + std::string(key));
+  rocksdb::Status s = db_->Put(options, meta_, slice(key), slice(value));
+  if (!s.ok()) return write_failed(s, std::string(what) + " " + std::string(key));
   return status::ok();
 }
 
