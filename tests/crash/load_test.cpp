@@ -450,6 +450,7 @@ bool submit_flood(const options& o, const http::url& u, pid_t server_pid,
         jobs.push_back({{"kind", "flood"}, {"queue", "flood"}, {"payload", {{"data", payload}}}});
       const std::string body = json{{"jobs", jobs}}.dump();
       while (!stop.load()) {
+        auto sent_at = clock_type::now();
         auto r = c.request("POST", "/v1/jobs", body, {{"Content-Type", "application/json"}});
         if (r.status == 201) {
           ok.fetch_add(1);
@@ -466,7 +467,11 @@ bool submit_flood(const options& o, const http::url& u, pid_t server_pid,
           budget_seen = true;
         } else if (r.status == 0) {
           unanswered.fetch_add(1);
-          f.problem("client " + std::to_string(i) + ": no answer: " + r.transport_error);
+          // After the read timeout or more: the server cut the request off
+          // while it was still reading it (see docs/reliability.md).
+          f.problem("client " + std::to_string(i) + ": no answer after " +
+                    std::to_string(static_cast<long>(ms_since(sent_at))) +
+                    " ms: " + r.transport_error);
         } else {
           f.problem("client " + std::to_string(i) + ": submit answered " + describe(r));
         }
