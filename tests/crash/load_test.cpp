@@ -467,8 +467,8 @@ bool submit_flood(const options& o, const http::url& u, pid_t server_pid,
           budget_seen = true;
         } else if (r.status == 0) {
           unanswered.fetch_add(1);
-          // After the read timeout or more: the server cut the request off
-          // while it was still reading it (see docs/reliability.md).
+          // A wait of the read timeout or more means the server's read
+          // timeout cut the request off (docs/reliability.md, "Load").
           f.problem("client " + std::to_string(i) + ": no answer after " +
                     std::to_string(static_cast<long>(ms_since(sent_at))) +
                     " ms: " + r.transport_error);
