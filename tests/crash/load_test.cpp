@@ -77,6 +77,10 @@ struct options {
   int budget_headroom_mb = 64;  // memory budget: the server's RSS before the flood plus this
   int overshoot_mb = 32;        // peak RSS allowed over the budget (docs/reliability.md)
   bool check_peak_rss = true;   // off under ASan: its quarantine keeps freed memory resident
+  // Flood submits the server may close unanswered before one is a problem.
+  // Release: none. ASan+UBSan: a few in thousands (docs/reliability.md,
+  // "Load"); check_jobs still proves each of them created nothing.
+  int max_unanswered = 0;
   int health_p99_ms = 1000;  // a loaded 2-core machine measured 285-493 ms
   int http_timeout_ms = 30000;
   int ready_timeout_s = 60;
@@ -466,12 +470,16 @@ bool submit_flood(const options& o, const http::url& u, pid_t server_pid,
           over_budget.fetch_add(1);
           budget_seen = true;
         } else if (r.status == 0) {
-          unanswered.fetch_add(1);
           // A wait of the read timeout or more means the server's read
           // timeout cut the request off (docs/reliability.md, "Load").
-          f.problem("client " + std::to_string(i) + ": no answer after " +
-                    std::to_string(static_cast<long>(ms_since(sent_at))) +
-                    " ms: " + r.transport_error);
+          auto text = "client " + std::to_string(i) + ": no answer after " +
+                      std::to_string(static_cast<long>(ms_since(sent_at))) +
+                      " ms: " + r.transport_error;
+          if (unanswered.fetch_add(1) < static_cast<std::uint64_t>(o.max_unanswered))
+            std::fprintf(stderr, "load-test: note (within --max-unanswered %d): %s\n",
+                         o.max_unanswered, text.c_str());
+          else
+            f.problem(text);
         } else {
           f.problem("client " + std::to_string(i) + ": submit answered " + describe(r));
         }
@@ -557,6 +565,7 @@ bool parse(int argc, char** argv, options& o) {
     else if (a == "--budget-headroom-mb") o.budget_headroom_mb = num();
     else if (a == "--overshoot-mb") o.overshoot_mb = num();
     else if (a == "--no-peak-rss-check") o.check_peak_rss = false;
+    else if (a == "--max-unanswered") o.max_unanswered = num();
     else if (a == "--health-p99-ms") o.health_p99_ms = num();
     else if (a == "--http-timeout-ms") o.http_timeout_ms = num();
     else if (a == "--ready-timeout-s") o.ready_timeout_s = num();
@@ -568,8 +577,8 @@ bool parse(int argc, char** argv, options& o) {
                    "  [--slow N] [--read-timeout-ms MS] [--bound-flood-s S] [--flood-s S]\n"
                    "  [--batch N] [--payload-bytes N] [--max-inflight-submits N]\n"
                    "  [--max-inflight-kb KB] [--budget-headroom-mb MB] [--overshoot-mb MB]\n"
-                   "  [--no-peak-rss-check] [--health-p99-ms MS] [--http-timeout-ms MS]\n"
-                   "  [--ready-timeout-s S] [--work-dir DIR] [--keep]\n");
+                   "  [--no-peak-rss-check] [--max-unanswered N] [--health-p99-ms MS]\n"
+                   "  [--http-timeout-ms MS] [--ready-timeout-s S] [--work-dir DIR] [--keep]\n");
       return false;
     }
   }
