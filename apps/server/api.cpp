@@ -1067,7 +1067,11 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
             f.types.push_back(idx);
           }
         if (what == op::stream) {
-          sequence_t from = 0;
+          // "New events only" starts after the head as this request is read,
+          // not when a pool thread gets to the stream: an event committed in
+          // between (the client may already have been told the stream is
+          // open) would otherwise be lost to it.
+          sequence_t from = eng_.head() + 1;
           if (!rt.req.last_event_id.empty()) {
             auto last = parse_id(rt.req.last_event_id);
             if (!last) throw bad_request("Last-Event-ID: expected a sequence number");
