@@ -12,12 +12,16 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <mutex>
 #include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "apps/client/http_client.hpp"
+#include "apps/server/api.hpp"
+#include "apps/server/call_pool.hpp"
+#include "apps/server/event_hub.hpp"
 #include "apps/server/server.hpp"
 #include "store/rocksdb_log.hpp"
 #include "tests/store/fault_env.hpp"
@@ -864,6 +868,74 @@ BOOST_AUTO_TEST_CASE(sse_live_then_resume_with_last_event_id_gets_exactly_the_mi
   BOOST_TEST(json::parse(resumed[0].data)["job"] == c3);
   BOOST_TEST(resumed[1].type == "job.cancelled");
   BOOST_TEST(std::stoull(resumed[1].id) == std::stoull(last) + 2);
+}
+
+namespace {
+
+/// The far end of an event stream, without HTTP: keeps what it was sent.
+class collecting_sink final : public srv::stream_sink {
+ public:
+  bool send(std::string text) override {
+    std::lock_guard<std::mutex> guard{mu_};
+    text_ += text;
+    return true;
+  }
+  void end() override {}
+  std::string text() {
+    std::lock_guard<std::mutex> guard{mu_};
+    return text_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::string text_;
+};
+
+}  // namespace
+
+// The HTTP side attaches a new stream to the hub later, on a pool thread,
+// after the client has already seen the response head. "New events only"
+// means after the head as the request was read, so an event committed in
+// between still reaches the stream (it was lost, and a client waiting for
+// it waited forever on keepalives). Deterministic: the API front end and
+// the hub are driven by hand, with the commit between the two steps.
+BOOST_AUTO_TEST_CASE(a_new_stream_gets_events_committed_before_it_is_attached) {
+  temp_dir dir;
+  jobsmith::engine_options opts;
+  opts.data_dir = dir.sub("data");
+  opts.allow_unknown_kinds = true;
+  auto opened = jobsmith::engine::open(std::move(opts));
+  BOOST_TEST_REQUIRE(opened.ok());
+  auto eng = std::move(*opened);
+  srv::event_hub hub{*eng};
+  BOOST_TEST_REQUIRE(hub.start().empty());
+  srv::call_pool pool{1, 8};
+  srv::server_config cfg;  // no tokens: every caller is the local admin
+  srv::api front{*eng, hub, pool, cfg};
+
+  srv::http_request req;
+  req.method = "GET";
+  req.path = "/v1/events/stream";
+  bool replied = false;
+  auto stream = front.handle(std::move(req), [&](srv::http_reply) { replied = true; });
+  BOOST_TEST_REQUIRE(stream.has_value());
+  BOOST_TEST(!replied);
+
+  jobsmith::job_submitted job;
+  job.kind = "committed-in-between";
+  auto id = eng->submit(job);
+  BOOST_TEST_REQUIRE(id.ok());
+
+  auto sink = std::make_shared<collecting_sink>();
+  BOOST_TEST_REQUIRE(hub.add_stream(sink, stream->filter, stream->from));
+  BOOST_TEST(wait_until([&] { return sink->text().find("committed-in-between") != std::string::npos; },
+                        5s),
+             "the stream missed the job submitted before it was attached: '" << sink->text() << "'");
+  // And it did not start at the beginning of the log either.
+  BOOST_TEST(sink->text().find("engine.started") == std::string::npos, sink->text());
+  hub.stop();
+  pool.stop();
+  eng->close();
 }
 
 BOOST_AUTO_TEST_CASE(sse_stream_sends_keepalive_comments_and_needs_a_token) {
