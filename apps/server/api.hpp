@@ -50,7 +50,7 @@ using reply_fn = std::function<void(http_reply)>;
 /// side opens the response and hands it to event_hub::add_stream.
 struct stream_request {
   stream_filter filter;
-  sequence_t from = 0;  // 0 = new events only
+  sequence_t from = 0;  // first sequence to send; the API sets it (head + 1 for new only)
 };
 
 /// Server counters shown by /metrics.

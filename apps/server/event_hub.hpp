@@ -83,7 +83,9 @@ class event_hub {
   /// Whether `ev` passes `f` (the queue of a job event is looked up).
   bool matches(const stream_filter& f, const event& ev) const;
 
-  /// Adds a stream that starts at sequence `from` (0 = new events only).
+  /// Adds a stream that starts at sequence `from` (0 = after the head as
+  /// this call runs; the API passes the head as the request was read, so
+  /// that nothing committed in between is missed).
   /// Catches up from the log on the calling thread (it blocks: call it on a
   /// pool thread), then the stream is live. Returns false when the stream
   /// ended during catch-up.
