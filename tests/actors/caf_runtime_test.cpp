@@ -1,0 +1,101 @@
+#define BOOST_TEST_MODULE caf_runtime
+#include "actors/caf_runtime.hpp"
+
+#include <boost/test/unit_test.hpp>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <caf/all.hpp>
+
+using namespace jobsmith;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// Polls `done` for at most 5 s: an actor's end reaches the clock just
+/// after the actor stops counting as running.
+template <class F>
+bool eventually(F done) {
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!done() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(1ms);
+  return done();
+}
+
+struct system_fixture {
+  system_fixture() : sys{(cfg.set("scheduler.policy", caf::atom("sharing")),
+                          use_quiet_clock_scheduler(cfg, "sharing"), cfg)} {}
+  caf::actor_system_config cfg;
+  caf::actor_system sys;
+};
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_CASE(actors_without_timers_end_without_waking_the_timer_thread, system_fixture) {
+  auto before = quiet_clock_totals();
+  constexpr int actors = 1000;
+  for (int i = 0; i < actors; ++i)
+    sys.spawn([](caf::event_based_actor* self) { self->quit(); });
+  // Fails when CAF ignored the module (its own clock would see these ends).
+  BOOST_TEST(eventually([&] {
+    return quiet_clock_totals().skipped - before.skipped >= static_cast<unsigned long long>(actors);
+  }));
+  BOOST_TEST(quiet_clock_totals().passed == before.passed);
+}
+
+BOOST_FIXTURE_TEST_CASE(idle_timeouts_and_delayed_messages_still_fire, system_fixture) {
+  caf::scoped_actor me{sys};
+  auto before = quiet_clock_totals();
+  sys.spawn(
+      [](caf::event_based_actor* self, caf::actor reply_to) -> caf::behavior {
+        return {
+            [](int) {},
+            caf::after(20ms) >>
+                [self, reply_to] {
+                  self->send(reply_to, caf::atom("idle"));
+                  self->quit();
+                },
+        };
+      },
+      caf::actor{me});
+  bool idle = false;
+  me->receive([&](caf::atom_value v) { idle = v == caf::atom("idle"); },
+              caf::after(10s) >> [] {});
+  BOOST_TEST(idle, "the idle timeout never fired");
+
+  me->delayed_send(me, 20ms, caf::atom("later"));
+  bool later = false;
+  me->receive([&](caf::atom_value v) { later = v == caf::atom("later"); },
+              caf::after(10s) >> [] {});
+  BOOST_TEST(later, "the delayed message never arrived");
+  // The idle actor armed a timeout: its end (just after its message) is
+  // passed on to CAF's clock.
+  BOOST_TEST(eventually([&] { return quiet_clock_totals().passed > before.passed; }));
+}
+
+BOOST_FIXTURE_TEST_CASE(requests_with_a_timeout_still_time_out, system_fixture) {
+  caf::scoped_actor me{sys};
+  // Keeps every promise so none is answered and none is broken.
+  auto kept = std::make_shared<std::vector<caf::response_promise>>();
+  auto silent = sys.spawn([kept](caf::event_based_actor* self) -> caf::behavior {
+    return {[self, kept](int) -> caf::result<int> {
+      kept->push_back(self->make_response_promise());
+      return caf::delegated<int>{};
+    }};
+  });
+  sys.spawn(
+      [](caf::event_based_actor* self, caf::actor silent, caf::actor reply_to) {
+        self->request(silent, 30ms, 1).then([](int) {},
+                                            [self, reply_to](caf::error& err) {
+                                              self->send(reply_to, err == caf::sec::request_timeout);
+                                            });
+      },
+      silent, caf::actor{me});
+  bool timed_out = false;
+  me->receive([&](bool v) { timed_out = v; }, caf::after(10s) >> [] {});
+  BOOST_TEST(timed_out, "the request did not end with request_timeout");
+  caf::anon_send_exit(silent, caf::exit_reason::user_shutdown);
+}
