@@ -256,7 +256,7 @@ result<std::unique_ptr<engine>> engine::open(engine_options options) {
   if (opts.scheduler_threads > 0)
     im->config->set("scheduler.max-threads", static_cast<int>(opts.scheduler_threads));
   im->config->set("scheduler.policy", caf::atom_from_string(opts.scheduler_policy));
-  use_quiet_clock_scheduler(*im->config, opts.scheduler_policy);
+  if (opts.quiet_timer_clock) use_quiet_clock_scheduler(*im->config, opts.scheduler_policy);
   im->system = std::make_unique<caf::actor_system>(*im->config);
   im->core = spawn_core(*im->system, *im->log, std::move(*seed), std::move(view), opts,
                         im->clock, true);

@@ -57,6 +57,9 @@ struct engine_options {
   // on the cores the journal and the handlers need.
   std::size_t scheduler_threads = 2;  // 0 = CAF's default, max(cores, 4)
   std::string scheduler_policy = "sharing";  // or "stealing"
+  /// Run CAF's timer clock with the quiet cancellation of actors/caf_runtime.hpp.
+  /// false only to measure what that saves (`bench --stock-clock`).
+  bool quiet_timer_clock = true;
   std::size_t max_pending_events = 200'000;  // journal buffer bound
   /// The projector stores its queue view every this many events (and at
   /// close), so a restart folds only the events after it. 0 = never.

@@ -73,6 +73,7 @@ int run_embedded_bench(const embedded_bench_options& o) {
   opts.in_memory = o.in_memory;
   opts.worker_threads = o.worker_threads;
   opts.scheduler_threads = o.scheduler_threads;
+  opts.quiet_timer_clock = !o.stock_clock;
   opts.worker_slots = o.worker_slots;
   opts.max_inflight_submits = std::max<std::size_t>(100'000, o.batch * o.producers * 2);
   opts.handlers.add("noop", [&](job_context& ctx) {
@@ -181,7 +182,7 @@ int run_embedded_bench(const embedded_bench_options& o) {
   auto events = after.journal_events - before.journal_events;
   auto batches = after.journal_batches - before.journal_batches;
 
-  std::printf("jobsmith bench --embedded: %llu no-op jobs, %s, %zu handler threads, %u slots%s\n",
+  std::printf("jobsmith bench --embedded: %llu no-op jobs, %s, %zu handler threads, %u slots%s%s\n",
               static_cast<unsigned long long>(o.jobs),
               o.rate ? ("one per submit at " + std::to_string(o.rate) + " jobs/s from " +
                         std::to_string(producer_count) + " threads")
@@ -189,7 +190,8 @@ int run_embedded_bench(const embedded_bench_options& o) {
                      : ("batches of " + std::to_string(o.batch) + " from " +
                         std::to_string(producer_count) + " threads")
                            .c_str(),
-              o.worker_threads, o.worker_slots, o.in_memory ? ", IN-MEMORY LOG (no fsync)" : "");
+              o.worker_threads, o.worker_slots, o.in_memory ? ", IN-MEMORY LOG (no fsync)" : "",
+              o.stock_clock ? ", CAF's stock timer clock" : "");
   std::printf("  completed       %llu of %llu (succeeded events committed)\n",
               static_cast<unsigned long long>(succeeded), static_cast<unsigned long long>(o.jobs));
   std::printf("  end to end      %.2f s  ->  %.0f jobs/s\n", secs, succeeded / secs);

@@ -17,6 +17,7 @@ struct embedded_bench_options {
   std::uint32_t worker_slots = 4096;
   std::string data_dir;          // empty = a fresh directory removed afterwards
   bool in_memory = false;        // for comparison only: no disk
+  bool stock_clock = false;      // for comparison only: CAF's own timer clock
   std::string ack_file;          // append each acknowledged job id here (crash tests)
 };
 

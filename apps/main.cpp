@@ -43,6 +43,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   bench_cmd->add_option("--data", bench.data_dir, "data directory (default: a fresh temp dir)");
   bench_cmd->add_flag("--in-memory", bench.in_memory, "no disk at all (for comparison only)");
+  bench_cmd->add_flag("--stock-clock", bench.stock_clock,
+                     "CAF's own timer clock, woken by every actor's end (for comparison only)");
   bench_cmd->add_option("--ack-file", bench.ack_file,
                         "append every acknowledged job id to this file (crash tests)");
   // bench --url: the same workload through a running `jobsmith serve`.
