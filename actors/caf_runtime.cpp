@@ -98,7 +98,7 @@ class quiet_coordinator final : public caf::scheduler::coordinator<Policy> {
     // The base stops the workers first; timers fire until then.
     super::stop();
     clock_.cancel_dispatch_loop();
-    timer_.join();
+    if (timer_.joinable()) timer_.join();
   }
 
  private:
