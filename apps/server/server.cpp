@@ -235,7 +235,7 @@ class sse_sink final : public stream_sink {
 }  // namespace
 
 /// Whether this thread is inside server::impl::on_request (see answer()).
-thread_local bool inside_request_handler = false;
+static thread_local bool inside_request_handler = false;
 
 /// This process's resident memory from /proc/self/statm (0 if unreadable).
 static std::uint64_t resident_bytes() {
