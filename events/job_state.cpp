@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <unordered_set>
 
+#include "events/json.hpp"
+
 namespace jobsmith {
 
 namespace {
@@ -72,8 +74,9 @@ std::optional<job_error> check_name(std::string_view field, const std::string& v
 }
 
 std::optional<job_error> check_json(std::string_view field, const std::string& text) {
-  // accept() is cheap and throws nothing; parse only to explain a failure.
-  if (nlohmann::json::accept(text)) return std::nullopt;
+  // Text in the compact form the API stores needs no parser; accept() is
+  // cheap and throws nothing; parse only to explain a failure.
+  if (is_canonical_json(text) || nlohmann::json::accept(text)) return std::nullopt;
   std::string why = "parse error";
   try {
     // Throws, since accept() refused the same text.

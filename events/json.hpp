@@ -33,6 +33,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "events/event.hpp"
 #include "events/job_state.hpp"
@@ -68,5 +69,14 @@ nlohmann::json to_json(const job_record& job, millis now);
 /// directly: the same bytes, several times faster. For answers that list
 /// many jobs.
 std::string to_json_text(const job_record& job, millis now);
+/// True for JSON text in a subset of nlohmann's compact form that is cheap
+/// to recognize (no whitespace, plain ASCII strings without escapes, object
+/// keys strictly increasing, integers of up to 18 digits, nesting up to 64):
+/// such text is valid JSON and dumps to itself once parsed. False says
+/// nothing: the text may still be JSON (floats, escapes, spacing).
+bool is_canonical_json(std::string_view text);
+
+/// to_json_text, appended to `out`.
+void append_json_text(std::string& out, const job_record& job, millis now);
 
 }  // namespace jobsmith

@@ -288,7 +288,7 @@ struct api::route {
   }
   void answer(int status, const json& body) { reply(json_reply(status, body)); }
   /// Answers `{"<key>": [jobs...]<rest>}` with each job written by
-  /// to_json_text (the same bytes as to_json, without building the tree).
+  /// append_json_text (the same bytes as to_json, without building the tree).
   /// `rest` is further members as text, starting with a comma, or empty.
   void answer_jobs(int status, const char* key, const std::vector<job_record>& jobs,
                    const std::string& rest = {}) {
@@ -300,7 +300,7 @@ struct api::route {
     r.body += "\":[";
     for (std::size_t i = 0; i < jobs.size(); ++i) {
       if (i != 0) r.body += ',';
-      r.body += to_json_text(jobs[i], now);
+      append_json_text(r.body, jobs[i], now);
     }
     r.body += ']';
     r.body += rest;
@@ -368,19 +368,21 @@ namespace {
 job_submitted parse_submission(const json& j, const std::string& where, const server_limits& lim,
                                millis now) {
   if (!j.is_object()) throw bad_request(where + "expected a submission object");
-  json spec_json = j;
   millis delay = 0;
-  if (auto it = spec_json.find("delay"); it != spec_json.end()) {
+  json without_delay;  // a copy only when there is a delay to take out
+  if (auto it = j.find("delay"); it != j.end()) {
     if (!it->is_number_integer()) throw bad_request(where + "delay: expected an integer");
     delay = it->get<std::int64_t>();
     if (it->is_number_unsigned() && it->get<std::uint64_t>() > max_safe_id)
       throw bad_request(where + "delay: too large");
     if (delay < 0) throw bad_request(where + "delay: must be >= 0");
-    spec_json.erase(it);
+    without_delay = j;
+    without_delay.erase("delay");
   }
   job_submitted spec;
   std::string error;
-  if (!spec_from_json(spec_json, spec, &error)) throw bad_request(where + error);
+  if (!spec_from_json(without_delay.is_null() ? j : without_delay, spec, &error))
+    throw bad_request(where + error);
   if (auto e = validate(spec)) throw bad_request(where + e->message);
   auto check_len = [&](const std::string& s, const char* field) {
     if (s.size() > lim.max_name_length)

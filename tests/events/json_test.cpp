@@ -3,6 +3,7 @@
 #include "events/json.hpp"
 
 #include <boost/test/unit_test.hpp>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -346,11 +347,49 @@ BOOST_AUTO_TEST_CASE(job_text_is_byte_for_byte_the_dumped_tree) {
       BOOST_TEST(to_json_text(job, now) == dumped(job, now));
   }
   const std::vector<std::string> strings = {
-      "",          "plain",     "quote \" back\\slash / tab\t nl\n cr\r", std::string("nul\0x", 5),
-      "\x01\x1f\x7f", "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", "bad \xff\xfe utf8 \xc3",
+      "",
+      "plain",
+      "quote \" back\\slash / tab\t nl\n cr\r",
+      std::string("nul\0x", 5),
+      "\x01\x1f\x7f",
+      "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80",
+      "bad \xff\xfe utf8 \xc3",
   };
-  const std::vector<std::string> json_texts = {"null", "{ \"b\" : [1, 2.50, true] , \"a\":{}}",
-                                               "\"text\"", "not json {", "-0.0", "1e400"};
+  // Compact text in the canonical subset is copied, the rest re-dumped: both
+  // kinds, and texts one step outside the subset (unsorted or repeated keys,
+  // "-0", leading zeros, 19 digits, escapes, floats, spaces, truncation).
+  const std::vector<std::string> json_texts = {
+      "null",
+      "{ \"b\" : [1, 2.50, true] , \"a\":{}}",
+      "\"text\"",
+      "not json {",
+      "-0.0",
+      "1e400",
+      R"({"a":1,"b":[1,-2,"x",{},[]],"c":{"d":null,"e":false,"f":true}})",
+      "[]",
+      "{}",
+      "0",
+      "-7",
+      R"({"b":1,"a":2})",
+      R"({"a":1,"a":2})",
+      "-0",
+      "007",
+      "123456789012345678",
+      "1234567890123456789",
+      "-999999999999999999",
+      R"({"a":"q\"uote"})",
+      R"(["\u0041"])",
+      "1.5",
+      "2e3",
+      R"({"a":1} )",
+      R"({"a":)",
+      "[1,]",
+      R"({"":0,"a":1})",
+      "{\"k\":\"h\xc3\xa9\"}",
+      "tru",
+      "[1 ,2]",
+      R"({"a":1,})",
+      "\"unterminated"};
   std::mt19937_64 rng(3);
   auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
   for (int i = 0; i < 500; ++i) {
@@ -366,8 +405,8 @@ BOOST_AUTO_TEST_CASE(job_text_is_byte_for_byte_the_dumped_tree) {
     j.spec.retry.jitter = pick(2) ? 0.1 : 0.0;
     j.spec.recur.failure_backoff = 1e300;
     for (std::size_t r = 0, n = pick(3); r < n; ++r)
-      j.spec.resources.push_back({strings[pick(strings.size())],
-                                  pick(2) ? lock_mode::shared : lock_mode::exclusive});
+      j.spec.resources.push_back(
+          {strings[pick(strings.size())], pick(2) ? lock_mode::shared : lock_mode::exclusive});
     j.spec.unique_key = strings[pick(strings.size())];
     j.spec.review_required = pick(2);
     j.submitted_at = static_cast<millis>(rng());
@@ -388,4 +427,77 @@ BOOST_AUTO_TEST_CASE(job_text_is_byte_for_byte_the_dumped_tree) {
     auto now = static_cast<millis>(rng() % 4'000'000'000'000);
     BOOST_TEST(to_json_text(j, now) == dumped(j, now));
   }
+}
+
+// The compact-form check behind the fast paths of to_json_text and
+// validate(): what it accepts must dump to itself; near misses are left to
+// the parser.
+BOOST_AUTO_TEST_CASE(canonical_json_is_recognized_only_when_it_dumps_to_itself) {
+  for (const std::string text :
+       {R"({"a":1,"b":[1,-2,"x",{},[]],"c":{"d":null,"e":false,"f":true}})", "[]", "{}", "0", "-7",
+        "123456789012345678", "-999999999999999999", R"({"":0,"a":1})", R"("a/b")", "true"}) {
+    BOOST_TEST(is_canonical_json(text), text);
+    BOOST_TEST(json::parse(text).dump() == text);
+  }
+  for (const std::string& text :
+       std::vector<std::string>{R"({"b":1,"a":2})",
+                                R"({"a":1,"a":2})",
+                                "-0",
+                                "007",
+                                "1234567890123456789",
+                                "1.5",
+                                "2e3",
+                                R"({"a":"q\"uote"})",
+                                R"(["\u0041"])",
+                                R"({"a":1} )",
+                                " 1",
+                                R"({"a":)",
+                                "[1,]",
+                                "{\"k\":\"h\xc3\xa9\"}",
+                                "tru",
+                                "[1 ,2]",
+                                R"({"a":1,})",
+                                "\"unterminated",
+                                "",
+                                "-",
+                                "nul",
+                                "{\"a\" :1}",
+                                "\"tab\there\"",
+                                std::string(65, '[') + std::string(65, ']')})
+    BOOST_TEST(!is_canonical_json(text), text);
+  // Random compact dumps of random trees: accepted ones dump to themselves.
+  std::mt19937_64 rng(11);
+  std::function<json(int)> random_value = [&](int depth) -> json {
+    switch (rng() % (depth > 3 ? 5 : 7)) {
+      case 0:
+        return nullptr;
+      case 1:
+        return rng() % 2 == 0;
+      case 2:
+        return static_cast<std::int64_t>(rng()) >> (rng() % 64);
+      case 3:
+        return std::string(1 + rng() % 3, static_cast<char>(' ' + rng() % 95));
+      case 4:
+        return static_cast<double>(rng() % 1000) / 8;
+      case 5: {
+        json a = json::array();
+        for (auto n = rng() % 4; n > 0; --n) a.push_back(random_value(depth + 1));
+        return a;
+      }
+      default: {
+        json o = json::object();
+        for (auto n = rng() % 4; n > 0; --n)
+          o[std::string(1, static_cast<char>('a' + rng() % 26))] = random_value(depth + 1);
+        return o;
+      }
+    }
+  };
+  int accepted = 0;
+  for (int i = 0; i < 2000; ++i) {
+    const auto text = random_value(0).dump();
+    if (!is_canonical_json(text)) continue;
+    ++accepted;
+    BOOST_TEST(json::parse(text).dump() == text);
+  }
+  BOOST_TEST(accepted > 500);  // the check is not trivially false
 }
