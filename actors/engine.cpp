@@ -15,6 +15,7 @@
 #include "actors/scheduler.hpp"
 #include "actors/worker_pool.hpp"
 #include "events/codec.hpp"
+#include "events/json.hpp"
 #include "store/memory_log.hpp"
 #include "store/rocksdb_log.hpp"
 
@@ -647,6 +648,93 @@ void engine::complete_async(job_id id, std::uint64_t lease_token, std::string re
     }
   }
   done(engine_error{engine_errc::closed, "engine is closed"});
+}
+
+namespace {
+
+/// The messenger of complete_many_async: one request per completion, one
+/// callback once every answer is in.
+struct complete_batch_state {
+  static inline const char* name = "complete_batch";
+  complete_batch_state() = default;
+  engine::callback<std::vector<result<job_record>>> done;
+  std::vector<result<job_record>> out;
+  std::size_t left = 0;
+};
+
+void complete_batch_bridge(caf::stateful_actor<complete_batch_state>* self,
+                           scheduler_actor scheduler,
+                           engine::callback<std::vector<result<job_record>>> done,
+                           std::vector<job_id> ids, std::vector<job_command> commands,
+                           std::string principal) {
+  auto& st = self->state;
+  st.done = std::move(done);
+  st.left = ids.size();
+  st.out.assign(ids.size(), result<job_record>(engine_error{}));
+  auto settle = [self](std::size_t i, result<job_record> r) {
+    auto& st = self->state;
+    st.out[i] = std::move(r);
+    if (--st.left == 0) {
+      st.done(std::move(st.out));
+      self->quit();
+    }
+  };
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    self->request(scheduler, caf::infinite, atom::command::value, ids[i], std::move(commands[i]),
+                  principal)
+        .then([settle, i](job_record& rec) { settle(i, std::move(rec)); },
+              [settle, i](caf::error& err) { settle(i, from_caf(err)); });
+}
+
+}  // namespace
+
+void engine::complete_many_async(std::vector<completion> items, std::string principal,
+                                 callback<std::vector<result<job_record>>> done) {
+  auto& im = *impl_;
+  // One answer per item: a refusal decided here, or a placeholder that the
+  // engine's answer replaces.
+  std::vector<result<job_record>> answers;
+  std::vector<std::size_t> sent;  // the index in `items` of each command
+  std::vector<job_id> ids;
+  std::vector<job_command> commands;
+  answers.reserve(items.size());
+  sent.reserve(items.size());
+  ids.reserve(items.size());
+  commands.reserve(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    auto& c = items[i];
+    std::string compact;  // the log keeps results in compact form
+    if (is_canonical_json(c.result_json)) {
+      compact = std::move(c.result_json);
+    } else {
+      auto parsed = nlohmann::json::parse(c.result_json, nullptr, false);
+      if (parsed.is_discarded()) {
+        answers.push_back(engine_error{engine_errc::invalid_argument, "result is not valid JSON"});
+        continue;
+      }
+      compact = parsed.dump();
+    }
+    answers.push_back(engine_error{});
+    sent.push_back(i);
+    ids.push_back(c.id);
+    commands.push_back(cmd_succeed{c.lease_token, std::move(compact)});
+  }
+  auto merge = [answers = std::move(answers), sent,
+                done = std::move(done)](result<std::vector<result<job_record>>> got) mutable {
+    for (std::size_t k = 0; k < sent.size(); ++k)
+      answers[sent[k]] = got ? std::move((*got)[k]) : result<job_record>(got.error());
+    done(std::move(answers));
+  };
+  if (ids.empty()) return merge(std::vector<result<job_record>>{});
+  {
+    std::lock_guard<std::mutex> guard{im.close_mutex};
+    if (!im.closed) {
+      im.system->spawn(complete_batch_bridge, im.core.scheduler, std::move(merge), std::move(ids),
+                       std::move(commands), im.principal_or_default(std::move(principal)));
+      return;
+    }
+  }
+  merge(engine_error{engine_errc::closed, "engine is closed"});
 }
 
 // -- backup (`jobsmith backup`, apps/audit) ----------------------------------------------

@@ -233,6 +233,20 @@ class engine {
   void complete_async(job_id id, std::uint64_t lease_token, std::string result_json,
                       std::string principal, callback<job_record> done);
 
+  /// One completion of complete_many_async.
+  struct completion {
+    job_id id = 0;
+    std::uint64_t lease_token = 0;
+    std::string result_json = "null";
+  };
+  /// complete_async for many jobs, with one answer: `done` gets one result
+  /// per completion, in their order, once all are decided (a refusal of one
+  /// is that one's result; after close() each is engine_errc::closed), so
+  /// the outer result is never an error. Cheaper per job than
+  /// complete_async: one messenger actor for the whole batch.
+  void complete_many_async(std::vector<completion> items, std::string principal,
+                           callback<std::vector<result<job_record>>> done);
+
   // -- backup (`jobsmith backup`, apps/audit) ------------------------------------------
   // Added for online backups; nothing above changes.
 

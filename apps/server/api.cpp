@@ -829,12 +829,7 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
           throw api_error{413, "too_large", "batch of " + std::to_string(results->size()) +
                                                 " results is over the limit of " +
                                                 std::to_string(lim.max_batch)};
-        struct item {
-          job_id id;
-          std::uint64_t token;
-          std::string result;
-        };
-        std::vector<item> items;
+        std::vector<engine::completion> items;
         items.reserve(results->size());
         for (std::size_t i = 0; i < results->size(); ++i) {
           object_reader r{(*results)[i], "results[" + std::to_string(i) + "]."};
@@ -842,7 +837,7 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
           auto token = r.id("lease_token");
           if (!jid || !token)
             throw bad_request("results[" + std::to_string(i) + "]: id and lease_token are required");
-          items.push_back(item{*jid, *token, r.any("result").value_or("null")});
+          items.push_back({*jid, *token, r.any("result").value_or("null")});
           r.no_other_fields();
         }
         if (items.empty()) {
@@ -851,39 +846,33 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
         }
         // Every item goes to the engine at once, so their events share fsyncs;
         // the answer is built when the last one is back.
-        struct gather {
-          std::shared_ptr<route> rt;
-          std::vector<json> out;
-          std::atomic<std::size_t> left;
-        };
-        auto g = std::make_shared<gather>();
-        g->rt = std::make_shared<route>(std::move(rt));
-        g->out.resize(items.size());
-        g->left = items.size();
-        for (std::size_t i = 0; i < items.size(); ++i) {
-          auto jid = items[i].id;
-          eng_.complete_async(
-              jid, items[i].token, std::move(items[i].result), g->rt->principal,
-              [g, i, jid](result<job_record> out) {
+        std::vector<job_id> ids;
+        ids.reserve(items.size());
+        for (auto& it : items) ids.push_back(it.id);
+        auto shared = std::make_shared<route>(std::move(rt));
+        eng_.complete_many_async(
+            std::move(items), shared->principal,
+            [shared, ids = std::move(ids)](result<std::vector<result<job_record>>> outs) {
+              if (!outs) return shared->fail(from_engine(outs.error()));  // not expected
+              auto now = wall_now();
+              json all = json::array();
+              for (std::size_t i = 0; i < outs->size(); ++i) {
+                auto& out = (*outs)[i];
                 if (out) {
                   // Not the whole job: a worker answering hundreds of jobs
                   // at once needs only each one's verdict.
-                  g->out[i] = {{"id", jid},
-                               {"status", 200},
-                               {"state", to_string(effective_state(*out, wall_now()))}};
+                  all.push_back({{"id", ids[i]},
+                                 {"status", 200},
+                                 {"state", to_string(effective_state(*out, now))}});
                 } else {
                   auto e = from_engine(out.error());
-                  g->out[i] = {{"id", jid},
-                               {"status", e.status},
-                               {"error", {{"code", e.code}, {"message", e.message}}}};
+                  all.push_back({{"id", ids[i]},
+                                 {"status", e.status},
+                                 {"error", {{"code", e.code}, {"message", e.message}}}});
                 }
-                if (g->left.fetch_sub(1) == 1) {
-                  json all = json::array();
-                  for (auto& o : g->out) all.push_back(std::move(o));
-                  g->rt->answer(200, {{"results", std::move(all)}});
-                }
-              });
-        }
+              }
+              shared->answer(200, {{"results", std::move(all)}});
+            });
         return std::nullopt;
       }
       case op::lease: {

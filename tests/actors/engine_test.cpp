@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -1184,6 +1185,58 @@ BOOST_AUTO_TEST_CASE(a_remote_worker_leases_heartbeats_and_completes_idempotentl
   BOOST_REQUIRE(!hb_after.ok());
   require_error(hb_after.error(), engine_errc::stale_token);
   BOOST_TEST(history_of(*eng, id).back().principal == "worker:w1");
+}
+
+// One batch of completions: each item is judged on its own, answers come
+// back in the items' order, and results are stored in compact form.
+BOOST_AUTO_TEST_CASE(a_batch_of_completions_is_judged_item_by_item) {
+  temp_dir dir;
+  auto eng = open_engine(remote_options(dir));
+  for (int i = 0; i < 3; ++i) submit_ok(*eng, spec_of("transcode"));
+  auto request = lease_for("w1");
+  request.max_jobs = 3;
+  auto leased = eng->lease(request);
+  BOOST_REQUIRE_MESSAGE(leased.ok(), why(leased));
+  BOOST_REQUIRE_EQUAL(leased->size(), 3u);
+  auto& jobs = *leased;
+
+  std::vector<engine::completion> items = {
+      {jobs[0].id, jobs[0].lease_token, R"({ "b" : 1, "a" : [2.5] })"},
+      {jobs[1].id, jobs[1].lease_token ^ 2, "null"},  // stale
+      {jobs[2].id, jobs[2].lease_token, "not json"},
+      {999'999, 1, "null"},  // no such job
+      {jobs[2].id, jobs[2].lease_token, R"({"ok":true})"},
+  };
+  std::promise<result<std::vector<result<job_record>>>> answered;
+  eng->complete_many_async(items, "worker:w1", [&](auto outs) { answered.set_value(std::move(outs)); });
+  auto outs = answered.get_future().get();
+  BOOST_REQUIRE(outs.ok());
+  BOOST_REQUIRE_EQUAL(outs->size(), items.size());
+  auto& o = *outs;
+  BOOST_REQUIRE_MESSAGE(o[0].ok(), why(o[0]));
+  BOOST_TEST(o[0]->id == jobs[0].id);
+  BOOST_TEST(o[0]->state == job_state::succeeded);
+  BOOST_TEST(o[0]->result == R"({"a":[2.5],"b":1})");
+  BOOST_REQUIRE(!o[1].ok());
+  require_error(o[1].error(), engine_errc::stale_token);
+  BOOST_REQUIRE(!o[2].ok());
+  require_error(o[2].error(), engine_errc::invalid_argument);
+  BOOST_REQUIRE(!o[3].ok());
+  require_error(o[3].error(), engine_errc::not_found);
+  BOOST_REQUIRE_MESSAGE(o[4].ok(), why(o[4]));
+  BOOST_TEST(o[4]->result == R"({"ok":true})");
+  BOOST_TEST(record_of(*eng, jobs[1].id).state == job_state::running);
+
+  // After close, every item is refused as closed.
+  eng->close();
+  std::promise<result<std::vector<result<job_record>>>> after;
+  eng->complete_many_async({{jobs[1].id, jobs[1].lease_token, "null"}}, "worker:w1",
+                           [&](auto outs) { after.set_value(std::move(outs)); });
+  auto late = after.get_future().get();
+  BOOST_REQUIRE(late.ok());
+  BOOST_REQUIRE_EQUAL(late->size(), 1u);
+  BOOST_REQUIRE(!(*late)[0].ok());
+  require_error((*late)[0].error(), engine_errc::closed);
 }
 
 BOOST_AUTO_TEST_CASE(a_remote_failure_with_handover_is_retried_by_the_next_lease) {
