@@ -13,6 +13,7 @@ using unsubscrib = caf::atom_constant<caf::atom("unsubscrib")>;
 using committed = caf::atom_constant<caf::atom("committed")>;
 using read_job = caf::atom_constant<caf::atom("read_job")>;
 using command = caf::atom_constant<caf::atom("command")>;
+using forward = caf::atom_constant<caf::atom("forward")>;
 using submit = caf::atom_constant<caf::atom("submit")>;
 using revived = caf::atom_constant<caf::atom("revived")>;
 using tick = caf::atom_constant<caf::atom("tick")>;

@@ -128,6 +128,13 @@ using scheduler_actor = caf::typed_actor<
         std::vector<job_id>>,
     /// Routes a command to the job's actor, rehydrating a stopped job.
     caf::replies_to<atom::command, job_id, job_command, std::string>::with<job_record>,
+    /// As atom::command, but the job's actor answers the caller directly
+    /// (delegation), so the scheduler holds no pending response per command
+    /// (CAF 0.17 keeps those in a flat vector: each answer moved all the
+    /// others). The caller must handle sec::request_receiver_down (the job's
+    /// actor stopped just before the command reached it) by sending the
+    /// command again as atom::command, which brings the job back.
+    caf::replies_to<atom::forward, job_id, job_command, std::string>::with<job_record>,
     /// Committed events from the journal: the scheduler's index is a fold.
     caf::reacts_to<atom::committed, committed_batch>,
     /// From the lock actor: the job now holds its resources.

@@ -707,6 +707,26 @@ void submit_internal(self_ptr self, std::vector<job_submitted> specs, std::strin
 
 // -- commands and queries ----------------------------------------------------------------
 
+/// What every command goes through before its job's actor gets it. False
+/// when it was answered here (no such job).
+bool before_command(self_ptr self, job_id id, const job_command& cmd,
+                    caf::typed_response_promise<job_record>& rp) {
+  if (id == 0 || id >= self->state.next_job_id) {
+    rp.deliver(to_caf(engine_errc::not_found, "job " + std::to_string(id) + " does not exist"));
+    return false;
+  }
+  // The attempt's end under its current lease: what its heartbeats
+  // buffered goes to the job's actor first (in order: same sender).
+  if (auto j = self->state.jobs.find(id); j != self->state.jobs.end()) {
+    std::uint64_t token = 0;
+    if (auto c = std::get_if<cmd_succeed>(&cmd)) token = c->lease_token;
+    else if (auto f = std::get_if<cmd_fail>(&cmd)) token = f->lease_token;
+    if (token != 0 && token == j->second.token && j->second.ph == phase::running)
+      flush_progress(self, j->second);
+  }
+  return true;
+}
+
 void route(self_ptr self, job_id id, job_command cmd, std::string principal,
            caf::typed_response_promise<job_record> rp, bool may_retry) {
   auto actor = actor_of(self, id);
@@ -856,20 +876,16 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
       [self](atom::command, job_id id, job_command& cmd,
              std::string& principal) -> caf::typed_response_promise<job_record> {
         auto rp = self->make_response_promise<job_record>();
-        if (id == 0 || id >= self->state.next_job_id) {
-          rp.deliver(to_caf(engine_errc::not_found, "job " + std::to_string(id) + " does not exist"));
-          return rp;
-        }
-        // The attempt's end under its current lease: what its heartbeats
-        // buffered goes to the job's actor first (in order: same sender).
-        if (auto j = self->state.jobs.find(id); j != self->state.jobs.end()) {
-          std::uint64_t token = 0;
-          if (auto c = std::get_if<cmd_succeed>(&cmd)) token = c->lease_token;
-          else if (auto f = std::get_if<cmd_fail>(&cmd)) token = f->lease_token;
-          if (token != 0 && token == j->second.token && j->second.ph == phase::running)
-            flush_progress(self, j->second);
-        }
-        route(self, id, std::move(cmd), std::move(principal), rp, true);
+        if (before_command(self, id, cmd, rp))
+          route(self, id, std::move(cmd), std::move(principal), rp, true);
+        return rp;
+      },
+      [self](atom::forward, job_id id, job_command& cmd,
+             std::string& principal) -> caf::typed_response_promise<job_record> {
+        auto rp = self->make_response_promise<job_record>();
+        if (before_command(self, id, cmd, rp))
+          rp.delegate(actor_of(self, id), atom::command::value, std::move(cmd),
+                      std::move(principal));
         return rp;
       },
       [self](atom::committed, const committed_batch& batch) {
