@@ -243,7 +243,8 @@ class engine {
   /// per completion, in their order, once all are decided (a refusal of one
   /// is that one's result; after close() each is engine_errc::closed), so
   /// the outer result is never an error. Cheaper per job than
-  /// complete_async: one messenger actor for the whole batch.
+  /// complete_async: one callback, messenger actors for up to 32
+  /// completions each, and the jobs' actors answer them directly.
   void complete_many_async(std::vector<completion> items, std::string principal,
                            callback<std::vector<result<job_record>>> done);
 
