@@ -855,23 +855,32 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
             [shared, ids = std::move(ids)](result<std::vector<result<job_record>>> outs) {
               if (!outs) return shared->fail(from_engine(outs.error()));  // not expected
               auto now = wall_now();
-              json all = json::array();
+              // Written as text, keys in the order nlohmann would dump them:
+              // the same bytes as building the tree, at a fraction of the cost.
+              http_reply r;
+              r.status = 200;
+              r.body.reserve(outs->size() * 48 + 16);
+              r.body += "{\"results\":[";
               for (std::size_t i = 0; i < outs->size(); ++i) {
                 auto& out = (*outs)[i];
+                if (i != 0) r.body += ',';
                 if (out) {
                   // Not the whole job: a worker answering hundreds of jobs
                   // at once needs only each one's verdict.
-                  all.push_back({{"id", ids[i]},
-                                 {"status", 200},
-                                 {"state", to_string(effective_state(*out, now))}});
+                  r.body += "{\"id\":";
+                  r.body += std::to_string(ids[i]);
+                  r.body += ",\"state\":\"";
+                  r.body += to_string(effective_state(*out, now));  // a plain name
+                  r.body += "\",\"status\":200}";
                 } else {
                   auto e = from_engine(out.error());
-                  all.push_back({{"id", ids[i]},
-                                 {"status", e.status},
-                                 {"error", {{"code", e.code}, {"message", e.message}}}});
+                  r.body += dump(json{{"id", ids[i]},
+                                      {"status", e.status},
+                                      {"error", {{"code", e.code}, {"message", e.message}}}});
                 }
               }
-              shared->answer(200, {{"results", std::move(all)}});
+              r.body += "]}";
+              shared->reply(std::move(r));
             });
         return std::nullopt;
       }

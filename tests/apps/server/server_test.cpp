@@ -580,6 +580,7 @@ BOOST_AUTO_TEST_CASE(batch_complete_judges_each_item) {
   auto r = worker->post("/v1/workers/complete", {{"results", results}});
   BOOST_TEST_REQUIRE(r.status == 200, dump_response(r));
   auto out = r.json()["results"];
+  BOOST_TEST(r.body == r.json().dump());  // written as text: compact, keys sorted
   BOOST_TEST_REQUIRE(out.size() == 3u);
   BOOST_TEST(out[0]["status"] == 200);
   BOOST_TEST(out[0]["state"] == "succeeded");
