@@ -6,7 +6,6 @@
 #include <random>
 #include <shared_mutex>
 
-#include <nlohmann/json.hpp>
 
 #include "actors/caf_error.hpp"
 #include "actors/caf_runtime.hpp"
@@ -323,10 +322,10 @@ result<std::vector<job_id>> engine::submit_many(std::vector<job_submitted> specs
       return engine_error{engine_errc::unknown_kind,
                           where + "no handler is registered for kind '" + spec.kind + "'"};
     // The log keeps payloads in compact form, so exports round-trip exactly.
-    auto parsed = nlohmann::json::parse(spec.payload, nullptr, false);
-    if (parsed.is_discarded())
+    auto payload = compact_json(std::move(spec.payload));
+    if (!payload)
       return engine_error{engine_errc::invalid_argument, where + "payload is not valid JSON"};
-    spec.payload = parsed.dump();
+    spec.payload = std::move(*payload);
     if (spec.run_at == 0 && opts.delay > 0) spec.run_at = now + opts.delay;
   }
   if (specs.empty()) return std::vector<job_id>{};
@@ -521,10 +520,9 @@ result<heartbeat_reply> engine::heartbeat(heartbeat_request request) {
 
 result<job_record> engine::complete(job_id id, std::uint64_t lease_token, std::string result_json,
                                     std::string principal) {
-  auto parsed = nlohmann::json::parse(result_json, nullptr, false);
-  if (parsed.is_discarded())
-    return engine_error{engine_errc::invalid_argument, "result is not valid JSON"};
-  return impl_->command(id, cmd_succeed{lease_token, parsed.dump()}, std::move(principal));
+  auto result = compact_json(std::move(result_json));
+  if (!result) return engine_error{engine_errc::invalid_argument, "result is not valid JSON"};
+  return impl_->command(id, cmd_succeed{lease_token, std::move(*result)}, std::move(principal));
 }
 
 result<job_record> engine::fail(job_id id, std::uint64_t lease_token, std::string error,
@@ -633,21 +631,10 @@ void engine::lease_async(lease_request request, callback<std::vector<job_record>
 
 void engine::complete_async(job_id id, std::uint64_t lease_token, std::string result_json,
                             std::string principal, callback<job_record> done) {
-  auto& im = *impl_;
-  auto parsed = nlohmann::json::parse(result_json, nullptr, false);
-  if (parsed.is_discarded())
-    return done(engine_error{engine_errc::invalid_argument, "result is not valid JSON"});
-  {
-    std::lock_guard<std::mutex> guard{im.close_mutex};
-    if (!im.closed) {
-      job_command cmd = cmd_succeed{lease_token, parsed.dump()};
-      ask_async<job_record>(*im.system, im.core.scheduler, std::move(done),
-                            atom::command::value, id, std::move(cmd),
-                            im.principal_or_default(std::move(principal)));
-      return;
-    }
-  }
-  done(engine_error{engine_errc::closed, "engine is closed"});
+  complete_many_async({{id, lease_token, std::move(result_json)}}, std::move(principal),
+                      [done = std::move(done)](result<std::vector<result<job_record>>> outs) {
+                        done(std::move(outs->front()));  // never an error as a whole
+                      });
 }
 
 namespace {
@@ -717,21 +704,15 @@ void engine::complete_many_async(std::vector<completion> items, std::string prin
   commands.reserve(items.size());
   for (std::size_t i = 0; i < items.size(); ++i) {
     auto& c = items[i];
-    std::string compact;  // the log keeps results in compact form
-    if (is_canonical_json(c.result_json)) {
-      compact = std::move(c.result_json);
-    } else {
-      auto parsed = nlohmann::json::parse(c.result_json, nullptr, false);
-      if (parsed.is_discarded()) {
-        answers.push_back(engine_error{engine_errc::invalid_argument, "result is not valid JSON"});
-        continue;
-      }
-      compact = parsed.dump();
+    auto result = compact_json(std::move(c.result_json));  // the log keeps results compact
+    if (!result) {
+      answers.push_back(engine_error{engine_errc::invalid_argument, "result is not valid JSON"});
+      continue;
     }
     answers.push_back(engine_error{});
     sent.push_back(i);
     ids.push_back(c.id);
-    commands.push_back(cmd_succeed{c.lease_token, std::move(compact)});
+    commands.push_back(cmd_succeed{c.lease_token, std::move(*result)});
   }
   auto merge = [answers = std::move(answers), sent,
                 done = std::move(done)](result<std::vector<result<job_record>>> got) mutable {

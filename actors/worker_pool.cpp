@@ -1,8 +1,9 @@
 #include "actors/worker_pool.hpp"
 
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
+
+#include "events/json.hpp"
 
 namespace jobsmith {
 
@@ -13,16 +14,13 @@ job_command outcome_command(const job_run& run, outcome& out, const job_context&
                             double jitter_draw) {
   if (out.what == outcome::kind::success) {
     if (out.text.empty()) out.text = "null";
-    if (out.text != "null") {
-      // The log keeps results in compact form; a result that is not JSON
-      // is the handler's bug and fails the job for good.
-      auto parsed = nlohmann::json::parse(out.text, nullptr, false);
-      if (parsed.is_discarded())
-        return cmd_fail{run.lease_token, "handler returned a result that is not JSON", false,
-                        ctx.next_handover(), jitter_draw};
-      out.text = parsed.dump();
-    }
-    return cmd_succeed{run.lease_token, std::move(out.text)};
+    // The log keeps results in compact form; a result that is not JSON
+    // is the handler's bug and fails the job for good.
+    auto result = compact_json(std::move(out.text));
+    if (!result)
+      return cmd_fail{run.lease_token, "handler returned a result that is not JSON", false,
+                      ctx.next_handover(), jitter_draw};
+    return cmd_succeed{run.lease_token, std::move(*result)};
   }
   return cmd_fail{run.lease_token, std::move(out.text),
                   out.what == outcome::kind::retryable_failure, ctx.next_handover(), jitter_draw};

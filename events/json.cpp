@@ -707,6 +707,13 @@ json to_json(const job_record& job, millis now) {
 
 bool is_canonical_json(std::string_view text) { return canonical_check(text).ok(); }
 
+std::optional<std::string> compact_json(std::string text) {
+  if (is_canonical_json(text)) return text;
+  auto parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) return std::nullopt;
+  return parsed.dump();
+}
+
 void append_json_text(std::string& out, const job_record& job, millis now) {
   text_writer w;
   record_fields(w, job, now);

@@ -32,6 +32,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -75,6 +76,11 @@ std::string to_json_text(const job_record& job, millis now);
 /// such text is valid JSON and dumps to itself once parsed. False says
 /// nothing: the text may still be JSON (floats, escapes, spacing).
 bool is_canonical_json(std::string_view text);
+
+/// `text` in nlohmann's compact form (the form the log keeps JSON text in),
+/// or nullopt when it is not JSON. Text already in that form is returned as
+/// is, without the parser.
+std::optional<std::string> compact_json(std::string text);
 
 /// to_json_text, appended to `out`.
 void append_json_text(std::string& out, const job_record& job, millis now);

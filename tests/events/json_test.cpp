@@ -501,3 +501,13 @@ BOOST_AUTO_TEST_CASE(canonical_json_is_recognized_only_when_it_dumps_to_itself) 
   }
   BOOST_TEST(accepted > 500);  // the check is not trivially false
 }
+
+// The form the log keeps JSON text in: compact text comes back as it is,
+// other JSON compacted, anything else refused.
+BOOST_AUTO_TEST_CASE(compact_json_keeps_compact_text_and_compacts_the_rest) {
+  BOOST_TEST(compact_json(R"({"a":[1,2],"b":null})").value() == R"({"a":[1,2],"b":null})");
+  BOOST_TEST(compact_json("null").value() == "null");
+  BOOST_TEST(compact_json(R"( { "b" : 2.50, "a" : "\u0041" } )").value() == R"({"a":"A","b":2.5})");
+  BOOST_TEST(!compact_json("not json {").has_value());
+  BOOST_TEST(!compact_json("").has_value());
+}
