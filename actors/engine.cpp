@@ -76,6 +76,7 @@ engine_core spawn_core(caf::actor_system& sys, store::event_log& log, recovered_
   journal_config jcfg;
   jcfg.max_pending_events = options.max_pending_events;
   jcfg.resume_interval = options.resume_interval;
+  jcfg.commit_delay = options.commit_delay;
   if (detached)
     core.journal = sys.spawn<caf::detached>(journal, &log, jcfg, core.metrics);
   else

@@ -61,6 +61,10 @@ struct engine_options {
   /// false only to measure what that saves (`bench --stock-clock`).
   bool quiet_timer_clock = true;
   std::size_t max_pending_events = 200'000;  // journal buffer bound
+  /// Group commit's gather window under light load (actors/journal.hpp):
+  /// commits of small batches start at least this far apart. Zero = each
+  /// batch commits as soon as the previous one is durable.
+  std::chrono::microseconds commit_delay{0};
   /// The projector stores its queue view every this many events (and at
   /// close), so a restart folds only the events after it. 0 = never.
   std::uint64_t snapshot_every = 1'000'000;

@@ -1,6 +1,7 @@
 #include "actors/journal.hpp"
 
 #include <chrono>
+#include <thread>
 
 #include "actors/caf_error.hpp"
 #include "actors/lease_clock.hpp"
@@ -66,6 +67,7 @@ bool try_resume(self_ptr self) {
 void flush_pending(self_ptr self) {
   auto& st = self->state;
   st.flush_scheduled = false;
+  st.commit_delay_spent = false;
   if (st.pending.empty()) return;
 
   st.records.clear();
@@ -80,6 +82,7 @@ void flush_pending(self_ptr self) {
   }
 
   auto started = std::chrono::steady_clock::now();
+  st.last_commit_start = started;
   sequence_t first = 0;
   auto status = st.log->append(st.records, &first);
   auto nanos = static_cast<std::uint64_t>(
@@ -136,6 +139,24 @@ void flush_pending(self_ptr self) {
   }
 }
 
+/// With commit_delay: sleeps until commit_delay after the previous commit
+/// started when that was recent and the batch is still small, and says
+/// whether it did. The journal's own thread sleeps (it is detached); appends
+/// wait in its mailbox meanwhile, and the caller re-sends the flush behind
+/// them so that they join this batch.
+bool waited_for_commit_delay(self_ptr self) {
+  auto& st = self->state;
+  if (st.config.commit_delay.count() <= 0 || st.commit_delay_spent ||
+      st.pending_events >= st.config.commit_delay_below)
+    return false;
+  auto due = st.last_commit_start + st.config.commit_delay;
+  auto now = std::chrono::steady_clock::now();
+  if (now >= due) return false;
+  st.commit_delay_spent = true;
+  std::this_thread::sleep_for(due - now);
+  return true;
+}
+
 }  // namespace
 
 result<std::vector<event>> read_job_events(const store::event_log& log, job_id job) {
@@ -189,6 +210,10 @@ journal_actor::behavior_type journal(journal_actor::stateful_pointer<journal_sta
         // so nothing is pending).
         if (self->state.refusal && !try_resume(self)) {
           arm_resume_tick(self);
+          return;
+        }
+        if (waited_for_commit_delay(self)) {
+          self->send(self, atom::flush::value);
           return;
         }
         flush_pending(self);

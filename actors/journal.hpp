@@ -7,6 +7,13 @@
 // is published to subscribers, in sequence order; then each requester gets
 // its first sequence number (so subscribers never lag behind an answer).
 //
+// Under light load a write gathers little: each append arriving alone costs
+// a whole fsync (about 0.3 ms and, on a virtual disk, about as much CPU).
+// commit_delay bounds that: while commits follow each other closely and
+// the next batch is small, the next commit waits until commit_delay after
+// the previous one started, gathering whatever arrives meanwhile. A lone
+// append after a quiet spell, and any large batch, commits at once.
+//
 // A failed write (disk full, I/O error) acknowledges nothing of its batch.
 // From then on the log refuses writes, and so does the journal: every append
 // fails at once with no_space or storage, while reads go on. At most once
@@ -64,6 +71,10 @@ struct journal_config {
   std::size_t max_pending_events = 200'000;
   /// While the log refuses writes, resume() is tried at most this often.
   std::chrono::milliseconds resume_interval{1000};
+  /// Commits start at least this far apart while batches are smaller than
+  /// commit_delay_below events (see above); zero = every flush at once.
+  std::chrono::microseconds commit_delay{0};
+  std::size_t commit_delay_below = 256;
 };
 
 struct journal_state {
@@ -85,6 +96,9 @@ struct journal_state {
   std::vector<pending_append> pending;
   std::size_t pending_events = 0;
   bool flush_scheduled = false;
+  /// The scheduled flush already waited for commit_delay once.
+  bool commit_delay_spent = false;
+  std::chrono::steady_clock::time_point last_commit_start{};
   /// Set while the log refuses writes (after a failed write): every append
   /// is answered with it until resume() succeeds.
   std::optional<engine_error> refusal;

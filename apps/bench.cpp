@@ -73,6 +73,7 @@ int run_embedded_bench(const embedded_bench_options& o) {
   opts.in_memory = o.in_memory;
   opts.worker_threads = o.worker_threads;
   opts.scheduler_threads = o.scheduler_threads;
+  opts.commit_delay = std::chrono::microseconds(o.commit_delay_us);
   opts.quiet_timer_clock = !o.stock_clock;
   opts.worker_slots = o.worker_slots;
   opts.max_inflight_submits = std::max<std::size_t>(100'000, o.batch * o.producers * 2);

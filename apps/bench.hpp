@@ -15,6 +15,7 @@ struct embedded_bench_options {
   std::size_t worker_threads = 2;
   std::size_t scheduler_threads = 2;  // CAF scheduler threads (engine_options)
   std::uint32_t worker_slots = 4096;
+  std::uint64_t commit_delay_us = 0;  // engine_options::commit_delay
   std::string data_dir;          // empty = a fresh directory removed afterwards
   bool in_memory = false;        // for comparison only: no disk
   bool stock_clock = false;      // for comparison only: CAF's own timer clock

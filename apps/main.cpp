@@ -41,6 +41,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   bench_cmd->add_option("--slots", bench.worker_slots, "jobs the pool holds at once")
       ->capture_default_str();
+  bench_cmd->add_option("--commit-delay-us", bench.commit_delay_us,
+                        "group commit's gather window under light load (0 = none)")
+      ->capture_default_str();
   bench_cmd->add_option("--data", bench.data_dir, "data directory (default: a fresh temp dir)");
   bench_cmd->add_flag("--in-memory", bench.in_memory, "no disk at all (for comparison only)");
   bench_cmd->add_flag("--stock-clock", bench.stock_clock,

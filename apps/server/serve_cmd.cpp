@@ -58,6 +58,7 @@ struct serve_options {
   std::string tokens_file;
   std::size_t scheduler_threads = 2;
   std::size_t max_pending_events = 200'000;
+  std::uint64_t commit_delay_us = 0;
   std::size_t max_inflight_submits = 100'000;
   std::uint64_t snapshot_every = 1'000'000;
   std::size_t snapshots_kept = 8;
@@ -115,6 +116,7 @@ int run_serve(const serve_options& o) {
   cfg.engine.data_dir = o.data_dir;
   cfg.engine.scheduler_threads = o.scheduler_threads;
   cfg.engine.max_pending_events = o.max_pending_events;
+  cfg.engine.commit_delay = std::chrono::microseconds(o.commit_delay_us);
   cfg.engine.snapshot_every = o.snapshot_every;
   cfg.engine.snapshots_kept = o.snapshots_kept;
   cfg.engine.max_inflight_submits = o.max_inflight_submits;
@@ -213,6 +215,10 @@ void add_serve_command(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 30))
       ->capture_default_str();
   cmd->add_option("--max-pending-events", o->max_pending_events, "journal buffer bound (429 above)")
+      ->capture_default_str();
+  cmd->add_option("--commit-delay-us", o->commit_delay_us,
+                  "group commit's gather window under light load (0 = none)")
+      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{100'000}))
       ->capture_default_str();
   cmd->add_option("--max-inflight-submits", o->max_inflight_submits,
                   "jobs being submitted at once (429 above)")
