@@ -385,7 +385,10 @@ void maybe_finish_lease(self_ptr self, std::uint64_t lease_id, bool expired) {
   auto& l = i->second;
   if (l.starting > 0) return;
   bool full = l.leased.size() >= l.request.max_jobs;
-  if (!full && l.leased.empty() && !expired) return;  // keep polling
+  if (!full && l.leased.empty() && !expired) {
+    l.filled = false;  // every start was refused: open for jobs again
+    return;            // keep polling
+  }
   l.promise.deliver(std::move(l.leased));
   st.leases.erase(i);
 }
@@ -487,6 +490,12 @@ void dispatch(self_ptr self) {
     }
   }
   for (auto& [lease_id, l] : st.leases) {
+    // A lease is filled in one round. Each job added later would postpone
+    // its answer by another start commit, for as long as jobs kept arriving
+    // faster than starts commit (docs/decisions.md, "Leases are filled in
+    // one round"). Later jobs go to the other waiting leases or to the
+    // worker's next lease call.
+    if (l.filled) continue;
     auto& worker = st.workers[l.request.worker];
     // A reference, not the binding: clang before 16 cannot capture a
     // structured binding in a lambda (the fuzz build uses clang 14).
@@ -495,6 +504,7 @@ void dispatch(self_ptr self) {
       auto tj = next_startable(self, [&](const std::string& q) { return serves(request, q); });
       if (!tj) break;
       start(self, *tj, worker, lease_id);
+      l.filled = true;
     }
   }
 }

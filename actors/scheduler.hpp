@@ -102,6 +102,9 @@ struct scheduler_state {
     caf::typed_response_promise<std::vector<job_record>> promise;
     std::vector<job_record> leased;
     std::uint32_t starting = 0;
+    /// Jobs were given to it in one dispatch round; it takes no more and is
+    /// answered once their starts commit. Reset if none of them started.
+    bool filled = false;
     time_point deadline;
   };
 

@@ -575,6 +575,44 @@ BOOST_AUTO_TEST_CASE(higher_priority_then_earlier_due_then_lower_id_is_leased_fi
              boost::test_tools::per_element());
 }
 
+BOOST_AUTO_TEST_CASE(a_waiting_lease_takes_only_the_jobs_of_one_dispatch_round) {
+  // Two long polls of one worker wait; job a is ready, job b becomes due
+  // while a's start is still on its way to the log. b must go to the
+  // second poll: added to the first, it would hold that answer back by
+  // another start commit (and, while jobs kept trickling in, until full).
+  sim s;
+  s.spawn();
+  auto a = s.submit(spec_of("remote"));
+  auto later = spec_of("remote");
+  later.run_at = s.now() + 1;
+  auto b = s.submit(later);
+
+  lease_request req;
+  req.worker = "w1";
+  req.max_jobs = 10;
+  req.wait = 60'000;
+  auto first = (*s.self)->request(s.core.scheduler, caf::infinite, atom::lease::value, req);
+  auto second = (*s.self)->request(s.core.scheduler, caf::infinite, atom::lease::value, req);
+  // The scheduler takes both polls; the first gets a and sends its start.
+  for (int i = 0; i < 2; ++i) {
+    BOOST_REQUIRE(s.sched->prioritize(s.core.scheduler));
+    s.sched->run_once();
+  }
+  // b is due; the scheduler's tick fires 1 ms after a due time.
+  s.sched->advance_time(std::chrono::milliseconds(2));
+  s.sched->run();
+
+  std::vector<job_id> first_ids, second_ids;
+  BOOST_REQUIRE(!(*s.self)->mailbox().empty());
+  first.receive([&](std::vector<job_record>& jobs) { for (auto& j : jobs) first_ids.push_back(j.id); },
+                [](caf::error& err) { BOOST_FAIL(caf::to_string(err)); });
+  BOOST_REQUIRE_MESSAGE(!(*s.self)->mailbox().empty(), "the second poll got no answer");
+  second.receive([&](std::vector<job_record>& jobs) { for (auto& j : jobs) second_ids.push_back(j.id); },
+                 [](caf::error& err) { BOOST_FAIL(caf::to_string(err)); });
+  BOOST_TEST(first_ids == std::vector<job_id>{a}, boost::test_tools::per_element());
+  BOOST_TEST(second_ids == std::vector<job_id>{b}, boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_CASE(recovered_in_process_attempts_are_reclaimed_and_retried_after_backoff) {
   sim s;
   scripted work{{outcome::success()}};
