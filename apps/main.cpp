@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   bench_cmd->add_option("--commit-delay-us", bench.commit_delay_us,
                         "group commit's gather window under light load (0 = none)")
+      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{100'000}))
       ->capture_default_str();
   bench_cmd->add_option("--data", bench.data_dir, "data directory (default: a fresh temp dir)");
   bench_cmd->add_flag("--in-memory", bench.in_memory, "no disk at all (for comparison only)");
