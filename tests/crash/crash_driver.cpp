@@ -1162,22 +1162,41 @@ void audit_verify(shared_state& s, const std::string& data, const std::string& w
 }
 
 /// --inject-violations: false acknowledgements the checks must report.
-void inject_violations(shared_state& s, http::client& c) {
+/// Called after each restart until all three are placed: the second and
+/// third need a finished and an unfinished job in the list, which the
+/// first restart may not have yet (or its list call may fail).
+struct injected_violations {
+  bool ghost = false, undone = false, twice = false;
+  bool all() const { return ghost && undone && twice; }
+};
+
+void inject_violations(shared_state& s, http::client& c, injected_violations& done) {
   const std::uint64_t ghost = 1000000000;
-  s.orc.submitted(ghost, false, "{}");  // 1: a submit the server never saw
-  auto jobs = list_all(c, 0);
-  if (!jobs) return;
-  bool undone = false, twice = false;
+  if (!done.ghost) {
+    s.orc.submitted(ghost, false, "{}");  // 1: a submit the server never saw
+    done.ghost = true;
+  }
+  std::string err;
+  auto jobs = list_all(c, 0, "", &err);
+  if (!jobs) {
+    std::printf("crash-test: --inject-violations: listing jobs failed (%s); trying after the "
+                "next restart\n", err.c_str());
+    return;
+  }
   for (auto& [id, l] : *jobs) {
-    if (!undone && !is_terminal(l.state)) {
+    if (!done.undone && !is_terminal(l.state)) {
       s.orc.acknowledged(id, "cancelled", "injected cancel");  // 3: never happened
-      undone = true;
-    } else if (!twice && l.state == "succeeded" && l.lease_token) {
+      done.undone = true;
+    } else if (!done.twice && l.state == "succeeded" && l.lease_token) {
       s.orc.completed(id, l.lease_token, "succeeded");
       s.orc.completed(id, l.lease_token + 1, "succeeded");  // 2: a second token
-      twice = true;
+      done.twice = true;
     }
   }
+  if (!done.all())
+    std::printf("crash-test: --inject-violations: %zu jobs listed, no %s job yet; trying after "
+                "the next restart\n",
+                jobs->size(), done.undone ? "succeeded" : "unfinished");
 }
 
 bool parse(int argc, char** argv, options& o) {
@@ -1302,6 +1321,7 @@ int main(int argc, char** argv) {
   int kills = 0;
   bool fatal = false;
   auto checker = make_client(s, reader_caller);
+  injected_violations injected;
   for (int k = 1; k <= o.kills && !fatal; ++k) {
     auto load = o.min_load_ms + static_cast<int>(rng() % (o.max_load_ms - o.min_load_ms + 1));
     std::this_thread::sleep_for(std::chrono::milliseconds(load));
@@ -1320,7 +1340,7 @@ int main(int argc, char** argv) {
     total_recovery += *ms;
     auto min_dirty = s.orc.take_min_dirty();
     bool full = k % o.full_check_every == 0;
-    if (o.inject && k == 1) inject_violations(s, *checker);
+    if (o.inject && !injected.all()) inject_violations(s, *checker, injected);
     auto c0 = clock_type::now();
     check_server(s, *checker, full || min_dirty == 0 ? 0 : min_dirty - 1);
     if (o.verbose)
