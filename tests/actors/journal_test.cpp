@@ -4,7 +4,7 @@
 // The journal's commit delay on real threads: the journal is detached and
 // sleeps while it gathers, so CAF's test coordinator cannot drive it. Only
 // lower bounds on time are asserted (a slow machine makes waits longer,
-// never shorter), and the one upper bound is a small fraction of the delay.
+// never shorter), and upper bounds are half of a 10 s delay.
 
 #include <chrono>
 #include <memory>
@@ -70,11 +70,12 @@ double seconds_since(steady::time_point t) {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(an_append_after_a_quiet_spell_commits_at_once) {
-  journal_fixture f{2s};
+  journal_fixture f{10s};
   auto t = steady::now();
   f.append(journal_fixture::events(1, 1));
-  // No commit before it: nothing to wait for. (Bound: a quarter of the delay.)
-  BOOST_TEST(seconds_since(t) < 0.5);
+  // No commit before it: nothing to wait for. (Bound: half the delay, so a
+  // slow sanitizer build cannot fail it while a wait always would.)
+  BOOST_TEST(seconds_since(t) < 5.0);
   BOOST_TEST(f.batches() == 1u);
 }
 
@@ -103,13 +104,13 @@ BOOST_AUTO_TEST_CASE(appends_close_behind_a_commit_wait_and_share_one) {
 }
 
 BOOST_AUTO_TEST_CASE(a_large_batch_does_not_wait) {
-  journal_fixture f{2s, 100};
+  journal_fixture f{10s, 100};
   f.append(journal_fixture::events(1, 1));
   auto t = steady::now();
   // 100 events reach commit_delay_below: committed at once although the
   // previous commit was just now.
   f.append(journal_fixture::events(2, 100));
-  BOOST_TEST(seconds_since(t) < 0.5);
+  BOOST_TEST(seconds_since(t) < 5.0);
   BOOST_TEST(f.batches() == 2u);
 }
 
@@ -117,6 +118,6 @@ BOOST_AUTO_TEST_CASE(without_a_delay_every_flush_commits_at_once) {
   journal_fixture f{0us};
   auto t = steady::now();
   for (job_id job = 1; job <= 5; ++job) f.append(journal_fixture::events(job, 1));
-  BOOST_TEST(seconds_since(t) < 0.5);
+  BOOST_TEST(seconds_since(t) < 5.0);
   BOOST_TEST(f.batches() == 5u);  // sequential appends: one commit each
 }
