@@ -1,6 +1,8 @@
 #include "actors/caf_runtime.hpp"
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <thread>
 #include <unordered_set>
@@ -10,6 +12,147 @@
 #include <caf/policy/work_sharing.hpp>
 #include <caf/policy/work_stealing.hpp>
 #include <caf/scheduler/coordinator.hpp>
+
+#include <caf/resumable.hpp>
+
+// -- the lean work-sharing policy ---------------------------------------------
+
+namespace jobsmith {
+
+/// Work sharing like CAF's `policy::work_sharing`: one queue of runnable
+/// actors that every worker takes from, FIFO. Differences, both measured in
+/// `jobsmith bench --embedded` (docs/benchmarks.md):
+/// - The queue is a deque, not a list that allocates a node per enqueue.
+/// - A worker wakes another only when one sleeps.
+/// Its worker (the specialization below) drops CAF's per-resume logger
+/// bookkeeping: a `dynamic_cast` and two thread-local lookups for every
+/// actor it resumes, which no log line used (the CAF build logs nothing).
+struct lean_sharing {
+  struct coordinator_data {
+    explicit coordinator_data(caf::scheduler::abstract_coordinator*) {}
+    std::mutex mu;
+    std::condition_variable wake;
+    std::deque<caf::resumable*> runnable;  // guarded by mu
+    std::size_t sleeping = 0;              // workers waiting on wake; guarded by mu
+  };
+
+  struct worker_data {
+    explicit worker_data(caf::scheduler::abstract_coordinator*) {}
+  };
+
+  static void push(coordinator_data& d, caf::resumable* job) {
+    bool wake_one;
+    {
+      std::lock_guard<std::mutex> guard{d.mu};
+      d.runnable.push_back(job);
+      wake_one = d.sleeping > 0;
+    }
+    if (wake_one) d.wake.notify_one();
+  }
+
+  /// Blocks until an actor is runnable, and takes it.
+  static caf::resumable* take(coordinator_data& d) {
+    std::unique_lock<std::mutex> guard{d.mu};
+    while (d.runnable.empty()) {
+      ++d.sleeping;
+      d.wake.wait(guard);
+      --d.sleeping;
+    }
+    auto job = d.runnable.front();
+    d.runnable.pop_front();
+    return job;
+  }
+
+  // What caf::scheduler::coordinator calls on its policy.
+  template <class Coordinator>
+  void central_enqueue(Coordinator* self, caf::resumable* job) {
+    push(self->data(), job);
+  }
+
+  template <class Worker, class UnaryFunction>
+  void foreach_resumable(Worker*, UnaryFunction) {}  // workers hold no queue
+
+  template <class Coordinator, class UnaryFunction>
+  void foreach_central_resumable(Coordinator* self, UnaryFunction f) {
+    auto& d = self->data();
+    std::deque<caf::resumable*> left;
+    {
+      std::lock_guard<std::mutex> guard{d.mu};
+      left.swap(d.runnable);
+    }
+    for (auto job : left) f(job);
+  }
+};
+
+}  // namespace jobsmith
+
+namespace caf::scheduler {
+
+/// The worker of the lean policy: CAF's worker loop without the logger
+/// bookkeeping. CAF's coordinator creates, starts, stops and joins it
+/// through the members below, the ones it uses of `worker<Policy>`.
+template <>
+class worker<jobsmith::lean_sharing> : public execution_unit {
+ public:
+  using coordinator_ptr = coordinator<jobsmith::lean_sharing>*;
+  using policy_data = jobsmith::lean_sharing::worker_data;
+
+  worker(size_t worker_id, coordinator_ptr parent, const policy_data&, size_t throughput)
+      : execution_unit(&parent->system()),
+        max_throughput_(throughput),
+        id_(worker_id),
+        parent_(parent) {}
+
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
+
+  void start() {
+    thread_ = std::thread{[this] {
+      CAF_SET_LOGGER_SYS(&system());
+      detail::set_thread_name("caf.worker");
+      system().thread_started();
+      run();
+      system().thread_terminates();
+    }};
+  }
+
+  void external_enqueue(resumable* job) { jobsmith::lean_sharing::push(parent_->data(), job); }
+
+  void exec_later(resumable* job) override { jobsmith::lean_sharing::push(parent_->data(), job); }
+
+  coordinator_ptr parent() { return parent_; }
+  size_t id() const { return id_; }
+  std::thread& get_thread() { return thread_; }
+  size_t max_throughput() { return max_throughput_; }
+
+ private:
+  void run() {
+    auto& d = parent_->data();
+    for (;;) {
+      auto job = jobsmith::lean_sharing::take(d);
+      switch (job->resume(this, max_throughput_)) {
+        case resumable::resume_later:  // it yielded: to the back of the queue
+          jobsmith::lean_sharing::push(d, job);
+          break;
+        case resumable::done:
+        case resumable::awaiting_message:
+          intrusive_ptr_release(job);
+          break;
+        case resumable::shutdown_execution_unit:
+          return;
+        default:
+          break;
+      }
+    }
+  }
+
+  size_t max_throughput_;
+  size_t id_;
+  coordinator_ptr parent_;
+  std::thread thread_;
+};
+
+}  // namespace caf::scheduler
 
 namespace jobsmith {
 
@@ -109,7 +252,11 @@ class quiet_coordinator final : public caf::scheduler::coordinator<Policy> {
 }  // namespace
 
 void use_quiet_clock_scheduler(caf::actor_system_config& config, const std::string& policy) {
-  if (policy == "sharing")
+  if (policy == "lean")
+    config.module_factories.push_back([](caf::actor_system& sys) -> caf::actor_system::module* {
+      return new quiet_coordinator<lean_sharing>(sys);
+    });
+  else if (policy == "sharing")
     config.module_factories.push_back([](caf::actor_system& sys) -> caf::actor_system::module* {
       return new quiet_coordinator<caf::policy::work_sharing>(sys);
     });

@@ -256,8 +256,13 @@ result<std::unique_ptr<engine>> engine::open(engine_options options) {
   im->config = std::make_unique<caf::actor_system_config>();
   if (opts.scheduler_threads > 0)
     im->config->set("scheduler.max-threads", static_cast<int>(opts.scheduler_threads));
-  im->config->set("scheduler.policy", caf::atom_from_string(opts.scheduler_policy));
-  if (opts.quiet_timer_clock) use_quiet_clock_scheduler(*im->config, opts.scheduler_policy);
+  // "lean" is ours (actors/caf_runtime.hpp); CAF's setting then names the
+  // policy it is a variant of, and the stock clock means CAF's own.
+  auto policy = opts.scheduler_policy;
+  if (policy == "lean" && !opts.quiet_timer_clock) policy = "sharing";
+  im->config->set("scheduler.policy",
+                  caf::atom_from_string(policy == "lean" ? "sharing" : policy));
+  if (opts.quiet_timer_clock) use_quiet_clock_scheduler(*im->config, policy);
   im->system = std::make_unique<caf::actor_system>(*im->config);
   im->core = spawn_core(*im->system, *im->log, std::move(*seed), std::move(view), opts,
                         im->clock, true);

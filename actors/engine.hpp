@@ -56,7 +56,8 @@ struct engine_options {
   // work sharing with 2 threads beats work stealing, whose idle workers spin
   // on the cores the journal and the handlers need.
   std::size_t scheduler_threads = 2;  // 0 = CAF's default, max(cores, 4)
-  std::string scheduler_policy = "sharing";  // or "stealing"
+  /// "lean" (actors/caf_runtime.hpp), or CAF's "sharing" or "stealing".
+  std::string scheduler_policy = "lean";
   /// Run CAF's timer clock with the quiet cancellation of actors/caf_runtime.hpp.
   /// false only to measure what that saves (`bench --stock-clock`).
   bool quiet_timer_clock = true;

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "actors/engine.hpp"
@@ -47,6 +48,14 @@ double percentile(std::vector<std::int64_t>& v, double q) {
   return static_cast<double>(v[k]) / 1e6;
 }
 
+/// CPU seconds this process has used so far, user and system.
+std::pair<double, double> process_cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  auto secs = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6; };
+  return {secs(ru.ru_utime), secs(ru.ru_stime)};
+}
+
 long peak_rss_mb() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -73,6 +82,7 @@ int run_embedded_bench(const embedded_bench_options& o) {
   opts.in_memory = o.in_memory;
   opts.worker_threads = o.worker_threads;
   opts.scheduler_threads = o.scheduler_threads;
+  opts.scheduler_policy = o.scheduler_policy;
   opts.commit_delay = std::chrono::microseconds(o.commit_delay_us);
   opts.quiet_timer_clock = !o.stock_clock;
   opts.worker_slots = o.worker_slots;
@@ -111,6 +121,7 @@ int run_embedded_bench(const embedded_bench_options& o) {
   std::atomic<std::uint64_t> refused{0};
   std::atomic<bool> failed{false};
   auto started = steady::now();
+  auto cpu_at_start = process_cpu_seconds();
 
   // At a given rate, jobs arrive one per submit call, as from many clients:
   // enough producers that each waits ~4 ms between its submits, so a submit
@@ -171,6 +182,7 @@ int run_embedded_bench(const embedded_bench_options& o) {
     cv.wait_for(lock, std::chrono::minutes(10), [&] { return succeeded >= o.jobs || failed; });
   }
   auto finished = steady::now();
+  auto cpu_at_end = process_cpu_seconds();
   auto after = eng.metrics();
   sub.cancel();
 
@@ -193,6 +205,8 @@ int run_embedded_bench(const embedded_bench_options& o) {
                            .c_str(),
               o.worker_threads, o.worker_slots, o.in_memory ? ", IN-MEMORY LOG (no fsync)" : "",
               o.stock_clock ? ", CAF's stock timer clock" : "");
+  if (o.scheduler_policy != "lean")
+    std::printf("  (CAF's %s scheduler policy)\n", o.scheduler_policy.c_str());
   std::printf("  completed       %llu of %llu (succeeded events committed)\n",
               static_cast<unsigned long long>(succeeded), static_cast<unsigned long long>(o.jobs));
   std::printf("  end to end      %.2f s  ->  %.0f jobs/s\n", secs, succeeded / secs);
@@ -208,6 +222,13 @@ int run_embedded_bench(const embedded_bench_options& o) {
   std::printf("  submit->start   p50 %.2f ms  p99 %.2f ms  max %.2f ms  (%zu samples)\n",
               percentile(lat, 0.50), percentile(lat, 0.99), percentile(lat, 1.0), lat.size());
   std::printf("  overload waits  %llu\n", static_cast<unsigned long long>(refused.load()));
+  // The whole process from first submit to last commit, the bench's own
+  // threads included: what the end-to-end figure cost on this host.
+  double user = cpu_at_end.first - cpu_at_start.first;
+  double sys = cpu_at_end.second - cpu_at_start.second;
+  std::printf("  CPU             %.2f s (user %.2f, system %.2f): %.1f us/job, %.2f cores busy\n",
+              user + sys, user, sys, succeeded ? 1e6 * (user + sys) / succeeded : 0.0,
+              secs > 0 ? (user + sys) / secs : 0.0);
   std::printf("  peak RSS        %ld MB\n", peak_rss_mb());
 
   eng.close();

@@ -14,6 +14,7 @@ struct embedded_bench_options {
   std::uint32_t producers = 2;   // submitting threads
   std::size_t worker_threads = 2;
   std::size_t scheduler_threads = 2;  // CAF scheduler threads (engine_options)
+  std::string scheduler_policy = "lean";  // engine_options::scheduler_policy
   std::uint32_t worker_slots = 4096;
   std::uint64_t commit_delay_us = 0;  // engine_options::commit_delay
   std::string data_dir;          // empty = a fresh directory removed afterwards

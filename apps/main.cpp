@@ -39,6 +39,10 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--scheduler-threads", bench.scheduler_threads,
                         "CAF scheduler threads of the embedded engine")
       ->capture_default_str();
+  bench_cmd->add_option("--scheduler-policy", bench.scheduler_policy,
+                        "CAF scheduler: lean (the engine's), or CAF's sharing or stealing")
+      ->check(CLI::IsMember({"lean", "sharing", "stealing"}))
+      ->capture_default_str();
   bench_cmd->add_option("--slots", bench.worker_slots, "jobs the pool holds at once")
       ->capture_default_str();
   bench_cmd->add_option("--commit-delay-us", bench.commit_delay_us,
