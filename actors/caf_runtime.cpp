@@ -97,11 +97,8 @@ class worker<jobsmith::lean_sharing> : public execution_unit {
   using coordinator_ptr = coordinator<jobsmith::lean_sharing>*;
   using policy_data = jobsmith::lean_sharing::worker_data;
 
-  worker(size_t worker_id, coordinator_ptr parent, const policy_data&, size_t throughput)
-      : execution_unit(&parent->system()),
-        max_throughput_(throughput),
-        id_(worker_id),
-        parent_(parent) {}
+  worker(size_t /*worker_id*/, coordinator_ptr parent, const policy_data&, size_t throughput)
+      : execution_unit(&parent->system()), max_throughput_(throughput), parent_(parent) {}
 
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
@@ -120,16 +117,14 @@ class worker<jobsmith::lean_sharing> : public execution_unit {
 
   void exec_later(resumable* job) override { jobsmith::lean_sharing::push(parent_->data(), job); }
 
-  coordinator_ptr parent() { return parent_; }
-  size_t id() const { return id_; }
   std::thread& get_thread() { return thread_; }
-  size_t max_throughput() { return max_throughput_; }
 
  private:
   void run() {
     auto& d = parent_->data();
     for (;;) {
       auto job = jobsmith::lean_sharing::take(d);
+      // Every resume_result has a case: a new one fails the build (-Wswitch).
       switch (job->resume(this, max_throughput_)) {
         case resumable::resume_later:  // it yielded: to the back of the queue
           jobsmith::lean_sharing::push(d, job);
@@ -140,14 +135,11 @@ class worker<jobsmith::lean_sharing> : public execution_unit {
           break;
         case resumable::shutdown_execution_unit:
           return;
-        default:
-          break;
       }
     }
   }
 
   size_t max_throughput_;
-  size_t id_;
   coordinator_ptr parent_;
   std::thread thread_;
 };
