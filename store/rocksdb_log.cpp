@@ -1,4 +1,5 @@
 #include "store/rocksdb_log.hpp"
+#include "store/index_check.hpp"
 #include "store/wal_scan.hpp"
 
 #include <rocksdb/convenience.h>
@@ -291,6 +292,9 @@ class rocksdb_log final : public event_log {
   status read(sequence_t from, sequence_t to, const record_visitor& visit) const override;
   status read_job(job_id job, const record_visitor& visit) const override;
   status verify(sequence_t from, sequence_t to, sequence_t* first_bad) const override;
+  status verify_index(sequence_t from, sequence_t to, index_report* out) const override {
+    return check_job_index(*db_, events_, by_job_, std::max<sequence_t>(from, 1), to, out);
+  }
   status put_snapshot(std::string_view name, const snapshot& snap) override;
   status get_snapshot(std::string_view name, snapshot* out) const override;
   status list_snapshots(std::string_view prefix, std::vector<snapshot_info>* out) const override;
@@ -320,6 +324,7 @@ class rocksdb_log final : public event_log {
 
   /// What open() dropped and why (a damaged final WAL write), or "".
   const std::string& open_warning() const { return open_warning_; }
+  const wal_drop& open_drop() const { return open_drop_; }
 
  private:
   /// put_meta and put_meta_unsynced: `options` says whether to sync.
@@ -344,6 +349,7 @@ class rocksdb_log final : public event_log {
 
   bool deferred_ = false;  // compactions paused until start_background_work()
   std::string open_warning_;  // set by open() when it dropped a damaged final WAL write
+  wal_drop open_drop_;        // the same, for tools
 
   // Constant after open().
   const std::string dir_;
@@ -438,14 +444,28 @@ status rocksdb_log::open(const rocksdb_log_options& o) {
           " aside to open without the records from " + std::to_string(before + 1) + " on");
     }
     // Nothing whole follows the damage: it is in the last write, as a write
-    // torn by a crash can leave it. Drop that write and say so.
-    open_warning_ = "the write-ahead log's last write was damaged (" + where +
-                    ") and is dropped: the log ends at record " + std::to_string(before) +
-                    " (RocksDB: " + s.ToString() + ")";
+    // torn by a crash can leave it. Drop that write and say so, with the
+    // records it held as far as its damaged bytes still tell.
     db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
     handles_.clear();
     raw = nullptr;
+    const std::string damage = s.ToString();
     s = open_db();
+    if (s.ok()) {
+      const write_records held = records_in_write(scan.damaged_write, handles_[1]->GetID());
+      open_drop_ = {true, where, before, held.first, held.last, held.whole};
+      std::string lost = "it held no record of the log";
+      if (held.first != 0) {
+        lost = "records " + std::to_string(held.first) + ".." + std::to_string(held.last) +
+               (held.whole ? " go with it"
+                           : " and maybe more (it does not decode to its end) go with it");
+      } else if (!held.whole) {
+        lost = "its records cannot be read";
+      }
+      open_warning_ = "the write-ahead log's last write was damaged (" + where +
+                      ") and is dropped: the log ends at record " + std::to_string(before) +
+                      "; " + lost + " (RocksDB: " + damage + ")";
+    }
   }
   if (!s.ok()) return from_rocksdb(s, "open " + dir_);
   db_.reset(raw);
@@ -1015,7 +1035,8 @@ status rocksdb_log::checkpoint(const std::string& target_dir) const {
 }  // namespace
 
 status open_rocksdb_log(const std::string& dir, const rocksdb_log_options& opts,
-                        std::unique_ptr<event_log>* out, std::string* warning) {
+                        std::unique_ptr<event_log>* out, std::string* warning,
+                        wal_drop* dropped) {
   if (opts.read_only || !opts.create_if_missing) {
     // RocksDB would create the directory and its info LOG before noticing
     // there is no database: a mistyped path given to an audit tool must not
@@ -1029,6 +1050,7 @@ status open_rocksdb_log(const std::string& dir, const rocksdb_log_options& opts,
   status s = log->open(opts);
   if (!s.is_ok()) return s;  // ~rocksdb_log closes whatever was opened
   if (warning != nullptr) *warning = log->open_warning();
+  if (dropped != nullptr) *dropped = log->open_drop();
   *out = std::move(log);
   return status::ok();
 }

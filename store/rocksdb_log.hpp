@@ -56,6 +56,21 @@ struct rocksdb_log_options {
   rocksdb::Env* env = nullptr;
 };
 
+/// What an open dropped from the write-ahead log: its damaged last write
+/// (below). Read-only opens decide as read-write ones do, so an offline
+/// tool learns what opening the directory for writing would drop.
+struct wal_drop {
+  bool dropped = false;
+  std::string where;   // the WAL file and byte offset of the damage
+  sequence_t kept = 0; // the log's head after the open
+  /// The records the dropped write held, read from its damaged bytes with
+  /// RocksDB's WriteBatch decoder (CRC not checked); 0..0 when none could
+  /// be read. `whole`: it decoded to its end, so first..last is all it held.
+  sequence_t first = 0;
+  sequence_t last = 0;
+  bool whole = false;
+};
+
 /// Opens (or creates) the log in directory `dir`; on success *out holds it.
 /// Errors: io_error when the directory is locked by another open log (the
 /// message is RocksDB's, naming the LOCK file) or a file cannot be read;
@@ -68,8 +83,10 @@ struct rocksdb_log_options {
 /// dropped silently, as it was never acknowledged. Other damage there is
 /// corruption naming the first record lost and the last one behind the
 /// damage, and nothing is opened; damage only in the WAL's last write is
-/// dropped, and *warning (when given) says so. Otherwise *warning is "".
+/// dropped, and *warning (when given) says so, and *dropped (when given)
+/// says what. Otherwise *warning is "" and dropped->dropped false.
 status open_rocksdb_log(const std::string& dir, const rocksdb_log_options& opts,
-                        std::unique_ptr<event_log>* out, std::string* warning = nullptr);
+                        std::unique_ptr<event_log>* out, std::string* warning = nullptr,
+                        wal_drop* dropped = nullptr);
 
 }  // namespace jobsmith::store

@@ -1,9 +1,12 @@
 #include "store/wal_scan.hpp"
 
+#include <rocksdb/write_batch.h>
+
 #include <algorithm>
 #include <array>
 #include <filesystem>
 #include <fstream>
+#include <string_view>
 #include <vector>
 
 namespace jobsmith::store {
@@ -50,6 +53,9 @@ std::uint32_t le32(const unsigned char* p) {
 
 bool is_recyclable(unsigned type) { return type >= 5 && type <= 8; }
 bool starts_a_write(unsigned type) { return type == 1 || type == 2 || type == 5 || type == 6; }
+bool is_full(unsigned type) { return type == 1 || type == 5; }
+bool is_middle(unsigned type) { return type == 3 || type == 7; }
+bool is_last(unsigned type) { return type == 4 || type == 8; }
 
 /// The WAL files of `dir` (names of digits ending in .log), oldest first.
 std::vector<std::filesystem::path> wal_files(const std::string& dir, std::string* error) {
@@ -76,6 +82,8 @@ wal_scan_result scan_wal_files(const std::string& dir) {
   wal_scan_result r;
   auto files = wal_files(dir, &r.error);
   std::vector<unsigned char> block(block_size);
+  std::string current;      // the payload of the write being read, up to the first damage
+  bool collecting = false;  // the damaged write goes on in the records that follow
   for (std::size_t fi = 0; fi < files.size() && r.error.empty(); ++fi) {
     std::ifstream in(files[fi], std::ios::binary);
     if (!in) {
@@ -101,15 +109,37 @@ wal_scan_result scan_wal_files(const std::string& dir) {
         if (!fits && last_file && file_ends_here && pos + header + length <= block_size) {
           break;  // cut short by the end of the log: a torn write, not damage
         }
+        const auto payload = [&] {
+          return std::string_view(reinterpret_cast<const char*>(h + header), length);
+        };
+        if (collecting) {  // the fragments after the damaged one, whatever their CRC
+          collecting = fits && (is_middle(type) || is_last(type));
+          if (collecting) r.damaged_write.append(payload());
+          if (collecting && is_last(type)) {
+            r.damaged_write_whole = true;
+            collecting = false;
+          }
+        }
         if (!intact) {
           if (!r.damaged) {
             r.damaged = true;
             r.file = files[fi].filename().string();
             r.offset = block_start + pos;
+            // The write it belongs to, by the type its header claims.
+            if (fits && (starts_a_write(type) || is_middle(type) || is_last(type))) {
+              if (!starts_a_write(type)) r.damaged_write = current;
+              r.damaged_write.append(payload());
+              r.damaged_write_whole = is_full(type) || is_last(type);
+              collecting = !r.damaged_write_whole;
+            }
+            current.clear();
           }
           if (!fits) break;  // the length is damaged too: go on at the next block
         } else if (r.damaged && starts_a_write(type)) {
           ++r.writes_after;
+        } else if (!r.damaged) {
+          if (starts_a_write(type)) current.assign(payload());
+          else if (is_middle(type) || is_last(type)) current.append(payload());
         }
         pos += header + length;
       }
@@ -117,6 +147,40 @@ wal_scan_result scan_wal_files(const std::string& dir) {
     }
   }
   return r;
+}
+
+write_records records_in_write(const std::string& payload, std::uint32_t events_cf) {
+  struct collect final : rocksdb::WriteBatch::Handler {
+    std::uint32_t cf;
+    write_records r;
+    explicit collect(std::uint32_t c) : cf(c) {}
+    rocksdb::Status PutCF(std::uint32_t id, const rocksdb::Slice& key,
+                          const rocksdb::Slice&) override {
+      if (id != cf || key.size() != 8) return rocksdb::Status::OK();
+      std::uint64_t seq = 0;
+      for (std::size_t i = 0; i < 8; ++i) seq = seq << 8 | static_cast<unsigned char>(key[i]);
+      if (r.first == 0 || seq < r.first) r.first = seq;
+      r.last = std::max(r.last, seq);
+      return rocksdb::Status::OK();
+    }
+    // The log writes nothing else; anything else decodes and is passed over.
+    rocksdb::Status DeleteCF(std::uint32_t, const rocksdb::Slice&) override {
+      return rocksdb::Status::OK();
+    }
+    rocksdb::Status SingleDeleteCF(std::uint32_t, const rocksdb::Slice&) override {
+      return rocksdb::Status::OK();
+    }
+    rocksdb::Status DeleteRangeCF(std::uint32_t, const rocksdb::Slice&,
+                                  const rocksdb::Slice&) override {
+      return rocksdb::Status::OK();
+    }
+    rocksdb::Status MergeCF(std::uint32_t, const rocksdb::Slice&, const rocksdb::Slice&) override {
+      return rocksdb::Status::OK();
+    }
+  } handler(events_cf);
+  const rocksdb::WriteBatch batch(payload);
+  handler.r.whole = batch.Iterate(&handler).ok();
+  return handler.r;
 }
 
 }  // namespace jobsmith::store

@@ -32,6 +32,11 @@ struct wal_scan_result {
   std::string file;               // the WAL file with the first damaged record
   std::uint64_t offset = 0;       // byte offset of that record in `file`
   std::uint64_t writes_after = 0; // whole writes (FULL or FIRST records, CRC intact) after it
+  // The payload of the write that holds the first damaged record (a
+  // RocksDB WriteBatch), its fragments joined as far as their headers hold
+  // together, CRCs not checked: what the damaged write says it held.
+  std::string damaged_write;
+  bool damaged_write_whole = false;  // every fragment of it was found
   std::string error;              // a file could not be read ("" otherwise)
 };
 
@@ -40,5 +45,17 @@ struct wal_scan_result {
 /// damage. After the first damaged record it goes on at the next record
 /// its header points to, or, when that is damaged too, at the next block.
 wal_scan_result scan_wal_files(const std::string& dir);
+
+/// The records of the event log a WAL write puts (keys of the `events`
+/// column family, whose RocksDB id is `events_cf`), read from its payload
+/// with RocksDB's own WriteBatch decoder. first..last is what decoded;
+/// `whole` when the payload decoded to its end with the count its header
+/// gives, so that nothing else was in it.
+struct write_records {
+  std::uint64_t first = 0;  // 0 when no record decoded
+  std::uint64_t last = 0;
+  bool whole = false;
+};
+write_records records_in_write(const std::string& payload, std::uint32_t events_cf);
 
 }  // namespace jobsmith::store

@@ -1,4 +1,5 @@
 #include "apps/audit/audit_tools.hpp"
+#include "apps/audit/audit_support.hpp"
 
 #include "actors/recovery.hpp"
 #include "events/time_text.hpp"
@@ -24,9 +25,6 @@
 
 namespace jobsmith::apps::audit {
 
-namespace {
-
-using clock_type = std::chrono::steady_clock;
 using nlohmann::json;
 
 double seconds_since(clock_type::time_point start) {
@@ -108,95 +106,6 @@ void print_error(const char* verb, const std::string& message) {
   std::fprintf(stderr, "jobsmith %s: %s\n", verb, message.c_str());
 }
 
-// -- verify ----------------------------------------------------------------------
-
-struct verify_outcome {
-  std::uint64_t checked = 0;  // records that check out
-  sequence_t last_good = 0;   // highest of them (from-1 when none)
-  store::chain_hash last_hash{};
-  sequence_t first_bad = 0;  // 0 = none
-  std::string problem;  // hash_mismatch | missing | undecodable | body_undecodable | read_error
-  std::string message;
-  double seconds = 0;
-};
-
-std::string classify(const store::status& s) {
-  const std::string& m = s.message();
-  if (s.code() != store::status_code::corruption) return "read_error";
-  if (m.find("missing") != std::string::npos) return "missing";
-  if (m.find("mismatch") != std::string::npos) return "hash_mismatch";
-  if (m.find("does not decode") != std::string::npos) return "body_undecodable";
-  return "undecodable";
-}
-
-/// The chain over [from, last]: each record's hash recomputed from its
-/// predecessor's stored hash, each body decoded. REQUIRES: 1 <= from.
-verify_outcome verify_range(const store::event_log& log, sequence_t from, sequence_t last,
-                            bool progress) {
-  verify_outcome out;
-  const auto start = clock_type::now();
-  out.last_good = from - 1;
-  auto fail = [&](const store::status& s, sequence_t seq) {
-    out.first_bad = seq != 0 ? seq : sequence_named_in(s.message());
-    out.problem = classify(s);
-    out.message = s.message();
-  };
-
-  // Anchor: the stored hash of the record before the range (checked itself
-  // only by a run that covers it).
-  if (from > 1) {
-    bool found = false;
-    store::status s = log.read(from - 1, from - 1, [&](const store::record& r) {
-      out.last_hash = r.hash;
-      found = true;
-      return true;
-    });
-    if (!s.is_ok() || !found) {
-      fail(s.is_ok() ? store::status::corruption("record " + std::to_string(from - 1) + ": missing")
-                     : s,
-           0);
-      out.seconds = seconds_since(start);
-      return out;
-    }
-  }
-  if (from > last) return out;
-
-  progress_meter meter("verify", last - from + 1, progress);
-  event ev;
-  std::string error;
-  store::chain_hash prev = out.last_hash;
-  store::status found_bad;
-  store::status s = log.read(from, last, [&](const store::record& r) {
-    if (store::chain(prev, r.seq, r.job, r.body) != r.hash) {
-      found_bad = store::status::corruption("record " + std::to_string(r.seq) +
-                                            ": chain hash mismatch (tampered or corrupt)");
-      return false;
-    }
-    if (!decode_record(r, ev, &error)) {
-      found_bad = store::status::corruption(error);
-      return false;
-    }
-    prev = r.hash;
-    out.last_good = r.seq;
-    ++out.checked;
-    meter.update(out.checked);
-    return true;
-  });
-  meter.finish();
-  out.last_hash = prev;
-  if (!found_bad.is_ok()) {
-    fail(found_bad, out.last_good + 1);
-  } else if (!s.is_ok()) {
-    // A gap or an undecodable value, found by the store's scan right after
-    // the last record that checked out.
-    fail(s, s.code() == store::status_code::corruption ? out.last_good + 1 : 0);
-  }
-  out.seconds = seconds_since(start);
-  return out;
-}
-
-}  // namespace
-
 progress_meter::progress_meter(const char* label, std::uint64_t total, bool wanted)
     : label_(label), total_(total), enabled_(wanted && ::isatty(STDERR_FILENO) == 1) {}
 
@@ -235,12 +144,13 @@ void progress_meter::finish() {
   std::fputs("\r\033[K", stderr);  // erase the bar's line
 }
 
-store::status open_read_only(const std::string& dir, std::unique_ptr<store::event_log>* out) {
+store::status open_read_only(const std::string& dir, std::unique_ptr<store::event_log>* out,
+                             store::wal_drop* dropped) {
   store::rocksdb_log_options o;
   o.read_only = true;
   o.create_if_missing = false;
   o.tail_verify = 0;
-  return store::open_rocksdb_log(dir, o, out);
+  return store::open_rocksdb_log(dir, o, out, nullptr, dropped);
 }
 
 
@@ -350,87 +260,6 @@ int run_export(const export_options& o) {
   std::fprintf(stderr, "exported %s events in %.2f s (%s events/s)\n", grouped(written).c_str(),
                secs, grouped(static_cast<std::uint64_t>(rate(written, secs))).c_str());
   return exit_ok;
-}
-
-// -- verify ----------------------------------------------------------------------------
-
-int run_verify(const verify_options& o) {
-  std::unique_ptr<store::event_log> log;
-  store::status s = open_read_only(o.data_dir, &log);
-  const sequence_t from = std::max<sequence_t>(o.from, 1);
-  if (!s.is_ok()) {
-    // The open itself met damage (the head record, or record 1 missing).
-    if (o.json) {
-      json j = {{"ok", false}, {"data", o.data_dir}, {"message", s.to_string()}};
-      if (s.code() == store::status_code::corruption) {
-        j["problem"] = classify(s);
-        j["first_bad"] = sequence_named_in(s.message());
-      } else {
-        j["problem"] = "cannot_open";
-      }
-      std::printf("%s\n", j.dump().c_str());
-    } else {
-      print_error("audit verify", s.to_string());
-    }
-    return exit_for(s);
-  }
-  const sequence_t head = log->head();
-  if (from > head && head > 0) {
-    print_error("audit verify", "--from " + std::to_string(from) + " is past the head (" +
-                                    std::to_string(head) + ")");
-    return exit_usage;
-  }
-  sequence_t last = 0;
-  s = resolve_upper(*log, from, o.to, std::nullopt, &last);
-  if (!s.is_ok()) {
-    print_error("audit verify", s.to_string());
-    return exit_for(s);
-  }
-
-  const verify_outcome v = verify_range(*log, from, last, o.progress);
-  const bool ok = v.first_bad == 0 && v.problem.empty();
-  if (o.json) {
-    json j = {{"ok", ok},
-              {"data", o.data_dir},
-              {"from", from},
-              {"to", last},
-              {"head", head},
-              {"checked", v.checked},
-              {"seconds", v.seconds},
-              {"events_per_second", rate(v.checked, v.seconds)}};
-    if (ok) {
-      j["last_hash"] = store::to_hex(v.last_hash);
-    } else {
-      j["first_bad"] = v.first_bad;
-      j["problem"] = v.problem;
-      j["message"] = v.message;
-      j["last_good"] = v.last_good;
-    }
-    std::printf("%s\n", j.dump().c_str());
-    if (ok) return exit_ok;
-    return v.problem == "read_error" ? exit_usage : exit_damaged;
-  }
-  if (ok && last < from) {
-    std::printf("ok: nothing to check (head %" PRIu64 ", range %" PRIu64 "..%" PRIu64 ")\n", head,
-                from, last);
-    return exit_ok;
-  }
-  if (ok) {
-    std::printf("ok: records %" PRIu64 "..%" PRIu64 " (head %" PRIu64
-                ") check out: chain hashes match, none missing, every body decodes\n",
-                from, last, head);
-    std::printf("checked %s events in %.3f s (%s events/s)\n", grouped(v.checked).c_str(),
-                v.seconds, grouped(static_cast<std::uint64_t>(rate(v.checked, v.seconds))).c_str());
-    if (last >= from)
-      std::printf("chain hash at %" PRIu64 ": %s\n", last, store::to_hex(v.last_hash).c_str());
-    return exit_ok;
-  }
-  std::printf("FAILED: %s\n", v.message.c_str());  // the message names the record
-  std::printf("problem: %s; %s records before it check out (%" PRIu64 "..%" PRIu64 ")\n",
-              v.problem.c_str(), grouped(v.checked).c_str(), from, v.last_good);
-  std::printf("checked %s events in %.3f s (%s events/s)\n", grouped(v.checked).c_str(), v.seconds,
-              grouped(static_cast<std::uint64_t>(rate(v.checked, v.seconds))).c_str());
-  return v.problem == "read_error" ? exit_usage : exit_damaged;
 }
 
 // -- stats -------------------------------------------------------------------------------

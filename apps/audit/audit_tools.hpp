@@ -10,7 +10,9 @@
 // Exit codes, shared by all verbs:
 //   0  done; for verify: every record in range checks out
 //   1  the log is damaged: a chain hash mismatch, a missing record (gap), or
-//      a record that does not decode; the message names its sequence
+//      a record that does not decode; the message names its sequence. For
+//      verify also: the WAL's last write, the by_job index or a snapshot
+//      (apps/audit/verify_checks.hpp)
 //   2  usage error, or the directory cannot be opened or written
 #pragma once
 
@@ -24,6 +26,7 @@
 
 #include "events/event.hpp"
 #include "store/event_log.hpp"
+#include "store/rocksdb_log.hpp"
 
 namespace jobsmith::apps::audit {
 
@@ -62,8 +65,11 @@ class progress_meter {
 };
 
 /// Opens a data directory's log read-only (no LOCK, nothing written), with
-/// no tail check: the verbs report damage where they meet it.
-store::status open_read_only(const std::string& dir, std::unique_ptr<store::event_log>* out);
+/// no tail check: the verbs report damage where they meet it. *dropped (when
+/// given) says what the open dropped from the write-ahead log, which is what
+/// a read-write open would drop (store/rocksdb_log.hpp).
+store::status open_read_only(const std::string& dir, std::unique_ptr<store::event_log>* out,
+                             store::wal_drop* dropped = nullptr);
 
 /// An upper bound given as --to: a sequence number or a wall time.
 struct upper_bound {
@@ -107,8 +113,10 @@ struct verify_options {
 };
 
 /// Recomputes the chain over [from, to], anchored on the stored hash of
-/// record from-1, and decodes every body. Reports the first record that is
-/// missing, does not decode, or does not match its hash.
+/// record from-1, and decodes every body; reports the first record that is
+/// missing, does not decode, or does not match its hash. Then checks what a
+/// read-write open would drop from the write-ahead log, the by_job index
+/// over the range, and every stored snapshot (apps/audit/verify_checks.hpp).
 int run_verify(const verify_options& o);
 
 struct stats_options {

@@ -26,6 +26,7 @@
 #include "store/event_log.hpp"
 #include "store/record_format.hpp"
 #include "tests/store/fault_env.hpp"
+#include "tests/store/raw_db.hpp"
 #include "tests/store/temp_dir.hpp"
 
 namespace js = jobsmith::store;
@@ -83,62 +84,7 @@ bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
-// The database under a closed log, opened with plain RocksDB, for tampering.
-class raw_db {
- public:
-  explicit raw_db(const std::string& dir) {
-    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-    for (std::string_view name :
-         {std::string_view(rocksdb::kDefaultColumnFamilyName), js::format::cf_events,
-          js::format::cf_by_job, js::format::cf_snapshots, js::format::cf_meta}) {
-      cfs.emplace_back(std::string(name), rocksdb::ColumnFamilyOptions());
-    }
-    rocksdb::DB* db = nullptr;
-    rocksdb::Status s = rocksdb::DB::Open(rocksdb::DBOptions(), dir, cfs, &handles_, &db);
-    BOOST_REQUIRE_MESSAGE(s.ok(), s.ToString());
-    db_.reset(db);
-  }
-  raw_db(const raw_db&) = delete;
-  raw_db& operator=(const raw_db&) = delete;
-  ~raw_db() {
-    for (auto* h : handles_) BOOST_CHECK(db_->DestroyColumnFamilyHandle(h).ok());
-    BOOST_CHECK(db_->Close().ok());
-  }
-
-  std::string get_event(sequence_t seq) {
-    std::string v;
-    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), events(), js::format::seq_key(seq), &v);
-    BOOST_REQUIRE_MESSAGE(s.ok(), s.ToString());
-    return v;
-  }
-  void put_event(sequence_t seq, const std::string& value) {
-    BOOST_REQUIRE(db_->Put(sync(), events(), js::format::seq_key(seq), value).ok());
-  }
-  void delete_event(sequence_t seq) {
-    BOOST_REQUIRE(db_->Delete(sync(), events(), js::format::seq_key(seq)).ok());
-  }
-  void flip_event_byte(sequence_t seq, std::size_t offset) {
-    std::string v = get_event(seq);
-    BOOST_REQUIRE_LT(offset, v.size());
-    v[offset] = static_cast<char>(v[offset] ^ 0x01);
-    put_event(seq, v);
-  }
-  void put_meta(const std::string& key, const std::string& value) {
-    BOOST_REQUIRE(db_->Put(sync(), handles_[4], key, value).ok());
-  }
-  // Moves everything from the memtables (and WAL) into table files.
-  void flush() { BOOST_REQUIRE(db_->Flush(rocksdb::FlushOptions(), handles_).ok()); }
-
- private:
-  rocksdb::ColumnFamilyHandle* events() { return handles_[1]; }
-  static rocksdb::WriteOptions sync() {
-    rocksdb::WriteOptions w;
-    w.sync = true;
-    return w;
-  }
-  std::unique_ptr<rocksdb::DB> db_;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
-};
+using jobsmith::test::raw_db;  // tests/store/raw_db.hpp
 
 void check_same_records(const std::vector<js::record>& got, const std::vector<js::record>& want) {
   BOOST_REQUIRE_EQUAL(got.size(), want.size());
