@@ -35,5 +35,6 @@ using snapshot = caf::atom_constant<caf::atom("snapshot")>;
 using totals = caf::atom_constant<caf::atom("totals")>;
 using unique = caf::atom_constant<caf::atom("unique")>;
 using leases = caf::atom_constant<caf::atom("leases")>;
+using hook_done = caf::atom_constant<caf::atom("hook_done")>;
 
 }  // namespace jobsmith::atom

@@ -182,6 +182,32 @@ struct engine::impl {
     return ask<job_record>(core.scheduler, atom::command::value, id, std::move(cmd),
                            principal_or_default(std::move(principal)));
   }
+
+  /// As command(), but the job's actor answers this caller directly
+  /// (atom::forward). For commands that may wait long in the job's actor (a
+  /// review whose hook runs): nothing between holds the answer, so when
+  /// close() stops the actor it answers `closed` here, and close() does not
+  /// wait forever for this caller (the scheduler drops what it was still
+  /// to answer when it stops).
+  result<job_record> forward(job_id id, job_command cmd, std::string principal) const {
+    if (closed) return engine_error{engine_errc::closed, "engine is closed"};
+    principal = principal_or_default(std::move(principal));
+    result<job_record> out = engine_error{engine_errc::closed, "no answer"};
+    bool actor_stopped = false;
+    {
+      caf::scoped_actor self{*system};
+      self->request(core.scheduler, caf::infinite, atom::forward::value, id, cmd, principal)
+          .receive([&](job_record& rec) { out = std::move(rec); },
+                   [&](caf::error& err) {
+                     actor_stopped = err == caf::sec::request_receiver_down;
+                     out = from_caf(err);
+                   });
+    }
+    // The job's actor stopped just before (its job was terminal): this way
+    // brings the job back (actors/protocol.hpp, atom::forward).
+    if (actor_stopped) return command(id, std::move(cmd), std::move(principal));
+    return out;
+  }
 };
 
 engine::engine(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
@@ -379,24 +405,10 @@ result<job_record> engine::discard(job_id id, std::string reason, std::string pr
 
 result<job_record> engine::review(job_id id, bool accept, std::string comment,
                                   std::string principal) {
-  if (accept) {
-    auto view = get(id);
-    if (!view) return view.error();
-    auto& job = view->job;
-    if (job.state != job_state::pending_review)
-      return engine_error{engine_errc::illegal_transition,
-                          "job " + std::to_string(id) + " is not pending review (" +
-                              std::string{to_string(job.state)} + ")"};
-    if (auto entry = impl_->options.handlers.find(job.spec.kind); entry && entry->on_accept) {
-      try {
-        entry->on_accept(id, job.spec.payload, job.result);
-      } catch (const std::exception& e) {
-        return engine_error{engine_errc::rejected,
-                            "on-accept hook of kind '" + job.spec.kind + "' failed: " + e.what()};
-      }
-    }
-  }
-  return impl_->command(id, cmd_review{accept, std::move(comment)}, std::move(principal));
+  // The job's actor runs the kind's on-accept hook off the actor scheduler
+  // and records the acceptance only once it returned; a review arriving
+  // meanwhile is refused (actors/job_actor.hpp).
+  return impl_->forward(id, cmd_review{accept, std::move(comment)}, std::move(principal));
 }
 
 result<bool> engine::delete_schedule(schedule_id id, std::string principal) {

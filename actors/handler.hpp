@@ -95,9 +95,13 @@ class job_context {
 using job_handler = std::function<outcome(job_context&)>;
 
 /// Called when a reviewer accepts a job of this kind, before the acceptance
-/// is recorded (finalize staged data, say). An exception refuses the review
-/// and records nothing. It may run again for the same job if recording the
-/// acceptance fails afterwards, so it must be idempotent.
+/// is recorded (finalize staged data, say); never for a decline. It runs on
+/// a thread of its own (it may block) and at most once at a time per job:
+/// while it runs, another review of the job is refused (illegal_transition)
+/// and the job's other commands wait. An exception refuses the review
+/// (engine_errc::rejected) and records nothing; a later accept runs it
+/// again. It may also run again if recording the acceptance fails afterwards
+/// (or the engine dies first), so it must be idempotent.
 using accept_hook = std::function<void(job_id id, const std::string& payload,
                                        const std::string& result)>;
 

@@ -13,7 +13,7 @@ void process_next(self_ptr self);
 /// Stops the actor once the job is terminal and nothing waits.
 void maybe_stop(self_ptr self) {
   auto& st = self->state;
-  if (st.hydrated && !st.appending && st.waiting.empty() && is_terminal(st.record.state)) {
+  if (st.hydrated && !st.busy() && st.waiting.empty() && is_terminal(st.record.state)) {
     self->send(st.scheduler, atom::stop::value, st.record.id);
     self->quit();
   }
@@ -66,6 +66,47 @@ void commit(self_ptr self, std::vector<event_body> bodies, millis now, const std
             caf::typed_response_promise<job_record>& promise, std::uint64_t start_token,
             std::string reserved_key);
 
+/// An accept that passed decide() and whose kind has an on-accept hook:
+/// claims the job and hands the hook to a thread of its own. The decision
+/// is made again once the hook returned (on_hook_done).
+bool claim_for_accept_hook(self_ptr self, const job_command& cmd, const std::string& principal,
+                           caf::typed_response_promise<job_record>& promise) {
+  auto& st = self->state;
+  auto review = std::get_if<cmd_review>(&cmd);
+  if (!review || !review->accept || !st.runners || !st.runners->has_accept_hook(st.record.spec.kind))
+    return false;
+  st.review = job_actor_state::review_claim{*review, principal, promise};
+  const auto& rec = st.record;
+  st.runners->run_accept_hook(self->system(),
+                              accept_run{rec.id, rec.spec.kind, rec.spec.payload, rec.result},
+                              caf::actor_cast<job_actor>(self));
+  return true;
+}
+
+/// The claimed review's hook is done: record the acceptance, or reject the
+/// review when the hook threw. Either way the claim ends.
+void on_hook_done(self_ptr self, std::string& failure) {
+  auto& st = self->state;
+  if (!st.review) return;  // never: one hook_done per claim
+  auto claim = std::move(*st.review);
+  st.review.reset();
+  if (!failure.empty()) {
+    claim.promise.deliver(to_caf(engine_errc::rejected, std::move(failure)));
+    process_next(self);
+    return;
+  }
+  // Nothing was decided meanwhile (commands waited), so this decides as
+  // before the hook; `now` is when the acceptance is recorded.
+  auto now = st.clock();
+  auto decided = decide(st.record, job_command{claim.command}, now);
+  if (!decided.ok()) {
+    claim.promise.deliver(to_caf(*decided.error));
+    process_next(self);
+    return;
+  }
+  commit(self, std::move(decided.events), now, claim.principal, claim.promise, 0, {});
+}
+
 void process(self_ptr self, job_command& cmd, std::string& principal,
              caf::typed_response_promise<job_record>& promise) {
   auto& st = self->state;
@@ -81,6 +122,7 @@ void process(self_ptr self, job_command& cmd, std::string& principal,
     if (promise.pending()) promise.deliver(st.record);
     return;
   }
+  if (claim_for_accept_hook(self, cmd, principal, promise)) return;
   auto start = std::get_if<cmd_start>(&cmd);
   std::uint64_t start_token = start ? start->lease_token : 0;
   // A retry makes a terminal job live again. Its unique key must not belong
@@ -157,7 +199,7 @@ void commit(self_ptr self, std::vector<event_body> bodies, millis now, const std
 
 void process_next(self_ptr self) {
   auto& st = self->state;
-  while (st.hydrated && !st.appending && !st.waiting.empty()) {
+  while (st.hydrated && !st.busy() && !st.waiting.empty()) {
     auto next = std::move(st.waiting.front());
     st.waiting.pop_front();
     process(self, next.command, next.principal, next.promise);
@@ -208,13 +250,33 @@ job_actor::behavior_type job_behavior(job_actor::stateful_pointer<job_actor_stat
   st.scheduler = std::move(scheduler);
   st.clock = std::move(clock);
   st.runners = std::move(runners);
+  // On close the scheduler stops this actor. Answer whoever still waits
+  // (the claimed review, queued commands): a blocking caller holds a
+  // scoped actor, and close() waits for every actor, so an unanswered
+  // caller would hang close().
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    auto& st = self->state;
+    auto err = to_caf(engine_errc::closed, "the engine is closing");
+    if (st.review && st.review->promise.pending()) st.review->promise.deliver(err);
+    st.review.reset();
+    for (auto& w : st.waiting)
+      if (w.promise.pending()) w.promise.deliver(err);
+    st.waiting.clear();
+    self->quit(msg.reason);
+  });
   if (!hydrated) hydrate(self);
   return {
       [self](atom::command, job_command& cmd,
              std::string& principal) -> caf::typed_response_promise<job_record> {
         auto& st = self->state;
         auto promise = self->make_response_promise<job_record>();
-        if (st.hydrated && !st.appending && st.waiting.empty()) {
+        if (st.review && std::holds_alternative<cmd_review>(cmd)) {
+          // 409 over HTTP. Refused, not queued: it would be decided against
+          // a job that the claimed review is about to settle.
+          promise.deliver(to_caf(engine_errc::illegal_transition,
+                                 "a review of job " + std::to_string(st.record.id) +
+                                     " is in progress"));
+        } else if (st.hydrated && !st.busy() && st.waiting.empty()) {
           process(self, cmd, principal, promise);
           maybe_stop(self);
         } else {
@@ -222,6 +284,7 @@ job_actor::behavior_type job_behavior(job_actor::stateful_pointer<job_actor_stat
         }
         return promise;
       },
+      [self](atom::hook_done, std::string& failure) { on_hook_done(self, failure); },
   };
 }
 

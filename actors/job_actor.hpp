@@ -8,9 +8,18 @@
 // committed event. A job that reaches a terminal state stops its actor; a
 // later command (retry, say) spawns a fresh one that rehydrates from the
 // job's stream in the log.
+//
+// An accepting review whose kind has an on-accept hook claims the job: the
+// hook runs on a thread of its own, and job.reviewed is appended only after
+// it returned. While the claim lasts, another review (accept or decline) is
+// refused with illegal_transition and every other command waits, so the hook
+// runs at most once per job at a time and only for a review that ends
+// accepted. A hook that throws rejects the review and ends the claim. The
+// claim is in memory only: after a crash the job is still pending review.
 #pragma once
 
 #include <deque>
+#include <optional>
 #include <string>
 
 #include "actors/clock.hpp"
@@ -41,8 +50,18 @@ struct job_actor_state {
   bool hydrated = false;  // record holds the job's whole committed stream
   bool appending = false;
   std::deque<waiting_command> waiting;
+  // The accepting review whose on-accept hook runs now.
+  struct review_claim {
+    cmd_review command;
+    std::string principal;
+    caf::typed_response_promise<job_record> promise;
+  };
+  std::optional<review_claim> review;
   // The running attempt's stop flag, while an in-process runner has it.
   std::shared_ptr<std::atomic<bool>> stop_flag;
+
+  /// Commands wait while true.
+  bool busy() const { return appending || review.has_value(); }
 };
 
 /// With `hydrated`, `record` is the job's current fold; without, the actor

@@ -91,7 +91,14 @@ using journal_actor = caf::typed_actor<
 using job_actor = caf::typed_actor<
     /// Decides, appends, applies; replies with the job after the events are
     /// committed (or the refusal). `principal` is recorded in the events.
-    caf::replies_to<atom::command, job_command, std::string>::with<job_record>>;
+    /// An accepting review whose kind has an on-accept hook claims the job
+    /// while the hook runs on a thread of its own (runner_set::run_accept_hook);
+    /// job.reviewed is appended only once it returned. Meanwhile another
+    /// review is refused (illegal_transition) and other commands wait.
+    caf::replies_to<atom::command, job_command, std::string>::with<job_record>,
+    /// Internal, from the on-accept hook's thread: `failure` is empty when
+    /// the hook returned, else why it threw (the review is then rejected).
+    caf::reacts_to<atom::hook_done, std::string>>;
 
 /// Grants declared resources, all at once or none, FIFO per resource.
 using lock_actor = caf::typed_actor<

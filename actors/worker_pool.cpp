@@ -93,6 +93,20 @@ caf::behavior runner(caf::stateful_actor<runner_state>* self, const handler_regi
   };
 }
 
+/// Runs one on-accept hook and reports how it went; then the actor ends.
+void accept_hook_runner(caf::blocking_actor*, const accept_hook* hook, accept_run run,
+                        job_actor job) {
+  std::string failure;
+  try {
+    (*hook)(run.id, run.payload, run.result);
+  } catch (const std::exception& e) {
+    failure = "on-accept hook of kind '" + run.kind + "' failed: " + e.what();
+  } catch (...) {
+    failure = "on-accept hook of kind '" + run.kind + "' failed: a non-standard exception";
+  }
+  caf::anon_send(job, atom::hook_done::value, std::move(failure));
+}
+
 }  // namespace
 
 std::shared_ptr<const runner_set> spawn_runners(caf::actor_system& sys,
@@ -101,6 +115,7 @@ std::shared_ptr<const runner_set> spawn_runners(caf::actor_system& sys,
   auto set = std::make_shared<runner_set>();
   set->worker_name = config.worker_name;
   set->queue = std::make_shared<run_queue>();
+  set->handlers = handlers;
   auto threads = std::max<std::size_t>(1, config.threads);
   for (std::size_t i = 0; i < threads; ++i) {
     set->queue->idle.push_back(i);
@@ -125,6 +140,16 @@ void runner_set::hand_over(job_run run, job_actor job) const {
     }
   }
   if (wake) caf::anon_send(runners[*wake], atom::run::value);
+}
+
+bool runner_set::has_accept_hook(const std::string& kind) const {
+  auto entry = handlers ? handlers->find(kind) : nullptr;
+  return entry && entry->on_accept;
+}
+
+void runner_set::run_accept_hook(caf::actor_system& sys, accept_run run, job_actor job) const {
+  const auto* hook = &handlers->find(run.kind)->on_accept;
+  sys.spawn(accept_hook_runner, hook, std::move(run), std::move(job));
 }
 
 void stop_runners(const runner_set& set) {

@@ -42,15 +42,35 @@ struct run_queue {
   std::vector<std::size_t> idle;    // guarded by mu; indexes into runner_set::runners
 };
 
+/// What an accepting review hands to its kind's on-accept hook.
+struct accept_run {
+  job_id id = 0;
+  std::string kind;
+  std::string payload;
+  std::string result;
+};
+
 /// The runners of one engine; shared (immutable apart from the queue) by
 /// the job actors.
 struct runner_set {
   std::string worker_name;
   std::vector<caf::actor> runners;
   std::shared_ptr<run_queue> queue;
+  const handler_registry* handlers = nullptr;  // outlives the runners
 
   /// Queues a started attempt for the next free runner; wakes an idle one.
   void hand_over(job_run run, job_actor job) const;
+
+  /// Whether jobs of `kind` have an on-accept hook.
+  bool has_accept_hook(const std::string& kind) const;
+
+  /// Runs the on-accept hook of `run.kind` on a thread of its own (a
+  /// blocking actor), never on the cooperative scheduler and never behind
+  /// the runners' queue: a review must not wait for handlers to finish.
+  /// Then sends (atom::hook_done, failure) to `job`. Reviews block their
+  /// callers until answered, so these threads are at most as many as the
+  /// callers reviewing at once. REQUIRES: has_accept_hook(run.kind).
+  void run_accept_hook(caf::actor_system& sys, accept_run run, job_actor job) const;
 };
 
 /// Spawns the runners. REQUIRES: `handlers` outlives them.

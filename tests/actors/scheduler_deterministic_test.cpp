@@ -19,16 +19,10 @@
 #include "actors/engine_actors.hpp"
 #include "events/codec.hpp"
 #include "store/memory_log.hpp"
+#include "tests/actors/print.hpp"
 
 using namespace jobsmith;
 using namespace std::chrono_literals;
-
-namespace jobsmith {
-
-std::ostream& boost_test_print_type(std::ostream& os, job_state s) { return os << to_string(s); }
-std::ostream& boost_test_print_type(std::ostream& os, engine_errc c) { return os << to_string(c); }
-
-}  // namespace jobsmith
 
 namespace {
 
