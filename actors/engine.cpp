@@ -110,6 +110,7 @@ engine_core spawn_core(caf::actor_system& sys, store::event_log& log, recovered_
   scfg.local_worker = core.runners ? core.worker_name : std::string{};
   scfg.local_slots = options.worker_slots;
   scfg.max_live_jobs = options.max_live_jobs;
+  scfg.min_recurrence_interval = options.min_recurrence_interval;
   scfg.max_pending_submits = options.max_pending_events / 2;
   scfg.seed = rd() * 0x9e3779b97f4a7c15ULL + rd();
   core.scheduler = sys.spawn(scheduler, scfg, std::move(seed), core.journal, core.runners, clock);

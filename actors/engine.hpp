@@ -73,6 +73,10 @@ struct engine_options {
   /// `jobsmith replay --at` folds from the nearest one before the moment.
   std::size_t snapshots_kept = 8;
   std::size_t max_live_jobs = 1'000'000;
+  /// Shortest recurrence interval a submission may ask for (validate()'s
+  /// bound; `jobsmith serve` keeps the default). Schedules already in the
+  /// log go on at their interval whatever this says.
+  millis min_recurrence_interval = jobsmith::min_recurrence_interval;
   std::size_t max_inflight_submits = 100'000;  // jobs in submit calls at once
   std::string default_principal = "embedded";
   std::chrono::milliseconds progress_flush{1000};

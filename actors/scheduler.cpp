@@ -633,8 +633,11 @@ void submit_internal(self_ptr self, std::vector<job_submitted> specs, std::strin
     if (promise) promise->deliver(to_caf(code, std::move(msg)));
     if (continues != 0 && code == engine_errc::overloaded) retry_schedule_later(self, continues);
   };
+  // A schedule's next run keeps the interval it was accepted with, even if
+  // the minimum has risen since (a log written by an older version).
+  const millis min_recurrence = continues != 0 ? 1 : st.config.min_recurrence_interval;
   for (std::size_t i = 0; i < specs.size(); ++i) {
-    if (auto problem = validate(specs[i])) {
+    if (auto problem = validate(specs[i], min_recurrence)) {
       auto where = specs.size() > 1 ? "jobs[" + std::to_string(i) + "]: " : std::string{};
       return fail(engine_errc::invalid_argument, where + problem->message);
     }
@@ -986,8 +989,10 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
       [self](atom::queue_op, queue_command& cmd,
              std::string& principal) -> caf::typed_response_promise<queue_info> {
         auto rp = self->make_response_promise<queue_info>();
-        if (cmd.queue.empty() || cmd.queue.size() > 200) {
-          rp.deliver(to_caf(engine_errc::invalid_argument, "queue name must be 1 to 200 bytes"));
+        // The rules of a queue named in a submission: a name from a URL
+        // path must not write what a body could not.
+        if (auto problem = validate_name("queue name", cmd.queue)) {
+          rp.deliver(to_caf(engine_errc::invalid_argument, problem->message));
           return rp;
         }
         event_body body;

@@ -41,6 +41,8 @@ struct scheduler_config {
   std::uint32_t local_slots = 256;
   /// Submissions beyond this many live (not terminal) jobs are refused.
   std::size_t max_live_jobs = 1'000'000;
+  /// validate()'s shortest recurrence interval for new submissions.
+  millis min_recurrence_interval = jobsmith::min_recurrence_interval;
   /// Submitted events not yet durable beyond which submits are refused.
   std::size_t max_pending_submits = 100'000;
   millis max_lease_wait = 60'000;

@@ -126,7 +126,7 @@ int run_demo(const demo_options& o) {
   job_submitted cleanup;
   cleanup.kind = "cleanup";
   cleanup.unique_key = "nightly-cleanup";
-  cleanup.recur.interval = 200;
+  cleanup.recur.interval = 1000;
   specs.push_back(cleanup);
 
   auto ids = eng.submit_many(specs);

@@ -73,6 +73,15 @@ std::optional<job_error> check_name(std::string_view field, const std::string& v
   return std::nullopt;
 }
 
+// A duration field: 0 to max_duration.
+std::optional<job_error> check_duration(std::string_view field, millis value) {
+  if (value < 0) return invalid(std::string(field) + " must not be negative");
+  if (value > max_duration)
+    return invalid(std::string(field) + " must be at most " + std::to_string(max_duration) +
+                   " ms (10 years)");
+  return std::nullopt;
+}
+
 std::optional<job_error> check_json(std::string_view field, const std::string& text) {
   // Text in the compact form the API stores needs no parser; accept() is
   // cheap and throws nothing; parse only to explain a failure.
@@ -439,26 +448,39 @@ job_state effective_state(const job_record& job, millis now) {
   return job.state;
 }
 
-std::optional<job_error> validate(const job_submitted& spec) {
+std::optional<job_error> validate_name(std::string_view field, const std::string& value) {
+  return check_name(field, value);
+}
+
+std::optional<job_error> validate(const job_submitted& spec, millis min_recurrence) {
   if (auto err = check_name("kind", spec.kind)) return err;
   if (auto err = check_name("queue", spec.queue)) return err;
   if (auto err = check_json("payload", spec.payload)) return err;
   if (spec.run_at < 0) return invalid("run_at must not be negative");
+  if (spec.run_at > max_timestamp)
+    return invalid("run_at must be at most " + std::to_string(max_timestamp) +
+                   " (9999-12-31T23:59:59.999Z)");
 
   const retry_policy& r = spec.retry;
   if (r.max_attempts < 1) return invalid("retry.max_attempts must be at least 1");
-  if (r.initial_interval < 0) return invalid("retry.initial_interval must not be negative");
+  if (r.max_attempts > max_attempts_limit)
+    return invalid("retry.max_attempts must be at most " + std::to_string(max_attempts_limit));
+  if (auto err = check_duration("retry.initial_interval", r.initial_interval)) return err;
   // Written as !(x >= 1) so NaN is refused too.
   if (!(r.backoff_coefficient >= 1) || !std::isfinite(r.backoff_coefficient))
     return invalid("retry.backoff_coefficient must be a finite number of at least 1");
   if (r.max_interval < r.initial_interval)
     return invalid("retry.max_interval must be at least retry.initial_interval");
+  if (auto err = check_duration("retry.max_interval", r.max_interval)) return err;
   if (!(r.jitter >= 0 && r.jitter <= 1)) return invalid("retry.jitter must be between 0 and 1");
 
-  if (spec.timeouts.to_start < 0) return invalid("timeouts.to_start must not be negative");
-  if (spec.timeouts.to_run < 0) return invalid("timeouts.to_run must not be negative");
-  if (spec.timeouts.heartbeat < 0) return invalid("timeouts.heartbeat must not be negative");
+  if (auto err = check_duration("timeouts.to_start", spec.timeouts.to_start)) return err;
+  if (auto err = check_duration("timeouts.to_run", spec.timeouts.to_run)) return err;
+  if (auto err = check_duration("timeouts.heartbeat", spec.timeouts.heartbeat)) return err;
 
+  if (spec.resources.size() > max_resources_per_job)
+    return invalid("resources must list at most " + std::to_string(max_resources_per_job) +
+                   " resources (got " + std::to_string(spec.resources.size()) + ")");
   std::unordered_set<std::string_view> names;
   for (std::size_t i = 0; i < spec.resources.size(); ++i) {
     const resource_claim& res = spec.resources[i];
@@ -482,6 +504,11 @@ std::optional<job_error> validate(const job_submitted& spec) {
     return invalid("recurrence.failure_backoff must be a finite number of at least 1");
   if (rec.max_interval < rec.interval)
     return invalid("recurrence.max_interval must be at least recurrence.interval");
+  if (rec.interval > 0 && rec.interval < min_recurrence)
+    return invalid("recurrence.interval must be 0 (not recurring) or at least " +
+                   std::to_string(min_recurrence) + " ms");
+  if (auto err = check_duration("recurrence.interval", rec.interval)) return err;
+  if (auto err = check_duration("recurrence.max_interval", rec.max_interval)) return err;
   return std::nullopt;
 }
 

@@ -17,6 +17,7 @@
 // `scheduled` with a due time; effective_state() says which it is at a moment.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -170,9 +171,41 @@ struct decision {
   bool ok() const { return !error.has_value(); }
 };
 
+// -- bounds on a submission ----------------------------------------------------
+// validate() refuses values past these, for the HTTP API and the embedded
+// engine alike. Every time a job derives from a valid submission (due
+// times, retry and recurrence times, deadlines) stays below 2^53 ms, so the
+// dashboard's JavaScript numbers hold it exactly. docs/api.md, "Limits on a
+// submission".
+
+/// Latest absolute time a submission may name (run_at):
+/// 9999-12-31T23:59:59.999Z, the last instant with a four-digit year.
+inline constexpr millis max_timestamp = 253'402'300'799'999;
+/// Longest duration (retry intervals, timeouts, recurrence intervals):
+/// 10 years of 365 days.
+inline constexpr millis max_duration = 315'360'000'000;
+/// Shortest recurrence interval other than 0 (not recurring): one second.
+/// Each run writes several fsynced events, so a shorter one lets a single
+/// submit grow the log without end at a high rate.
+inline constexpr millis min_recurrence_interval = 1'000;
+/// Most attempts a submission may ask for (retry.max_attempts). Keeps the
+/// budget a manual retry adds to the attempts made far from 2^32.
+inline constexpr std::uint32_t max_attempts_limit = 10'000;
+/// Most resources one job may claim.
+inline constexpr std::size_t max_resources_per_job = 64;
+
+/// A kind or queue name as validate() accepts it (1 to 200 bytes, no
+/// control characters), for names that arrive outside a submission (a
+/// queue to pause). `field` names it in the message.
+std::optional<job_error> validate_name(std::string_view field, const std::string& value);
+
 /// Checks a submission on its own (no engine knowledge such as registered
-/// kinds): returns the first problem found.
-std::optional<job_error> validate(const job_submitted& spec);
+/// kinds): returns the first problem found, naming the field and the bound.
+/// `min_recurrence` replaces min_recurrence_interval for an embedder that
+/// needs faster schedules (tests; 0 or 1 = no minimum); the HTTP API keeps
+/// the default.
+std::optional<job_error> validate(const job_submitted& spec,
+                                  millis min_recurrence = min_recurrence_interval);
 
 /// `job` is the current fold (ignored for cmd_submit); `now` is the wall
 /// time the resulting events will carry.

@@ -82,6 +82,25 @@ bool is_canonical_json(std::string_view text);
 /// is, without the parser.
 std::optional<std::string> compact_json(std::string text);
 
+/// Why parse_json_unique refused a text.
+struct json_refusal {
+  bool duplicate_key = false;  // else the text is not JSON at all
+  /// "duplicate key 'kind' in jobs[1].retry" ("... in the top-level
+  /// object"; keys cut to 64 bytes), or the parser's message.
+  std::string message;
+};
+
+/// Parses `text` as nlohmann::json::parse does, except that an object naming
+/// the same key twice, at any depth, is refused: nlohmann keeps one of the
+/// two silently, so `{"kind":"a","kind":"b"}` would mean whichever it kept.
+/// The same key in different objects (`[{"a":1},{"a":2}]`) is fine. One pass
+/// without recursion; the check is the lookup the object insert makes
+/// anyway, so it costs what json::parse costs. nullopt on failure, with
+/// `*why` (when given) saying why. Throws only std::bad_alloc.
+/// (events/json_guard.cpp)
+std::optional<nlohmann::json> parse_json_unique(std::string_view text,
+                                                json_refusal* why = nullptr);
+
 /// to_json_text, appended to `out`.
 void append_json_text(std::string& out, const job_record& job, millis now);
 

@@ -25,18 +25,12 @@
 #include <vector>
 
 #include "actors/engine.hpp"
+#include "tests/actors/print.hpp"
 #include "tests/test_support.hpp"
 
 using namespace jobsmith;
 using namespace std::chrono_literals;
 using namespace jobsmith::test;
-
-namespace jobsmith {
-
-std::ostream& boost_test_print_type(std::ostream& os, job_state s) { return os << to_string(s); }
-std::ostream& boost_test_print_type(std::ostream& os, engine_errc c) { return os << to_string(c); }
-
-}  // namespace jobsmith
 
 namespace {
 
@@ -1012,6 +1006,7 @@ BOOST_AUTO_TEST_CASE(a_recurring_job_runs_again_after_each_run) {
   temp_dir dir;
   std::atomic<int> calls{0};
   auto opts = options_in(dir);
+  opts.min_recurrence_interval = 1;
   opts.handlers.add("tick", [&](job_context&) {
     ++calls;
     return outcome::success();
@@ -1050,6 +1045,7 @@ BOOST_AUTO_TEST_CASE(a_recurring_job_ends_after_its_failure_limit) {
   std::atomic<int> calls{0};
   event_sink sink;
   auto opts = options_in(dir);
+  opts.min_recurrence_interval = 1;
   opts.handlers.add("doomed", [&](job_context&) {
     ++calls;
     return outcome::retry("still broken");

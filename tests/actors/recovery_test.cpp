@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "actors/engine.hpp"
+#include "tests/actors/print.hpp"
 #include "tests/test_support.hpp"
 #include "actors/engine_actors.hpp"
 #include "actors/lease_clock.hpp"
@@ -32,13 +33,6 @@
 using namespace jobsmith;
 using namespace std::chrono_literals;
 using namespace jobsmith::test;
-
-namespace jobsmith {
-
-std::ostream& boost_test_print_type(std::ostream& os, job_state s) { return os << to_string(s); }
-std::ostream& boost_test_print_type(std::ostream& os, engine_errc c) { return os << to_string(c); }
-
-}  // namespace jobsmith
 
 namespace {
 
@@ -769,6 +763,7 @@ void write_mixed_log(const std::string& dir) {
   opts.data_dir = dir;
   opts.snapshot_every = 0;
   opts.progress_flush = 5ms;
+  opts.min_recurrence_interval = 1;  // the tick schedule runs every 5 ms
   opts.handlers.add("ok", [](job_context&) { return outcome::success(); });
   opts.handlers.add("flaky", [](job_context& ctx) {
     return ctx.attempt() == 1 ? outcome::retry("first try fails") : outcome::success();

@@ -998,7 +998,8 @@ void check_histories(shared_state& s, const std::map<std::uint64_t, job_facts>& 
   for (auto& [id, f] : facts) ids.push_back(id);
   std::atomic<std::size_t> next{0};
   auto run = [&] {
-    auto c = make_client(s, reader_caller);
+    // As an admin: the checks compare lease tokens, which a reader sees as 0.
+    auto c = make_client(s, admin_caller);
     for (std::size_t i; (i = next.fetch_add(1)) < ids.size();) {
       auto id = ids[i];
       const auto& f = facts.at(id);
@@ -1290,8 +1291,10 @@ int main(int argc, char** argv) {
   shared_state s;
   s.o = &o;
   s.url.port = free_port();
+  // Schedules run every 100-500 ms, so a run sees many of them.
   std::vector<std::string> serve_args{"--snapshot-every", std::to_string(o.snapshot_every),
-                                      "--handler-timeout-ms", "60000"};
+                                      "--handler-timeout-ms", "60000", "--min-recurrence-ms",
+                                      "100"};
   if (o.tokens) {
     json tokens = json::array();
     for (auto& who : all_callers)
@@ -1323,7 +1326,7 @@ int main(int argc, char** argv) {
   std::int64_t worst_recovery = 0, total_recovery = 0;
   int kills = 0;
   bool fatal = false;
-  auto checker = make_client(s, reader_caller);
+  auto checker = make_client(s, admin_caller);  // sees lease tokens, as check_histories
   injected_violations injected;
   for (int k = 1; k <= o.kills && !fatal; ++k) {
     auto load = o.min_load_ms + static_cast<int>(rng() % (o.max_load_ms - o.min_load_ms + 1));
