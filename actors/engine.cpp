@@ -423,6 +423,9 @@ result<bool> engine::delete_schedule(schedule_id id, std::string principal) {
 result<job_view> engine::get(job_id id) const {
   auto& im = *impl_;
   if (im.closed) return engine_error{engine_errc::closed, "engine is closed"};
+  // Id 0 is no job: the engine's own events (engine.started, queue and
+  // schedule events) are filed under it.
+  if (id == 0) return engine_error{engine_errc::not_found, "job 0 does not exist"};
   auto events = read_job_events(*im.log, id);
   if (!events) return events.error();
   if (events->empty())

@@ -201,10 +201,11 @@ class job_runner {
       report_fail("worker: pipe: " + std::string(std::strerror(errno)), true);
       return false;
     }
+    // The worker's own JOBSMITH_* variables stay out, its token above all:
+    // the token may lease and complete any job, the command runs one.
     std::vector<std::string> env_strings;
     for (char** e = environ; *e != nullptr; ++e)
-      if (std::strncmp(*e, "JOBSMITH_", 9) != 0 || std::strncmp(*e, "JOBSMITH_TOKEN=", 15) == 0)
-        env_strings.emplace_back(*e);
+      if (std::strncmp(*e, "JOBSMITH_", 9) != 0) env_strings.emplace_back(*e);
     env_strings.push_back("JOBSMITH_JOB_ID=" + std::to_string(job_.id));
     env_strings.push_back("JOBSMITH_KIND=" + job_.kind);
     env_strings.push_back("JOBSMITH_QUEUE=" + job_.queue);

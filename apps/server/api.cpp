@@ -5,11 +5,16 @@
 #include <cstdio>
 #include <map>
 #include <chrono>
+#include <filesystem>
 #include <memory>
+#include <variant>
 
 #include <nlohmann/json.hpp>
 
 #include "apps/dashboard/dashboard.hpp"
+#include "apps/server/api_error.hpp"
+#include "apps/server/backup_target.hpp"
+#include "apps/server/request_guard.hpp"
 #include "events/json.hpp"
 
 namespace jobsmith::server {
@@ -25,15 +30,6 @@ millis wall_now() {
 }
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-/// A 4xx/5xx before or instead of an engine call.
-struct api_error {
-  int status;
-  std::string code;
-  std::string message;
-};
-
-api_error bad_request(std::string message) { return {400, "bad_request", std::move(message)}; }
 
 /// docs/api.md's table: engine errors to HTTP.
 api_error from_engine(const engine_error& err) {
@@ -282,6 +278,9 @@ struct api::route {
   std::string principal;
   role who = role::admin;
 
+  /// Whose lease tokens this caller may read (event_hub.hpp).
+  token_visibility tokens() const { return {who == role::admin, principal}; }
+
   void fail(const api_error& e) {
     if (e.status == 429) self.counters_.refused_overloaded.fetch_add(1);
     reply(error_reply(e.status, e.code, e.message));
@@ -335,8 +334,10 @@ struct api::route {
     if (json_depth(req.body, self.config_.limits.max_json_depth) > self.config_.limits.max_json_depth)
       throw bad_request("JSON nested deeper than " +
                         std::to_string(self.config_.limits.max_json_depth) + " levels");
-    auto j = json::parse(req.body, nullptr, false);
-    if (j.is_discarded()) throw bad_request("the body is not valid JSON");
+    json_refusal why;
+    auto parsed = parse_json_unique(req.body, &why);
+    if (!parsed) throw bad_request(why.duplicate_key ? why.message : "the body is not valid JSON");
+    json j = std::move(*parsed);
     if (!j.is_object()) throw bad_request("the body must be a JSON object");
     return j;
   }
@@ -366,7 +367,7 @@ struct api::route {
 namespace {
 
 job_submitted parse_submission(const json& j, const std::string& where, const server_limits& lim,
-                               millis now) {
+                               millis min_recurrence, millis now) {
   if (!j.is_object()) throw bad_request(where + "expected a submission object");
   millis delay = 0;
   json without_delay;  // a copy only when there is a delay to take out
@@ -376,6 +377,9 @@ job_submitted parse_submission(const json& j, const std::string& where, const se
     if (it->is_number_unsigned() && it->get<std::uint64_t>() > max_safe_id)
       throw bad_request(where + "delay: too large");
     if (delay < 0) throw bad_request(where + "delay: must be >= 0");
+    if (delay > max_duration)
+      throw bad_request(where + "delay: must be at most " + std::to_string(max_duration) +
+                        " ms (10 years)");
     without_delay = j;
     without_delay.erase("delay");
   }
@@ -383,7 +387,7 @@ job_submitted parse_submission(const json& j, const std::string& where, const se
   std::string error;
   if (!spec_from_json(without_delay.is_null() ? j : without_delay, spec, &error))
     throw bad_request(where + error);
-  if (auto e = validate(spec)) throw bad_request(where + e->message);
+  if (auto e = validate(spec, min_recurrence)) throw bad_request(where + e->message);
   auto check_len = [&](const std::string& s, const char* field) {
     if (s.size() > lim.max_name_length)
       throw bad_request(where + field + ": longer than " + std::to_string(lim.max_name_length) +
@@ -521,6 +525,14 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
     return std::nullopt;
   }
 
+  // Browsers: no cross-site writes, no reads through a rebound DNS name,
+  // no bodies but JSON (apps/server/request_guard.hpp).
+  if (auto refusal = check_request_source(rt.req.source, path, !rt.req.body.empty(),
+                                          {!config_.tokens.empty(), port_.load()})) {
+    rt.fail(*refusal);
+    return std::nullopt;
+  }
+
   try {
     // -- no auth ------------------------------------------------------------------
     switch (what) {
@@ -621,6 +633,7 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
           const auto& lim = r.self.config_.limits;
           auto body = r.body_json(false);
           auto now = wall_now();
+          const millis min_recurrence = r.self.config_.engine.min_recurrence_interval;
           std::vector<job_submitted> specs;
           bool batch = body.contains("jobs");
           if (batch) {
@@ -634,9 +647,10 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
             specs.reserve(arr.size());
             for (std::size_t i = 0; i < arr.size(); ++i)
               specs.push_back(
-                  parse_submission(arr[i], "jobs[" + std::to_string(i) + "]: ", lim, now));
+                  parse_submission(arr[i], "jobs[" + std::to_string(i) + "]: ", lim,
+                                   min_recurrence, now));
           } else {
-            specs.push_back(parse_submission(body, "", lim, now));
+            specs.push_back(parse_submission(body, "", lim, min_recurrence, now));
           }
           body = json{};  // the parsed tree is not needed past here
           submit_options opts;
@@ -676,10 +690,12 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
         rt.on_pool([f](route& r) {
           auto jobs = r.self.eng_.list(f);
           if (!jobs) return r.fail(from_engine(jobs.error()));
+          bool all_tokens = r.tokens().all;
           for (auto& rec : *jobs) {
             // Pages stay small: payload and result only in GET /v1/jobs/{id}.
             rec.spec.payload = "null";
             rec.result = "null";
+            if (!all_tokens) rec.lease_token = 0;
           }
           // Keys in the order a JSON object dumps them: "jobs" < "next".
           auto next = jobs->size() == f.limit && !jobs->empty() ? std::to_string(jobs->back().id)
@@ -694,8 +710,15 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
           auto view = r.self.eng_.get(id);
           if (!view) return r.fail(from_engine(view.error()));
           auto now = wall_now();
+          auto who = r.tokens();
           json history = json::array();
-          for (auto& ev : view->history) history.push_back(to_json(ev));
+          const event* last_start = nullptr;
+          for (auto& ev : view->history) {
+            if (std::holds_alternative<job_started>(ev.body)) last_start = &ev;
+            history.push_back(to_json(who.hides(ev) ? visible_to(ev, who) : ev));
+          }
+          // The job's token is its last attempt's: shown as that start is.
+          if (last_start == nullptr || who.hides(*last_start)) view->job.lease_token = 0;
           json explanation;
           if (is_terminal(view->job.state)) {
             explanation = {{"phase", "not live"},
@@ -738,6 +761,7 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
           else if (what == op::retry) out = eng.retry(id, r.principal);
           else out = eng.review(id, accept, comment, r.principal);
           if (!out) return r.fail(from_engine(out.error()));
+          if (!r.tokens().all) out->lease_token = 0;  // producers hold no leases
           r.answer(200, {{"job", to_json(*out, wall_now())}});
         });
         return std::nullopt;
@@ -1040,12 +1064,15 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
         auto body = rt.body_json(false);
         object_reader in{body, ""};
         auto to = in.str("to", 4096);
-        if (!to || to->empty() || to->front() != '/')
-          throw bad_request("to: required, an absolute directory path that does not exist yet");
         in.no_other_fields();
+        // Only inside serve --backup-dir, never inside the data directory.
+        auto target = resolve_backup_target(config_.backup_dir, config_.engine.data_dir,
+                                            to ? std::string_view{*to} : std::string_view{});
+        if (auto* refused = std::get_if<backup_target_error>(&target))
+          throw api_error{refused->status, refused->code, refused->message};
         // Blocks for a memtable flush, hard links and a WAL copy: on the pool.
-        rt.on_pool([to = *to](route& r) {
-          auto out = r.self.eng_.checkpoint(to);
+        rt.on_pool([dir = std::get<std::filesystem::path>(target).string()](route& r) {
+          auto out = r.self.eng_.checkpoint(dir);
           if (!out) return r.fail(from_engine(out.error()));
           r.answer(200, {{"backup", {{"dir", *out}}}});
         });
@@ -1058,6 +1085,7 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
         if (what == op::events) rt.only_query({"from", "limit", "job", "queue", "type"});
         else rt.only_query({"from", "job", "queue", "type"});
         stream_filter f;
+        f.tokens = rt.tokens();
         f.job = static_cast<job_id>(rt.query_int("job", 0, 0));
         if (auto q = rt.query("queue")) f.queue = *q;
         if (auto t = rt.query("type"))
@@ -1088,17 +1116,29 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
         rt.on_pool([f = std::move(f), from, limit](route& r) {
           auto& self = r.self;
           auto head = self.eng_.head();
-          auto scan_to = std::min<sequence_t>(head, from + self.config_.limits.max_events_scan - 1);
+          // Scans until the page is full or the head is reached, for at most
+          // events_scan_time: a rare filter over a long log answers a short
+          // page with "next" where the scan stopped and "head" to say that
+          // there is more (docs/api.md).
+          const auto deadline =
+              std::chrono::steady_clock::now() + self.config_.limits.events_scan_time;
           json events = json::array();
           sequence_t next = from;
-          auto res = self.eng_.read_events(from, scan_to, [&](const event& ev) {
-            if (self.hub_.matches(f, ev)) events.push_back(to_json(ev));
+          std::uint32_t since_clock = 0;
+          auto res = self.eng_.read_events(from, head, [&](const event& ev) {
+            if (self.hub_.matches(f, ev))
+              events.push_back(to_json(f.tokens.hides(ev) ? visible_to(ev, f.tokens) : ev));
             next = ev.seq + 1;
-            return events.size() < static_cast<std::size_t>(limit);
+            if (events.size() >= static_cast<std::size_t>(limit)) return false;
+            if (++since_clock == 1024) {
+              since_clock = 0;
+              if (std::chrono::steady_clock::now() >= deadline) return false;
+            }
+            return true;
           });
           if (!res) return r.fail(from_engine(res.error()));
           if (head < from) next = from;
-          r.answer(200, {{"events", std::move(events)}, {"next", next}});
+          r.answer(200, {{"events", std::move(events)}, {"head", head}, {"next", next}});
         });
         return std::nullopt;
       }
@@ -1110,126 +1150,6 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
     rt.fail(e);
   }
   return std::nullopt;
-}
-
-// -- metrics -----------------------------------------------------------------------------
-
-std::string api::metrics_text() {
-  std::string out;
-  out.reserve(8192);
-  auto gauge = [&](const std::string& name, const std::string& help, const char* type) {
-    out += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
-  };
-  auto line = [&](const std::string& name, double v) {
-    char buf[64];
-    std::snprintf(buf, sizeof(buf), " %.17g\n", v);
-    out += name + buf;
-  };
-  auto label_escape = [](const std::string& s) {
-    std::string o;
-    for (char c : s) {
-      if (c == '\\' || c == '"') o += '\\';
-      if (c == '\n') {
-        o += "\\n";
-        continue;
-      }
-      o += c;
-    }
-    return o;
-  };
-
-  auto counts = hub_.counts_by_queue();
-  gauge("jobsmith_jobs", "Jobs by queue and effective state.", "gauge");
-  for (auto& q : counts)
-    for (int s = 0; s < job_state_count; ++s)
-      line("jobsmith_jobs{queue=\"" + label_escape(q.name) + "\",state=\"" +
-               std::string{to_string(static_cast<job_state>(s))} + "\"}",
-           static_cast<double>(q.by_state[static_cast<std::size_t>(s)]));
-
-  auto t = hub_.totals();
-  auto counter = [&](const char* name, const char* help, std::uint64_t v) {
-    gauge(name, help, "counter");
-    line(name, static_cast<double>(v));
-  };
-  counter("jobsmith_jobs_submitted_total", "Jobs submitted (whole log).", t.submitted);
-  counter("jobsmith_jobs_started_total", "Attempts started (whole log).", t.started);
-  counter("jobsmith_jobs_succeeded_total", "Attempts that succeeded (whole log).", t.succeeded);
-  counter("jobsmith_jobs_failed_total", "Attempts that failed (whole log).", t.failed);
-  counter("jobsmith_jobs_reclaimed_total", "Attempts reclaimed (whole log).", t.reclaimed);
-  counter("jobsmith_jobs_cancelled_total", "Jobs cancelled (whole log).", t.cancelled);
-  counter("jobsmith_jobs_expired_total", "Jobs expired (whole log).", t.expired);
-  counter("jobsmith_events_total", "Committed events (whole log).", t.events);
-
-  lease_seconds_.write(out, "jobsmith_lease_seconds",
-                       "Time a lease call took, long-poll wait included.");
-  hub_.run_seconds().write(out, "jobsmith_job_run_seconds",
-                           "Time from an attempt's start to its outcome.");
-
-  auto m = eng_.metrics();
-  counter("jobsmith_journal_batches_total", "Group-commit batches written.", m.journal_batches);
-  counter("jobsmith_journal_events_total", "Events written by the journal since start.",
-          m.journal_events);
-  gauge("jobsmith_journal_batch_events_max", "Largest batch since start.", "gauge");
-  line("jobsmith_journal_batch_events_max", static_cast<double>(m.journal_max_batch));
-  gauge("jobsmith_journal_batch_events_mean", "Mean events per batch since start.", "gauge");
-  line("jobsmith_journal_batch_events_mean",
-       m.journal_batches ? static_cast<double>(m.journal_events) / m.journal_batches : 0);
-  gauge("jobsmith_journal_write_seconds_mean", "Mean time of one synced batch write (fsync).",
-        "gauge");
-  line("jobsmith_journal_write_seconds_mean", m.journal_mean_write_ms / 1000.0);
-  gauge("jobsmith_journal_write_seconds_max", "Longest synced batch write (fsync).", "gauge");
-  line("jobsmith_journal_write_seconds_max", m.journal_max_write_ms / 1000.0);
-  counter("jobsmith_journal_refused_overloaded_total", "Appends the journal refused as overloaded.",
-          m.refused_overloaded);
-  counter("jobsmith_journal_write_failures_total",
-          "Batches whose write failed (nothing of them was acknowledged).",
-          m.journal_write_failures);
-  counter("jobsmith_journal_resumes_total", "Times writes resumed after a failed write.",
-          m.journal_resumes);
-  auto refusal = eng_.write_refusal();
-  gauge("jobsmith_writes_refused",
-        "1 while the engine refuses writes after a failed disk write, else 0.", "gauge");
-  line("jobsmith_writes_refused", refusal ? 1 : 0);
-  gauge("jobsmith_writes_refused_no_space", "1 while writes are refused because the disk is full.",
-        "gauge");
-  line("jobsmith_writes_refused_no_space",
-       refusal && refusal->code == engine_errc::no_space ? 1 : 0);
-  gauge("jobsmith_log_bytes", "Approximate size of the event log on disk.", "gauge");
-  line("jobsmith_log_bytes", static_cast<double>(m.log_bytes));
-  gauge("jobsmith_log_head", "Highest committed sequence number.", "gauge");
-  line("jobsmith_log_head", static_cast<double>(m.head));
-
-  counter("jobsmith_http_requests_total", "HTTP requests received.", counters_.requests.load());
-  counter("jobsmith_http_client_errors_total", "Answers with a 4xx status.",
-          counters_.client_errors.load());
-  counter("jobsmith_http_server_errors_total", "Answers with a 5xx status.",
-          counters_.server_errors.load());
-  counter("jobsmith_http_refused_busy_total", "429s because a server bound was reached.",
-          counters_.refused_busy.load());
-  counter("jobsmith_http_refused_overloaded_total", "429s because the engine was overloaded.",
-          counters_.refused_overloaded.load());
-  counter("jobsmith_http_refused_memory_total",
-          "503s to submits while resident memory was over the budget.",
-          counters_.refused_memory.load());
-  gauge("jobsmith_http_connections", "Open HTTP connections.", "gauge");
-  line("jobsmith_http_connections",
-       open_connections_ != nullptr ? static_cast<double>(open_connections_->load()) : 0.0);
-  gauge("jobsmith_http_inflight_body_bytes", "Bytes of request bodies being handled now.", "gauge");
-  line("jobsmith_http_inflight_body_bytes", static_cast<double>(inflight_bytes_.load()));
-  gauge("jobsmith_process_resident_bytes", "Resident memory of the server, as last sampled.",
-        "gauge");
-  line("jobsmith_process_resident_bytes", static_cast<double>(resident_bytes_.load()));
-  gauge("jobsmith_memory_budget_bytes", "The configured memory budget (0 = none).", "gauge");
-  line("jobsmith_memory_budget_bytes", static_cast<double>(config_.limits.memory_budget_bytes));
-  counter("jobsmith_leased_jobs_total", "Jobs handed to workers by lease calls.",
-          counters_.leased_jobs.load());
-  gauge("jobsmith_long_polls", "Lease calls waiting for work now.", "gauge");
-  line("jobsmith_long_polls", static_cast<double>(counters_.long_polls.load()));
-  gauge("jobsmith_event_streams", "Open event streams.", "gauge");
-  line("jobsmith_event_streams", static_cast<double>(open_streams_.load()));
-  gauge("jobsmith_call_queue", "Engine calls waiting for a server thread.", "gauge");
-  line("jobsmith_call_queue", static_cast<double>(pool_.queued()));
-  return out;
 }
 
 }  // namespace jobsmith::server

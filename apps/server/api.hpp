@@ -17,6 +17,7 @@
 #include "apps/server/auth.hpp"
 #include "apps/server/call_pool.hpp"
 #include "apps/server/event_hub.hpp"
+#include "apps/server/request_guard.hpp"
 #include "apps/server/server.hpp"
 
 namespace jobsmith::server {
@@ -28,6 +29,7 @@ struct http_request {
   bool query_malformed = false;
   std::string authorization;  // the Authorization header, or ""
   std::string last_event_id;  // the Last-Event-ID header, or ""
+  request_source source;      // Host, Origin, Sec-Fetch-Site, Content-Type
   std::string body;
 };
 
@@ -83,6 +85,9 @@ class api {
   void stream_closed();
   /// The server's resident memory, as last sampled (server.cpp).
   void set_resident_bytes(std::uint64_t bytes) { resident_bytes_.store(bytes); }
+  /// The port the server listens on: a Host header may name only it when
+  /// there are no tokens (server.cpp, once bound).
+  void set_port(std::uint16_t port) { port_.store(port); }
   /// The server's count of open connections, for /metrics (server.cpp).
   void set_connection_counter(const std::atomic<std::size_t>* open) { open_connections_ = open; }
   /// True while the memory budget is set and resident memory is over it.
@@ -101,6 +106,7 @@ class api {
   std::atomic<std::uint64_t> open_streams_{0};
   std::atomic<std::uint64_t> inflight_bytes_{0};  // admitted request bodies not yet answered
   std::atomic<std::uint64_t> resident_bytes_{0};
+  std::atomic<std::uint16_t> port_{0};
   const std::atomic<std::size_t>* open_connections_ = nullptr;
   histogram lease_seconds_;
 };

@@ -8,6 +8,8 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "events/json.hpp"
+
 namespace jobsmith::server {
 
 namespace {
@@ -51,12 +53,16 @@ void token_table::add(std::string name, std::string_view token, role r) {
 }
 
 std::string token_table::load_json(std::string_view text) {
-  auto doc = nlohmann::json::parse(text, nullptr, false);
-  if (doc.is_discarded()) return "tokens file is not JSON";
+  // A key named twice ("role" twice in one entry) is refused, not resolved.
+  jobsmith::json_refusal why;
+  auto parsed = jobsmith::parse_json_unique(text, &why);
+  if (!parsed) return why.duplicate_key ? "tokens file: " + why.message : "tokens file is not JSON";
+  auto& doc = *parsed;
   if (!doc.is_object() || !doc.contains("tokens") || !doc["tokens"].is_array())
     return "tokens file: expected {\"tokens\": [...]}";
   std::vector<entry> loaded;
   std::set<std::string> names;
+  std::set<std::array<std::uint8_t, 32>> digests;
   std::size_t i = 0;
   for (auto& t : doc["tokens"]) {
     auto where = "tokens[" + std::to_string(i++) + "]";
@@ -73,8 +79,17 @@ std::string token_table::load_json(std::string_view text) {
     auto r = parse_role(role_name);
     if (!r) return where + ": \"role\" must be admin, producer, worker or read";
     if (!names.insert(name).second) return where + ": name '" + name + "' appears twice";
-    loaded.push_back(entry{digest_of(token), principal{name, *r}});
+    // One token, two principals: which role would it get? Refused, not guessed.
+    auto digest = digest_of(token);
+    if (!digests.insert(digest).second)
+      return where + ": the token of '" + name + "' is also another entry's token";
+    loaded.push_back(entry{digest, principal{name, *r}});
   }
+  // An empty table means "no auth" to the server: a file that lists no
+  // tokens must not silently make every caller admin.
+  if (loaded.empty())
+    return "tokens file lists no tokens: give at least one, or leave out --tokens to serve "
+           "without auth on loopback only";
   entries_ = std::move(loaded);
   return {};
 }

@@ -120,6 +120,12 @@ void event_hub::fold(const event& ev) {
       ev.body);
 }
 
+event visible_to(const event& ev, const token_visibility& who) {
+  event out = ev;
+  if (who.hides(ev)) std::get<job_started>(out.body).lease_token = 0;
+  return out;
+}
+
 std::string event_hub::sse_text(const event& ev) {
   std::string out = "id: " + std::to_string(ev.seq) + "\nevent: ";
   out += type_name(ev.body);
@@ -155,15 +161,19 @@ bool event_hub::matches(const stream_filter& f, const event& ev) const {
 
 void event_hub::deliver(const event& ev) {
   if (streams_.empty()) return;
-  std::string text;  // formatted once, only when some stream wants it
+  // Formatted once, only when some stream wants it; a job.started twice at
+  // most (with and without its lease token).
+  std::string text, text_without_token;
   for (std::size_t i = 0; i < streams_.size();) {
     auto& s = streams_[i];
     if (ev.seq < s.from || !matches_locked(s.filter, ev)) {
       ++i;
       continue;
     }
-    if (text.empty()) text = sse_text(ev);
-    if (s.sink->send(text)) {
+    bool hidden = s.filter.tokens.hides(ev);
+    auto& out = hidden ? text_without_token : text;
+    if (out.empty()) out = sse_text(hidden ? visible_to(ev, s.filter.tokens) : ev);
+    if (s.sink->send(out)) {
       ++i;
       continue;
     }
@@ -217,7 +227,8 @@ bool event_hub::add_stream(std::shared_ptr<stream_sink> sink, stream_filter filt
     {
       std::lock_guard<std::mutex> guard{mu_};
       for (auto& ev : events)
-        if (matches_locked(filter, ev)) text += sse_text(ev);
+        if (matches_locked(filter, ev))
+          text += sse_text(filter.tokens.hides(ev) ? visible_to(ev, filter.tokens) : ev);
     }
     if (!text.empty() && (!sink->wait_writable() || !sink->send(std::move(text)))) {
       sink->end();

@@ -44,11 +44,27 @@ class histogram {
   std::atomic<std::uint64_t> sum_micros_{0};
 };
 
-/// What an event stream wants: all of it filters (AND); empty = any.
+/// Who may read the lease tokens of job.started events. A lease token is
+/// the capability to complete or fail that attempt: only admins and the
+/// principal that leased it see it; anyone else reads 0.
+struct token_visibility {
+  bool all = true;        // admins (every caller of a server without tokens)
+  std::string principal;  // otherwise the caller: it sees its own leases' tokens
+  bool hides(const event& ev) const {
+    return !all && std::holds_alternative<job_started>(ev.body) && ev.principal != principal;
+  }
+};
+
+/// `ev` with its lease token zeroed when `who` may not see it.
+event visible_to(const event& ev, const token_visibility& who);
+
+/// What an event stream wants (the filters: all of them, AND; empty = any)
+/// and what its reader may see.
 struct stream_filter {
   job_id job = 0;
   std::string queue;
   std::vector<int> types;  // type_index() values
+  token_visibility tokens;
 };
 
 /// Where a stream's text goes (the HTTP side implements it). send() returns

@@ -11,6 +11,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "apps/server/backup_target.hpp"
 #include "apps/server/server.hpp"
 #include "apps/verbs.hpp"
 
@@ -56,12 +57,14 @@ struct serve_options {
   std::string data_dir = "./data";
   std::string listen = "127.0.0.1:7878";
   std::string tokens_file;
+  std::string backup_dir;  // empty = POST /v1/admin/backup refused
   std::size_t scheduler_threads = 2;
   std::size_t max_pending_events = 200'000;
   std::uint64_t commit_delay_us = 0;
   std::size_t max_inflight_submits = 100'000;
   std::uint64_t snapshot_every = 1'000'000;
   std::size_t snapshots_kept = 8;
+  std::int64_t min_recurrence_ms = min_recurrence_interval;
   std::int64_t read_timeout_ms = 30'000;
   std::int64_t write_timeout_ms = 30'000;
   std::int64_t handler_timeout_ms = 120'000;
@@ -102,6 +105,13 @@ int run_serve(const serve_options& o) {
       return 2;
     }
   }
+  if (!o.backup_dir.empty()) {
+    if (auto err = server::check_backup_dir(o.backup_dir, o.data_dir); !err.empty()) {
+      spdlog::error("{}", err);
+      return 2;
+    }
+    cfg.backup_dir = o.backup_dir;
+  }
   cfg.io_threads = o.io_threads;
   cfg.limits = o.limits;
   cfg.limits.read_timeout = std::chrono::milliseconds(o.read_timeout_ms);
@@ -120,6 +130,7 @@ int run_serve(const serve_options& o) {
   cfg.engine.snapshot_every = o.snapshot_every;
   cfg.engine.snapshots_kept = o.snapshots_kept;
   cfg.engine.max_inflight_submits = o.max_inflight_submits;
+  cfg.engine.min_recurrence_interval = o.min_recurrence_ms;
 
   // Every thread the server starts inherits this mask, so the signals wait
   // for sigwait below instead of killing a random thread.
@@ -146,6 +157,8 @@ int run_serve(const serve_options& o) {
       rec.live_jobs, rec.head, rec.seconds, rec.store_seconds, rec.recover_seconds,
       cfg.tokens.empty() ? std::string{"no tokens: loopback only, every caller is admin"}
                          : std::to_string(cfg.tokens.size()) + " tokens");
+  if (!cfg.backup_dir.empty())
+    spdlog::info("POST /v1/admin/backup writes new directories inside {}", cfg.backup_dir);
   int sig = 0;
   sigwait(&signals, &sig);
   spdlog::info("{} received: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -172,6 +185,9 @@ void add_serve_command(CLI::App& app, int& exit_code) {
       ->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   cmd->add_option("--tokens", o->tokens_file, "tokens file (JSON, docs/operations.md)");
+  cmd->add_option("--backup-dir", o->backup_dir,
+                  "existing folder outside the data directory that POST /v1/admin/backup may "
+                  "create new directories in (without it, HTTP backups are refused)");
   cmd->add_option("--scheduler-threads", o->scheduler_threads, "CAF scheduler threads")
       ->capture_default_str();
   cmd->add_option("--io-threads", o->io_threads, "HTTP (Asio) threads")->capture_default_str();
@@ -229,6 +245,10 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--snapshots-kept", o->snapshots_kept,
                   "queue view snapshots kept, spread over the log (replay --at folds from the nearest)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1000}))
+      ->capture_default_str();
+  cmd->add_option("--min-recurrence-ms", o->min_recurrence_ms,
+                  "shortest recurrence interval a submit may ask for (400 below)")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{max_duration}))
       ->capture_default_str();
   cmd->callback([o, cmd, config_file, &exit_code] {
     if (!config_file->empty()) {

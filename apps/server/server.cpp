@@ -22,6 +22,7 @@
 #include "apps/server/api.hpp"
 #include "apps/server/call_pool.hpp"
 #include "apps/server/event_hub.hpp"
+#include "apps/server/log_limiter.hpp"
 
 namespace jobsmith::server {
 
@@ -70,7 +71,9 @@ struct connection_gate {
 /// closes on a read, parse, handler or write error says so, with its cause
 /// (the default null logger dropped them, so a request closed unanswered
 /// left no trace). Trace and info lines (several per request, and every
-/// timeout) are not built at all.
+/// timeout) are not built at all. Anyone who can connect can cause these
+/// lines, so they pass through http_error_log(): a burst, then one a second,
+/// and a count of the lines left out.
 class restinio_log {
  public:
   template <typename Message_Builder>
@@ -90,7 +93,10 @@ class restinio_log {
   template <typename Message_Builder>
   static void write(spdlog::level::level_enum level, Message_Builder& build) noexcept {
     try {
-      spdlog::log(level, "http: {}", build());
+      auto v = http_error_log().admit(log_limiter::clock::now());
+      if (!v.write) return;
+      if (v.suppressed == 0) spdlog::log(level, "http: {}", build());
+      else spdlog::log(level, "http: {} ({} similar lines not written)", build(), v.suppressed);
     } catch (...) {
       // Out of memory for one log line: the line is lost, nothing else.
     }
@@ -125,7 +131,9 @@ const char* reason_phrase(int status) {
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 409: return "Conflict";
+    case 410: return "Gone";
     case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
     case 422: return "Unprocessable Entity";
     case 429: return "Too Many Requests";
     case 500: return "Internal Server Error";
@@ -258,6 +266,10 @@ struct server::impl {
   std::unique_ptr<event_hub> hub;
   std::unique_ptr<call_pool> pool;
   std::unique_ptr<api> handler;
+  // The handler once the engine is open: the socket is bound before the
+  // engine opens (a port in use must not leave engine.started in the log),
+  // and a request that arrives in between is answered 503.
+  std::atomic<api*> serving{nullptr};
   restinio::asio_ns::io_context io;
   std::unique_ptr<http_server> http;
   std::vector<std::thread> io_threads;
@@ -271,6 +283,15 @@ struct server::impl {
   bool running = false;
 
   restinio::request_handling_status_t on_request(restinio::request_handle_t req) {
+    struct handler_scope {
+      handler_scope() { inside_request_handler = true; }
+      ~handler_scope() { inside_request_handler = false; }
+    } scope;
+    api* h_api = serving.load(std::memory_order_acquire);
+    if (h_api == nullptr) {
+      answer(req, api::error_reply(503, "unavailable", "the server is starting; try again"));
+      return restinio::request_accepted();
+    }
     http_request r;
     const auto& h = req->header();
     r.method = h.method().c_str();
@@ -280,12 +301,12 @@ struct server::impl {
     parse_query(h.query(), r);
     r.authorization = h.get_field_or(restinio::http_field::authorization, "");
     r.last_event_id = h.get_field_or("Last-Event-ID", "");
+    r.source.host = h.get_field_or(restinio::http_field::host, "");
+    r.source.origin = h.get_field_or("Origin", "");
+    r.source.sec_fetch_site = h.get_field_or("Sec-Fetch-Site", "");
+    r.source.content_type = h.get_field_or(restinio::http_field::content_type, "");
     r.body = req->body();
-    struct handler_scope {
-      handler_scope() { inside_request_handler = true; }
-      ~handler_scope() { inside_request_handler = false; }
-    } scope;
-    auto stream = handler->handle(std::move(r), [this, req](http_reply reply) {
+    auto stream = h_api->handle(std::move(r), [this, req](http_reply reply) {
       answer(req, std::move(reply));
     });
     if (stream) open_stream(req, std::move(*stream));
@@ -355,25 +376,11 @@ std::string server::start() {
            " without tokens: anyone could submit and cancel jobs. Give --tokens FILE, or listen "
            "on 127.0.0.1";
   if (!cfg.engine.handlers.empty()) return "the server runs no handlers: remote workers run every kind";
-  auto opts = cfg.engine;
-  opts.allow_unknown_kinds = true;
-  if (opts.default_principal == "embedded") opts.default_principal = "local";
-  auto opened = engine::open(std::move(opts));
-  if (!opened) return "cannot open the engine: " + opened.error().to_string();
-  im.eng = std::move(*opened);
-  im.hub = std::make_unique<event_hub>(*im.eng);
-  if (auto err = im.hub->start(); !err.empty()) {
-    im.hub.reset();
-    im.eng->close();
-    im.eng.reset();
-    return err;
-  }
-  im.pool = std::make_unique<call_pool>(cfg.limits.pool_threads, cfg.limits.pool_queue);
-  im.handler = std::make_unique<api>(*im.eng, *im.hub, *im.pool, cfg);
 
+  // 1. Bind. Nothing is written to the data directory before the port is
+  //    ours: a server that cannot listen leaves the log as it found it.
   auto& lim = cfg.limits;
   im.gate->max = lim.max_connections;
-  im.handler->set_connection_counter(&im.gate->open);
   auto settings =
       restinio::server_settings_t<server_traits>{}
           .address(cfg.host)
@@ -417,14 +424,35 @@ std::string server::start() {
       im.io.run();
     });
   im.running = true;
-  auto err = opened_future.get();
-  if (!err.empty()) {
+  if (auto err = opened_future.get(); !err.empty()) {
     stop();
     return err;
   }
+
+  // 2. Open the engine (recovery writes engine.started), then serve.
+  auto opts = cfg.engine;
+  opts.allow_unknown_kinds = true;
+  if (opts.default_principal == "embedded") opts.default_principal = "local";
+  auto opened = engine::open(std::move(opts));
+  if (!opened) {
+    stop();
+    return "cannot open the engine: " + opened.error().to_string();
+  }
+  im.eng = std::move(*opened);
+  im.hub = std::make_unique<event_hub>(*im.eng);
+  if (auto err = im.hub->start(); !err.empty()) {
+    stop();
+    return err;
+  }
+  im.pool = std::make_unique<call_pool>(cfg.limits.pool_threads, cfg.limits.pool_queue);
+  im.handler = std::make_unique<api>(*im.eng, *im.hub, *im.pool, cfg);
+  im.handler->set_connection_counter(&im.gate->open);
+  im.handler->set_port(im.bound_port.load());
+  im.handler->set_resident_bytes(resident_bytes());
+  im.serving.store(im.handler.get(), std::memory_order_release);
+
   // The ticker samples resident memory (the memory budget, /metrics) and
   // sends keepalive comments on idle event streams.
-  im.handler->set_resident_bytes(resident_bytes());
   im.ticker = std::thread([&im] {
     auto& l = im.config.limits;
     auto tick = std::max(std::chrono::milliseconds(1), std::min(l.memory_sample, l.keepalive));
@@ -471,6 +499,7 @@ void server::stop() {
   im.io.stop();
   for (auto& t : im.io_threads) t.join();
   im.io_threads.clear();
+  im.serving.store(nullptr);
   // 4. Close the engine: every actor stops, the log closes.
   if (im.eng) im.eng->close();
   im.http.reset();

@@ -48,7 +48,9 @@ struct server_limits {
   std::size_t stream_buffer_bytes = 4 * 1024 * 1024;  // unsent bytes per stream before it is ended
   std::chrono::milliseconds keepalive{15'000};        // ": keepalive" comment on idle streams
   std::size_t max_events_page = 1000;  // limit of GET /v1/events
-  std::size_t max_events_scan = 20'000;  // records one events page reads at most
+  /// The time one GET /v1/events page may scan the log for matches: a page
+  /// is short before the head only when this ran out (its "next" says where).
+  std::chrono::milliseconds events_scan_time{250};
   /// Bytes of request bodies admitted and not yet answered; a request that
   /// would go over is answered 429 at once (one alone is always admitted).
   /// Parsed, a body takes a few times its size: this bounds what a flood of
@@ -68,6 +70,10 @@ struct server_config {
   token_table tokens;  // empty = no auth, loopback only
   server_limits limits;
   engine_options engine;  // handlers must be empty; allow_unknown_kinds is forced on
+  /// Folder POST /v1/admin/backup may create new directories in (never
+  /// inside the data directory); empty = HTTP backups are refused (403).
+  /// apps/server/backup_target.hpp.
+  std::string backup_dir;
 };
 
 /// True for 127.0.0.0/8, ::1 and "localhost".

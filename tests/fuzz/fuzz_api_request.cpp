@@ -129,6 +129,9 @@ bool iequals(std::string_view a, std::string_view b) {
 // Splits the input as the header comment says.
 http_request parse_input(std::string_view in, bool& has_auth) {
   http_request req;
+  // A JSON body unless the input says otherwise: the seeds carry no
+  // Content-Type, and every body would stop at the 415 check.
+  req.source.content_type = "application/json";
   has_auth = false;
   auto line = [&]() {
     auto nl = in.find('\n');
@@ -155,6 +158,14 @@ http_request parse_input(std::string_view in, bool& has_auth) {
       has_auth = true;
     } else if (iequals(name, "last-event-id")) {
       req.last_event_id = std::string(value);
+    } else if (iequals(name, "content-type")) {
+      req.source.content_type = std::string(value);
+    } else if (iequals(name, "host")) {
+      req.source.host = std::string(value);
+    } else if (iequals(name, "origin")) {
+      req.source.origin = std::string(value);
+    } else if (iequals(name, "sec-fetch-site")) {
+      req.source.sec_fetch_site = std::string(value);
     }
   }
   req.body = std::string(in);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
+#include <cstdlib>
 #include <fstream>
 #include <initializer_list>
 #include <nlohmann/json.hpp>
@@ -491,4 +492,23 @@ BOOST_AUTO_TEST_CASE(tail_resumes_after_the_last_event_when_the_server_restarts)
   auto seqs = seqs_in(follow->out());
   BOOST_REQUIRE(!seqs.empty());
   for (std::size_t i = 0; i < seqs.size(); ++i) BOOST_TEST(seqs[i] == i + 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_job_command_does_not_get_the_worker_s_token) {
+  // The worker's token may lease and complete any job; the command runs one
+  // and gets that attempt's lease token only.
+  served s;
+  auto id = s.submit({"--kind", "k"});
+  ::setenv("JOBSMITH_TOKEN", "worker-secret-token", 1);
+  auto w = s.start(work_args({"--queues", "default"},
+                             {"--", "sh", "-c",
+                              "cat >/dev/null; echo \"{\\\"token\\\":\\\"${JOBSMITH_TOKEN:-none}\\\","
+                              "\\\"lease\\\":\\\"${JOBSMITH_LEASE_TOKEN:-none}\\\"}\""}));
+  ::unsetenv("JOBSMITH_TOKEN");
+  BOOST_TEST_REQUIRE(s.wait_state(id, "succeeded"), w->err());
+  auto result = s.job(id)["job"]["result"];
+  BOOST_TEST(result["token"] == "none", result.dump());
+  BOOST_TEST(result["lease"] != "none", result.dump());
+  w->signal(SIGTERM);
+  BOOST_TEST(w->wait(10s) == 0, w->err());
 }

@@ -435,6 +435,56 @@ await step('an API error is shown with its message', async () => {
   await until('the alert is dismissed', async () => !(await alert.isVisible()));
 });
 
+await step('a page from another loopback origin cannot write through the server', async () => {
+  // Without tokens every caller is admin: only the browser checks (Origin,
+  // Sec-Fetch-Site, Content-Type) keep another page's requests out.
+  const victim = await submit({kind: 'dash.csrf', queue: 'dash-csrf', run_at: Date.now() + 3_600_000});
+  const {createServer} = await import('node:http');
+  const otherPort = await freePort();
+  const other = createServer((req, res) => {
+    res.writeHead(200, {'Content-Type': 'text/html'});
+    res.end('<!doctype html><title>elsewhere</title><p>another site</p>');
+  });
+  await new Promise((resolve) => other.listen(otherPort, '127.0.0.1', resolve));
+  try {
+    const headBefore = (await call('GET', '/readyz')).head;
+    const evil = await browser.newPage();
+    await evil.goto(`http://127.0.0.1:${otherPort}/`);
+    const writes = [
+      ['/v1/jobs', '{"kind":"x"}'],
+      [`/v1/jobs/${victim}/cancel`, '{}'],
+      [`/v1/jobs/${victim}/run-now`, ''],
+      ['/v1/queues/dash-csrf/pause', ''],
+      ['/v1/admin/backup', `{"to":"${path.join(os.tmpdir(), `jobsmith-csrf-${otherPort}`)}"}`],
+    ];
+    const outcomes = await evil.evaluate(async ({target, writes}) => {
+      const out = [];
+      for (const [p, body] of writes) {
+        // A "simple" request: sent without a preflight, answer unreadable.
+        try {
+          await fetch(target + p, {method: 'POST', mode: 'no-cors', headers: {'Content-Type': 'text/plain'}, body});
+          out.push(`${p}: sent (no-cors)`);
+        } catch (e) { out.push(`${p}: ${e.message}`); }
+        // Typed as JSON: the browser asks first and the server never agrees.
+        try {
+          await fetch(target + p, {method: 'POST', headers: {'Content-Type': 'application/json'}, body});
+          out.push(`${p}: sent (cors)`);
+        } catch (e) { out.push(`${p}: refused by the browser (cors)`); }
+      }
+      return out;
+    }, {target: base, writes});
+    await evil.close();
+    const headAfter = (await call('GET', '/readyz')).head;
+    if (headAfter !== headBefore)
+      throw new Error(`the log moved from ${headBefore} to ${headAfter} after the other page's requests: ${outcomes.join('; ')}`);
+    const job = await getJob(victim);
+    if (job.state !== 'scheduled') throw new Error(`job ${victim} is ${job.state}, expected scheduled`);
+    if (fs.existsSync(path.join(os.tmpdir(), `jobsmith-csrf-${otherPort}`))) throw new Error('the other page made a backup');
+  } finally {
+    other.close();
+  }
+});
+
 await step('the stream reconnects after a server restart and the page keeps updating', async () => {
   if (opts.url) return;  // not our server to restart
   await page.evaluate(() => { location.hash = '#/'; });

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <filesystem>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -45,6 +46,8 @@ srv::server_config test_config(const std::string& dir) {
   srv::server_config cfg;
   cfg.port = 0;
   cfg.engine.data_dir = dir;
+  // Backups may go anywhere in the test's directory but the data directory.
+  cfg.backup_dir = std::filesystem::path(dir).parent_path().string();
   cfg.limits.max_body_bytes = 64 * 1024;
   cfg.limits.max_batch = 50;
   cfg.limits.keepalive = 200ms;
@@ -657,7 +660,7 @@ BOOST_AUTO_TEST_CASE(queue_pause_resume_concurrency_and_counts) {
 }
 
 BOOST_AUTO_TEST_CASE(a_recurring_schedule_is_listed_and_runs_until_deleted) {
-  served s;
+  served s{[](srv::server_config& c) { c.engine.min_recurrence_interval = 1; }};
   auto producer = s.as(producer_token);
   auto worker = s.as(worker_token);
   auto reader = s.as(reader_token);
