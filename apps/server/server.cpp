@@ -289,7 +289,14 @@ struct server::impl {
     } scope;
     api* h_api = serving.load(std::memory_order_acquire);
     if (h_api == nullptr) {
-      answer(req, api::error_reply(503, "unavailable", "the server is starting; try again"));
+      // Alive (liveness) but not ready: recovery is still folding the log.
+      if (req->header().path() == "/healthz") {
+        http_reply alive;
+        alive.body = R"({"status":"starting"})";
+        answer(req, std::move(alive));
+      } else {
+        answer(req, api::error_reply(503, "unavailable", "the server is starting; try again"));
+      }
       return restinio::request_accepted();
     }
     http_request r;
