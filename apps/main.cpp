@@ -69,6 +69,17 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--lease-batch", url_bench.lease_batch,
                         "with --url: jobs per lease call")
       ->capture_default_str();
+  bench_cmd->add_option("--shape", url_bench.shape,
+                        "with --url: batch (batched submits, leases and completes) or single "
+                        "(one job per call)")
+      ->check(CLI::IsMember({"batch", "single"}))
+      ->capture_default_str();
+  bench_cmd->add_option("--inflight", url_bench.inflight,
+                        "with --url --shape single: submit requests in flight")
+      ->capture_default_str();
+  bench_cmd->add_option("--consumers", url_bench.consumers,
+                        "with --url --shape single: worker threads, one job each at a time")
+      ->capture_default_str();
 
   std::string check_data = "./data";
   std::string check_acked;

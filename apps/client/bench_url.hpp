@@ -1,8 +1,12 @@
-// `jobsmith bench --url`: the embedded bench's workload (apps/bench.hpp)
-// through the HTTP API of a running `jobsmith serve`. Producer threads in
-// this process submit; a separate worker process (`jobsmith bench-worker`,
-// hidden) leases in batches by long poll and completes through the batch
-// complete endpoint.
+// `jobsmith bench --url`: no-op jobs through the HTTP API of a running
+// `jobsmith serve`. Producer threads in this process submit; a separate
+// worker process (`jobsmith bench-worker`, hidden, apps/client/bench_worker.cpp)
+// leases and completes. Two shapes:
+//   batch   the embedded bench's workload: batched submits, leases of up to
+//           --lease-batch by long poll, batch completes (what batching gives);
+//   single  one job per call everywhere: --inflight submit requests in
+//           flight, --consumers worker threads each leasing one job and
+//           completing it (the shape job queues are compared in).
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -22,6 +26,14 @@ struct url_bench_options {
   std::uint32_t lease_batch = 500;   // max_jobs per lease call
   long server_pid = 0;               // read its VmHWM when given
   std::uint32_t max_seconds = 600;   // give up after this long
+  /// "batch": `batch` jobs per submit, leases of `lease_batch`, batch
+  /// completes. "single": one job per submit with `inflight` requests in
+  /// flight; `consumers` worker threads, each leasing one job per call and
+  /// completing it with its own call (the shape queues are raced in).
+  std::string shape = "batch";
+  std::uint32_t inflight = 32;
+  std::uint32_t consumers = 8;
+  std::size_t payload_bytes = 108;  // single shape: the JSON payload's size
 };
 
 /// Prints the figures to stdout; returns 0 when every job completed.
