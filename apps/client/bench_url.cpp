@@ -244,10 +244,6 @@ int run_url_bench(const url_bench_options& o) {
       w.value("received_p50_ms", 0.0), w.value("received_p99_ms", 0.0),
       w.value("received_max_ms", 0.0),
       static_cast<unsigned long long>(w.value("samples", std::uint64_t{0})));
-  std::printf(
-      "  submit->started_at p50 %.2f ms  p99 %.2f ms  (the server's started_at, ms "
-      "resolution)\n",
-      w.value("started_p50_ms", 0.0), w.value("started_p99_ms", 0.0));
   std::printf("  lease calls     %llu for %llu jobs; overload answers: %llu submit, %llu worker\n",
               static_cast<unsigned long long>(w.value("lease_calls", std::uint64_t{0})),
               static_cast<unsigned long long>(w.value("leased", std::uint64_t{0})),

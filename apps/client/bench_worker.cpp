@@ -25,21 +25,9 @@ namespace {
 using json = nlohmann::json;
 using std::chrono::milliseconds;
 
-/// Parser callback for lease answers: keeps what the worker reads (each
-/// job's id, lease_token, started_at and spec.payload). The ~40 other
-/// fields of a job are still lexed, which checks the answer is JSON, but
-/// never built into a tree: building them cost the worker process about as
-/// much CPU as the server spends writing them, on the same two cores.
-bool keep_lease_fields(int depth, json::parse_event_t event, json& parsed) {
-  if (event != json::parse_event_t::key) return true;
-  const auto& key = parsed.get_ref<const std::string&>();
-  switch (depth) {  // the depth of the object the key is in
-    case 1: return key == "jobs";
-    case 3: return key == "id" || key == "lease_token" || key == "started_at" || key == "spec";
-    case 4: return key == "payload";
-    default: return true;
-  }
-}
+/// Slim answers (docs/api.md): a leased job as a worker needs it, the new
+/// state after a complete, as `jobsmith work` asks for them.
+const http::headers minimal_answers = {{"Prefer", "return=minimal"}};
 
 struct bench_worker_options {
   std::string url;
@@ -81,12 +69,11 @@ int run_bench_worker(const bench_worker_options& o) {
   std::atomic<bool> failed{false};
   std::mutex mu;
   std::vector<std::int64_t> received_us;  // worker holds the job - producer's submit time
-  std::vector<std::int64_t> started_ms;   // the server's started_at - submit time (ms)
   std::uint64_t lease_calls = 0, leased = 0;
 
   auto worker = [&](std::uint32_t k) {
     http::client c(*u, o.token, std::chrono::seconds(30));
-    std::vector<std::int64_t> my_received, my_started;
+    std::vector<std::int64_t> my_received;
     std::uint64_t my_calls = 0, my_leased = 0;
     bool first = true;
     auto finished = [&] {
@@ -98,7 +85,7 @@ int run_bench_worker(const bench_worker_options& o) {
                   {"queues", {o.queue}},
                   {"max_jobs", o.single ? 1u : o.lease_batch},
                   {"wait_ms", first ? 0 : 1000}};
-      auto r = c.post("/v1/workers/lease", req);
+      auto r = c.request("POST", "/v1/workers/lease", req.dump(), minimal_answers);
       ++my_calls;
       if (first) {
         first = false;
@@ -116,17 +103,15 @@ int run_bench_worker(const bench_worker_options& o) {
         failed = true;
         break;
       }
-      auto a = json::parse(r.body, keep_lease_fields, /*allow_exceptions=*/false);
+      auto a = json::parse(r.body, nullptr, /*allow_exceptions=*/false);
       if (!a.is_object() || !a.contains("jobs") || a["jobs"].empty()) continue;
       json results = json::array();
       for (auto& job : a["jobs"]) {
         ++my_leased;
-        auto& p = job["spec"]["payload"];
+        auto& p = job["payload"];
         if (p.is_object() && p.contains("t")) {
           auto t = p["t"].get<std::int64_t>();
           my_received.push_back(now - t);
-          if (job.contains("started_at") && job["started_at"].is_number())
-            my_started.push_back(job["started_at"].get<std::int64_t>() * 1000 - t);
         }
         results.push_back(
             {{"id", job["id"]}, {"lease_token", job["lease_token"]}, {"result", nullptr}});
@@ -136,11 +121,11 @@ int run_bench_worker(const bench_worker_options& o) {
         for (auto& item : results) {
           std::string path = "/v1/jobs/" + std::to_string(item["id"].get<std::uint64_t>()) + "/complete";
           json body = {{"lease_token", item["lease_token"]}, {"result", nullptr}};
-          auto cr = c.post(path, body);
+          auto cr = c.request("POST", path, body.dump(), minimal_answers);
           while (cr.status == 429 || cr.status == 503) {
             refused.fetch_add(1);
             std::this_thread::sleep_for(milliseconds(5));
-            cr = c.post(path, body);
+            cr = c.request("POST", path, body.dump(), minimal_answers);
           }
           if (cr.status != 200) {
             std::fprintf(stderr, "bench-worker: complete: HTTP %d %s %s\n", cr.status,
@@ -183,7 +168,6 @@ int run_bench_worker(const bench_worker_options& o) {
     }
     std::lock_guard<std::mutex> g{mu};
     received_us.insert(received_us.end(), my_received.begin(), my_received.end());
-    started_ms.insert(started_ms.end(), my_started.begin(), my_started.end());
     lease_calls += my_calls;
     leased += my_leased;
   };
@@ -201,8 +185,6 @@ int run_bench_worker(const bench_worker_options& o) {
               {"received_p50_ms", percentile_ms(received_us, 0.5, 1000)},
               {"received_p99_ms", percentile_ms(received_us, 0.99, 1000)},
               {"received_max_ms", percentile_ms(received_us, 1.0, 1000)},
-              {"started_p50_ms", percentile_ms(started_ms, 0.5, 1000)},
-              {"started_p99_ms", percentile_ms(started_ms, 0.99, 1000)},
               {"samples", received_us.size()}};
   std::printf("%s\n", out.dump().c_str());
   std::fflush(stdout);

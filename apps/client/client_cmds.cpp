@@ -422,7 +422,12 @@ int run_tail(const tail_options& o) {
         },
         std::chrono::seconds(45));  // the server sends a keepalive every 15 s
     if (o.count > 0 && seen >= o.count) return exit_ok;
-    if (r.status != 200 && r.status != 0) return report_failure(r, o.conn, "tail");
+    // 503 and 429 say "try later" (a server still recovering after its
+    // restart answers 503): once streaming, they are waited out like a
+    // refused connection.
+    bool try_later = r.status == 503 || r.status == 429;
+    if (r.status != 200 && r.status != 0 && !(try_later && connected_once))
+      return report_failure(r, o.conn, "tail");
     // Unreachable from the start: say so and stop; once streaming, keep trying.
     if (r.status == 0 && !connected_once) return report_failure(r, o.conn, "tail");
     connected_once = true;
@@ -431,7 +436,9 @@ int run_tail(const tail_options& o) {
     if (got_any) retry_delay = std::chrono::milliseconds(250), said_lost = false;
     if (!said_lost) {
       std::fprintf(stderr, "jobsmith tail: stream lost (%s); reconnecting%s\n",
-                   r.transport_error.empty() ? "closed by the server" : r.transport_error.c_str(),
+                   try_later               ? ("HTTP " + std::to_string(r.status)).c_str()
+                   : r.transport_error.empty() ? "closed by the server"
+                                               : r.transport_error.c_str(),
                    last_id.empty() ? "" : (" after event " + last_id).c_str());
       said_lost = true;
     }

@@ -144,6 +144,10 @@ struct line_splitter {
   std::fprintf(stderr, "%s jobsmith work: %s\n", format_time(now).c_str(), message);
 }
 
+/// Asks the server for slim answers: a leased job as a worker needs it, the
+/// new state after a complete or fail (docs/api.md, "Slim answers").
+const http::headers minimal_answers = {{"Prefer", "return=minimal"}};
+
 /// The job fields a run needs, read from a leased job.
 struct leased_job {
   std::uint64_t id = 0;
@@ -152,6 +156,9 @@ struct leased_job {
   std::uint32_t attempt = 0;
   std::int64_t heartbeat_ms = 30'000;
 
+  /// From a slim leased job (Prefer: return=minimal: the spec's fields at
+  /// the top, "attempt") or, from a server that sends whole jobs, from the
+  /// job ("spec", "attempts").
   static bool from(const json& j, leased_job& out) {
     // A malformed job is skipped (and reclaimed by the server in time)
     // rather than taking the worker down with an exception.
@@ -160,17 +167,15 @@ struct leased_job {
       return false;
     out.id = j["id"].get<std::uint64_t>();
     out.token = j["lease_token"].get<std::uint64_t>();
-    if (j.contains("attempts") && j["attempts"].is_number_unsigned())
-      out.attempt = j["attempts"].get<std::uint32_t>();
-    if (j.contains("spec") && j["spec"].is_object()) {
-      auto& s = j["spec"];
-      if (s.contains("kind") && s["kind"].is_string()) out.kind = s["kind"];
-      if (s.contains("queue") && s["queue"].is_string()) out.queue = s["queue"];
-      out.payload = s.contains("payload") ? compact(s["payload"]) : "{}";
-      if (s.contains("timeouts") && s["timeouts"].is_object() &&
-          s["timeouts"].contains("heartbeat") && s["timeouts"]["heartbeat"].is_number_integer())
-        out.heartbeat_ms = s["timeouts"]["heartbeat"].get<std::int64_t>();
-    }
+    for (const char* key : {"attempt", "attempts"})
+      if (j.contains(key) && j[key].is_number_unsigned()) out.attempt = j[key].get<std::uint32_t>();
+    const json& s = j.contains("spec") && j["spec"].is_object() ? j["spec"] : j;
+    if (s.contains("kind") && s["kind"].is_string()) out.kind = s["kind"];
+    if (s.contains("queue") && s["queue"].is_string()) out.queue = s["queue"];
+    out.payload = s.contains("payload") ? compact(s["payload"]) : "{}";
+    if (s.contains("timeouts") && s["timeouts"].is_object() &&
+        s["timeouts"].contains("heartbeat") && s["timeouts"]["heartbeat"].is_number_integer())
+      out.heartbeat_ms = s["timeouts"]["heartbeat"].get<std::int64_t>();
     return true;
   }
 };
@@ -454,7 +459,7 @@ class job_runner {
     auto deadline = steady::now() + milliseconds(std::max<std::int64_t>(job_.heartbeat_ms, 10'000));
     auto path = "/v1/jobs/" + std::to_string(job_.id) + "/" + action;
     for (auto backoff = milliseconds(100);; backoff = std::min(backoff * 2, milliseconds(2000))) {
-      auto r = client_.post(path, body);
+      auto r = client_.request("POST", path, body.dump(), minimal_answers);
       if (r.status == 200) {
         std::string extra =
             body.contains("error") ? " (" + body["error"].get<std::string>() + ")" : "";
@@ -560,7 +565,7 @@ int run_work(const work_options& o) {
                 {"max_jobs", free_slots},
                 {"worker_limit", o.concurrency},
                 {"wait_ms", o.wait_ms}};
-    auto r = leaser.post("/v1/workers/lease", req);
+    auto r = leaser.request("POST", "/v1/workers/lease", req.dump(), minimal_answers);
     if (r.status != 200) {
       if (r.status == 400 || r.status == 401 || r.status == 403 || r.status == 404) {
         exit_code = report_failure(r, o.conn, "work");

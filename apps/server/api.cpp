@@ -15,6 +15,7 @@
 #include "apps/server/api_error.hpp"
 #include "apps/server/backup_target.hpp"
 #include "apps/server/request_guard.hpp"
+#include "apps/server/slim_answers.hpp"
 #include "events/json.hpp"
 
 namespace jobsmith::server {
@@ -286,6 +287,21 @@ struct api::route {
     reply(error_reply(e.status, e.code, e.message));
   }
   void answer(int status, const json& body) { reply(json_reply(status, body)); }
+
+  /// Whether the client asked for slim answers (Prefer: return=minimal).
+  bool minimal() const { return prefers_minimal(req.prefer); }
+  /// A 200 with a slim body, saying so (RFC 7240's Preference-Applied).
+  void reply_minimal(http_reply r) {
+    r.headers.emplace_back("Preference-Applied", "return=minimal");
+    reply(std::move(r));
+  }
+  /// The answer to a complete or fail: the whole job, or its new state.
+  void answer_job(const job_record& job) {
+    if (!minimal()) return answer(200, {{"job", to_json(job, wall_now())}});
+    http_reply r;
+    r.body = job_state_minimal(job, wall_now());
+    reply_minimal(std::move(r));
+  }
   /// Answers `{"<key>": [jobs...]<rest>}` with each job written by
   /// append_json_text (the same bytes as to_json, without building the tree).
   /// `rest` is further members as text, starting with a comma, or empty.
@@ -819,7 +835,7 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
         eng_.complete_async(id, *token, std::move(result_text), shared->principal,
                             [shared](result<job_record> out) {
                               if (!out) return shared->fail(from_engine(out.error()));
-                              shared->answer(200, {{"job", to_json(*out, wall_now())}});
+                              shared->answer_job(*out);
                             });
         return std::nullopt;
       }
@@ -838,7 +854,7 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
         rt.on_pool([id, token = *token, error, retryable, handover](route& r) {
           auto out = r.self.eng_.fail(id, token, error, retryable, r.principal, handover);
           if (!out) return r.fail(from_engine(out.error()));
-          r.answer(200, {{"job", to_json(*out, wall_now())}});
+          r.answer_job(*out);
         });
         return std::nullopt;
       }
@@ -957,7 +973,18 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
           self.counters_.leased_jobs.fetch_add(out->size());
           // Encoding a large batch is real work: off the engine's thread.
           auto jobs = std::make_shared<std::vector<job_record>>(std::move(*out));
-          auto encode = [shared, jobs] { shared->answer_jobs(200, "jobs", *jobs); };
+          auto encode = [shared, jobs] {
+            if (!shared->minimal()) return shared->answer_jobs(200, "jobs", *jobs);
+            http_reply r;
+            r.body.reserve(jobs->size() * 256 + 16);
+            r.body = "{\"jobs\":[";
+            for (std::size_t i = 0; i < jobs->size(); ++i) {
+              if (i != 0) r.body += ',';
+              append_leased_job_minimal(r.body, (*jobs)[i]);
+            }
+            r.body += "]}";
+            shared->reply_minimal(std::move(r));
+          };
           if (!self.pool_.force_post(encode)) encode();
         });
         return std::nullopt;

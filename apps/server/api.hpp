@@ -30,6 +30,7 @@ struct http_request {
   std::string authorization;  // the Authorization header, or ""
   std::string last_event_id;  // the Last-Event-ID header, or ""
   request_source source;      // Host, Origin, Sec-Fetch-Site, Content-Type
+  std::string prefer;         // the Prefer header (return=minimal: slim answers), or ""
   std::string body;
 };
 

@@ -312,6 +312,7 @@ struct server::impl {
     r.source.origin = h.get_field_or("Origin", "");
     r.source.sec_fetch_site = h.get_field_or("Sec-Fetch-Site", "");
     r.source.content_type = h.get_field_or(restinio::http_field::content_type, "");
+    r.prefer = h.get_field_or("Prefer", "");
     r.body = req->body();
     auto stream = h_api->handle(std::move(r), [this, req](http_reply reply) {
       answer(req, std::move(reply));
