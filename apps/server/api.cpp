@@ -302,6 +302,31 @@ struct api::route {
     r.body = job_state_minimal(job, wall_now());
     reply_minimal(std::move(r));
   }
+  /// The answer to a complete with lease_next: {"job": job or its state,
+  /// "jobs": [the leased jobs]}, plus "lease_error" when the lease part
+  /// failed (the completion stands: it is durable).
+  void answer_job_and_next(const job_record& done, const result<std::vector<job_record>>& leased) {
+    auto now = wall_now();
+    http_reply r;
+    r.body = "{\"job\":";
+    if (minimal()) r.body += job_state_object(done, now);
+    else append_json_text(r.body, done, now);
+    r.body += ",\"jobs\":[";
+    if (leased)
+      for (std::size_t i = 0; i < leased->size(); ++i) {
+        if (i != 0) r.body += ',';
+        if (minimal()) append_leased_job_minimal(r.body, (*leased)[i]);
+        else append_json_text(r.body, (*leased)[i], now);
+      }
+    r.body += ']';
+    if (!leased) {
+      auto e = from_engine(leased.error());
+      r.body += ",\"lease_error\":" + dump(json{{"code", e.code}, {"message", e.message}});
+    }
+    r.body += '}';
+    if (minimal()) return reply_minimal(std::move(r));
+    reply(std::move(r));
+  }
   /// Answers `{"<key>": [jobs...]<rest>}` with each job written by
   /// append_json_text (the same bytes as to_json, without building the tree).
   /// `rest` is further members as text, starting with a comma, or empty.
@@ -415,6 +440,46 @@ job_submitted parse_submission(const json& j, const std::string& where, const se
   for (auto& r : spec.resources) check_len(r.name, "resources");
   if (spec.run_at == 0 && delay > 0) spec.run_at = now + delay;
   return spec;
+}
+
+}  // namespace
+
+// -- leases -------------------------------------------------------------------------------
+
+namespace {
+
+/// The fields of a lease (POST /v1/workers/lease, and a complete's
+/// lease_next): worker, queues, max_jobs, worker_limit, wait_ms. `where`
+/// prefixes the messages ("lease_next.").
+lease_request read_lease_request(object_reader& in, const std::string& where,
+                                 const std::string& principal, const server_limits& lim) {
+  lease_request lr;
+  lr.principal = principal;
+  auto worker = in.str("worker", lim.max_name_length);
+  if (!worker || worker->empty()) throw bad_request(where + "worker: required, a non-empty string");
+  lr.worker = *worker;
+  if (auto qs = in.find("queues")) {
+    if (!qs->is_array()) throw bad_request(where + "queues: expected an array of strings");
+    for (auto& q : *qs) {
+      if (!q.is_string() || q.get<std::string>().empty() ||
+          q.get<std::string>().size() > lim.max_name_length)
+        throw bad_request(where + "queues: expected non-empty strings");
+      lr.queues.push_back(q.get<std::string>());
+    }
+    if (lr.queues.size() > 1000) throw bad_request(where + "queues: at most 1000");
+  }
+  auto max_jobs = in.integer("max_jobs").value_or(1);
+  if (max_jobs < 1) throw bad_request(where + "max_jobs: must be >= 1");
+  lr.max_jobs = static_cast<std::uint32_t>(
+      std::min<std::int64_t>(max_jobs, static_cast<std::int64_t>(lim.max_lease_jobs)));
+  auto worker_limit = in.integer("worker_limit").value_or(0);
+  if (worker_limit < 0 || worker_limit > 0xffffffffLL)
+    throw bad_request(where + "worker_limit: must be >= 0");
+  lr.worker_limit = static_cast<std::uint32_t>(worker_limit);
+  auto wait = in.integer("wait_ms").value_or(0);
+  if (wait < 0) throw bad_request(where + "wait_ms: must be >= 0");
+  lr.wait = std::min<millis>(wait, lim.max_long_poll.count());
+  return lr;
 }
 
 }  // namespace
@@ -830,13 +895,34 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
         auto token = in.id("lease_token");
         if (!token) throw bad_request("lease_token: required");
         auto result_text = in.any("result").value_or("null");
+        // Complete and take the next jobs in one call: the lease runs once
+        // the completion is durable, as if it were the next request.
+        std::optional<lease_request> next;
+        if (auto ln = in.find("lease_next")) {
+          object_reader next_in{*ln, "lease_next."};
+          next = read_lease_request(next_in, "lease_next.", rt.principal, lim);
+          next_in.no_other_fields();
+          if (next->wait > 0)
+            throw bad_request("lease_next.wait_ms: a complete answers at once; wait with a lease");
+        }
         in.no_other_fields();
         auto shared = std::make_shared<route>(std::move(rt));
-        eng_.complete_async(id, *token, std::move(result_text), shared->principal,
-                            [shared](result<job_record> out) {
-                              if (!out) return shared->fail(from_engine(out.error()));
-                              shared->answer_job(*out);
-                            });
+        eng_.complete_async(
+            id, *token, std::move(result_text), shared->principal,
+            [shared, next = std::move(next)](result<job_record> out) mutable {
+              if (!out) return shared->fail(from_engine(out.error()));
+              if (!next) return shared->answer_job(*out);
+              auto done = std::make_shared<job_record>(std::move(*out));
+              // Started from a pool thread, as a lease request would be.
+              auto lease = [shared, done, lr = std::move(*next)]() mutable {
+                shared->self.eng_.lease_async(
+                    std::move(lr), [shared, done](result<std::vector<job_record>> leased) {
+                      if (leased) shared->self.counters_.leased_jobs.fetch_add(leased->size());
+                      shared->answer_job_and_next(*done, leased);
+                    });
+              };
+              if (!shared->self.pool_.force_post(lease)) lease();
+            });
         return std::nullopt;
       }
       case op::fail: {
@@ -928,32 +1014,7 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
         rt.only_query({});
         auto body = rt.body_json(false);
         object_reader in{body, ""};
-        lease_request lr;
-        lr.principal = rt.principal;
-        auto worker = in.str("worker", lim.max_name_length);
-        if (!worker || worker->empty()) throw bad_request("worker: required, a non-empty string");
-        lr.worker = *worker;
-        if (auto qs = in.find("queues")) {
-          if (!qs->is_array()) throw bad_request("queues: expected an array of strings");
-          for (auto& q : *qs) {
-            if (!q.is_string() || q.get<std::string>().empty() ||
-                q.get<std::string>().size() > lim.max_name_length)
-              throw bad_request("queues: expected non-empty strings");
-            lr.queues.push_back(q.get<std::string>());
-          }
-          if (lr.queues.size() > 1000) throw bad_request("queues: at most 1000");
-        }
-        auto max_jobs = in.integer("max_jobs").value_or(1);
-        if (max_jobs < 1) throw bad_request("max_jobs: must be >= 1");
-        lr.max_jobs = static_cast<std::uint32_t>(
-            std::min<std::int64_t>(max_jobs, static_cast<std::int64_t>(lim.max_lease_jobs)));
-        auto worker_limit = in.integer("worker_limit").value_or(0);
-        if (worker_limit < 0 || worker_limit > 0xffffffffLL)
-          throw bad_request("worker_limit: must be >= 0");
-        lr.worker_limit = static_cast<std::uint32_t>(worker_limit);
-        auto wait = in.integer("wait_ms").value_or(0);
-        if (wait < 0) throw bad_request("wait_ms: must be >= 0");
-        lr.wait = std::min<millis>(wait, lim.max_long_poll.count());
+        auto lr = read_lease_request(in, "", rt.principal, lim);
         in.no_other_fields();
         bool long_poll = lr.wait > 0;
         if (long_poll && counters_.long_polls.fetch_add(1) >= lim.max_long_polls) {

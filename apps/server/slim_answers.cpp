@@ -90,13 +90,17 @@ void append_leased_job_minimal(std::string& out, const job_record& job) {
   out += "}}";
 }
 
-std::string job_state_minimal(const job_record& job, millis now) {
-  std::string out = "{\"job\":{\"id\":";
+std::string job_state_object(const job_record& job, millis now) {
+  std::string out = "{\"id\":";
   out += std::to_string(job.id);
   out += ",\"state\":\"";
   out += to_string(effective_state(job, now));  // a plain name
-  out += "\"}}";
+  out += "\"}";
   return out;
+}
+
+std::string job_state_minimal(const job_record& job, millis now) {
+  return "{\"job\":" + job_state_object(job, now) + "}";
 }
 
 }  // namespace jobsmith::server

@@ -21,6 +21,9 @@ bool prefers_minimal(std::string_view prefer_header);
 /// {"heartbeat", "to_run", "to_start"}}.
 void append_leased_job_minimal(std::string& out, const job_record& job);
 
+/// `{"id":N,"state":"..."}`: a job's new state.
+std::string job_state_object(const job_record& job, millis now);
+
 /// `{"job":{"id":N,"state":"..."}}`: the answer to a complete or fail.
 std::string job_state_minimal(const job_record& job, millis now);
 

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <memory>
 #include <set>
+#include <vector>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -153,4 +154,63 @@ BOOST_AUTO_TEST_CASE(without_the_header_answers_are_the_whole_job) {
   BOOST_TEST_REQUIRE(done.status == 200, done.body);
   BOOST_TEST(done.json()["job"].contains("spec"));
   BOOST_TEST(done.json()["job"]["state"] == "succeeded");
+}
+
+BOOST_AUTO_TEST_CASE(a_complete_with_lease_next_hands_out_the_next_job_in_the_same_call) {
+  served s;
+  std::vector<std::uint64_t> ids;
+  for (int i = 0; i < 3; ++i)
+    ids.push_back(s.post("/v1/jobs", {{"kind", "k"}, {"queue", "chain"}, {"payload", {{"n", i}}}},
+                         false)
+                      .json()["id"]
+                      .get<std::uint64_t>());
+  const json next = {{"worker", "w"}, {"queues", {"chain"}}, {"max_jobs", 1}};
+  auto complete = [&](std::uint64_t id, const json& token, bool slim) {
+    return s.post("/v1/jobs/" + std::to_string(id) + "/complete",
+                  {{"lease_token", token}, {"lease_next", next}}, slim);
+  };
+
+  // Refused before anything is written: a complete does not wait.
+  auto first = s.lease_one("chain", true);
+  BOOST_TEST(first["id"] == ids[0]);
+  auto waiting = s.post("/v1/jobs/" + std::to_string(ids[0]) + "/complete",
+                        {{"lease_token", first["lease_token"]},
+                         {"lease_next", {{"worker", "w"}, {"wait_ms", 100}}}},
+                        true);
+  BOOST_TEST(waiting.status == 400, waiting.body);
+  auto unknown = s.post("/v1/jobs/" + std::to_string(ids[0]) + "/complete",
+                        {{"lease_token", first["lease_token"]},
+                         {"lease_next", {{"worker", "w"}, {"colour", "red"}}}},
+                        true);
+  BOOST_TEST(unknown.status == 400, unknown.body);
+  BOOST_TEST(s.whole(ids[0])["state"] == "running");
+
+  // Slim: the first job's new state and the second job, leased.
+  auto r1 = complete(ids[0], first["lease_token"], true);
+  BOOST_TEST_REQUIRE(r1.status == 200, r1.body);
+  BOOST_TEST(r1.header("preference-applied") == "return=minimal");
+  auto a1 = r1.json();
+  BOOST_TEST(a1["job"] == json::parse(R"({"id":)" + std::to_string(ids[0]) +
+                                      R"(,"state":"succeeded"})"));
+  BOOST_TEST_REQUIRE(a1["jobs"].size() == 1u, r1.body);
+  auto second = a1["jobs"][0];
+  BOOST_TEST(second["id"] == ids[1]);
+  expect_slim_matches_whole(second, s.whole(ids[1]));
+  BOOST_TEST(s.whole(ids[1])["state"] == "running");
+
+  // Whole answers without the header; the third job comes with them.
+  auto r2 = complete(ids[1], second["lease_token"], false);
+  BOOST_TEST_REQUIRE(r2.status == 200, r2.body);
+  auto a2 = r2.json();
+  BOOST_TEST(a2["job"]["state"] == "succeeded");
+  BOOST_TEST(a2["job"].contains("spec"));
+  BOOST_TEST_REQUIRE(a2["jobs"].size() == 1u, r2.body);
+  BOOST_TEST(a2["jobs"][0]["id"] == ids[2]);
+  BOOST_TEST(a2["jobs"][0]["spec"]["payload"] == json::parse(R"({"n":2})"));
+
+  // Nothing left: the complete still answers, with no jobs.
+  auto r3 = complete(ids[2], a2["jobs"][0]["lease_token"], true);
+  BOOST_TEST_REQUIRE(r3.status == 200, r3.body);
+  BOOST_TEST(r3.json()["jobs"].empty(), r3.body);
+  for (auto id : ids) BOOST_TEST(s.whole(id)["state"] == "succeeded");
 }
