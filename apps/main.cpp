@@ -80,6 +80,8 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--consumers", url_bench.consumers,
                         "with --url --shape single: worker threads, one job each at a time")
       ->capture_default_str();
+  bench_cmd->add_flag("--lease-next", url_bench.lease_next,
+                      "with --url --shape single: each complete also leases the next job");
 
   std::string check_data = "./data";
   std::string check_acked;

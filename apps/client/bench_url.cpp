@@ -89,6 +89,7 @@ int run_url_bench(const url_bench_options& o) {
       std::to_string(single ? o.consumers : o.worker_threads), "--lease-batch",
       std::to_string(o.lease_batch), "--max-seconds", std::to_string(o.max_seconds)};
   if (single) worker_args.push_back("--single");
+  if (single && o.lease_next) worker_args.push_back("--lease-next");
   journal_counts journal_before;
   {
     http::client c(*u, o.token, std::chrono::seconds(5));
@@ -211,10 +212,13 @@ int run_url_bench(const url_bench_options& o) {
     std::printf(
         "jobsmith bench --url %s --shape single: %llu no-op jobs; producer: one job per submit "
         "call, %u in flight (%u threads, one connection each)%s, payload %zu bytes; worker "
-        "process: %u consumers, each leasing 1 job per call and completing it with its own call\n",
+        "process: %u consumers, %s\n",
         o.url.c_str(), static_cast<unsigned long long>(o.jobs), producer_count, producer_count,
         o.rate ? (", paced to " + std::to_string(o.rate) + " jobs/s").c_str() : ", flat out",
-        padded_payload(o.jobs, wall_us(), o.payload_bytes).size(), o.consumers);
+        padded_payload(o.jobs, wall_us(), o.payload_bytes).size(), o.consumers,
+        o.lease_next ? "each completing a job with a call that also leases the next (lease_next; "
+                       "a lease call only when that found none)"
+                     : "each leasing 1 job per call and completing it with its own call");
   } else {
     std::printf(
         "jobsmith bench --url %s --shape batch: %llu no-op jobs, %s; worker process: %u threads, "

@@ -34,6 +34,9 @@ struct url_bench_options {
   std::uint32_t inflight = 32;
   std::uint32_t consumers = 8;
   std::size_t payload_bytes = 108;  // single shape: the JSON payload's size
+  /// Single shape: each complete also takes the next job (lease_next), so a
+  /// consumer makes one call per job instead of two.
+  bool lease_next = false;
 };
 
 /// Prints the figures to stdout; returns 0 when every job completed.

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <deque>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -40,6 +41,8 @@ struct bench_worker_options {
   /// One job per lease call, each completed by its own
   /// POST /v1/jobs/{id}/complete (the single shape); else batches.
   bool single = false;
+  /// Single shape: each complete also leases the next job (lease_next).
+  bool lease_next = false;
 };
 
 std::atomic<bool> worker_stop{false};
@@ -117,10 +120,16 @@ int run_bench_worker(const bench_worker_options& o) {
             {{"id", job["id"]}, {"lease_token", job["lease_token"]}, {"result", nullptr}});
       }
       if (o.single) {
-        // One call per job, as a worker of any other queue would.
-        for (auto& item : results) {
+        // One call per job, as a worker of any other queue would; with
+        // --lease-next that call also takes the next job.
+        std::deque<json> todo(results.begin(), results.end());
+        while (!todo.empty()) {
+          auto item = std::move(todo.front());
+          todo.pop_front();
           std::string path = "/v1/jobs/" + std::to_string(item["id"].get<std::uint64_t>()) + "/complete";
           json body = {{"lease_token", item["lease_token"]}, {"result", nullptr}};
+          if (o.lease_next)
+            body["lease_next"] = {{"worker", req["worker"]}, {"queues", {o.queue}}, {"max_jobs", 1}};
           auto cr = c.request("POST", path, body.dump(), minimal_answers);
           while (cr.status == 429 || cr.status == 503) {
             refused.fetch_add(1);
@@ -135,6 +144,16 @@ int run_bench_worker(const bench_worker_options& o) {
           }
           last_complete_us.store(wall_us());
           completed.fetch_add(1);
+          if (!o.lease_next) continue;
+          auto got = wall_us();
+          auto answer = json::parse(cr.body, nullptr, /*allow_exceptions=*/false);
+          if (!answer.is_object() || !answer.contains("jobs")) continue;
+          for (auto& job : answer["jobs"]) {
+            ++my_leased;
+            auto& p = job["payload"];
+            if (p.is_object() && p.contains("t")) my_received.push_back(got - p["t"].get<std::int64_t>());
+            todo.push_back({{"id", job["id"]}, {"lease_token", job["lease_token"]}});
+          }
         }
         continue;
       }
@@ -206,6 +225,7 @@ void add_bench_worker_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--lease-batch", o->lease_batch);
   cmd->add_option("--max-seconds", o->max_seconds);
   cmd->add_flag("--single", o->single);
+  cmd->add_flag("--lease-next", o->lease_next);
   int* code = &exit_code;
   cmd->callback([o, code] { *code = run_bench_worker(*o); });
 }
