@@ -2,27 +2,13 @@
 
 #include <arpa/inet.h>
 
-#include <cctype>
 #include <charconv>
+
+#include "apps/server/header_text.hpp"
 
 namespace jobsmith::server {
 
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  return true;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 /// A loopback address written as an IP literal or the name localhost.
 /// Strict: "127.evil.example" is a DNS name, not 127.0.0.0/8.
