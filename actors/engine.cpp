@@ -10,6 +10,7 @@
 #include "actors/caf_error.hpp"
 #include "actors/caf_runtime.hpp"
 #include "actors/engine_actors.hpp"
+#include "actors/engine_impl.hpp"
 #include "actors/projector.hpp"
 #include "actors/scheduler.hpp"
 #include "actors/worker_pool.hpp"
@@ -127,17 +128,13 @@ void stop_core(const engine_core& core) {
 
 // -- the facade -------------------------------------------------------------------------
 
-struct subscription::impl {
-  caf::actor subscriber;
-  journal_actor journal;
-  void stop() {
-    if (!subscriber) return;
-    caf::anon_send(journal, atom::unsubscrib::value, subscriber);
-    caf::anon_send_exit(subscriber, caf::exit_reason::user_shutdown);
-    subscriber = nullptr;
-    journal = journal_actor{};
-  }
-};
+void subscription::impl::stop() {
+  if (!subscriber) return;
+  caf::anon_send(journal, atom::unsubscrib::value, subscriber);
+  caf::anon_send_exit(subscriber, caf::exit_reason::user_shutdown);
+  subscriber = nullptr;
+  journal = journal_actor{};
+}
 
 subscription::~subscription() { cancel(); }
 
@@ -146,70 +143,7 @@ void subscription::cancel() {
   impl_.reset();
 }
 
-struct engine::impl {
-  engine_options options;
-  wall_clock clock;
-  std::unique_ptr<store::event_log> log;
-  std::unique_ptr<caf::actor_system_config> config;
-  std::unique_ptr<caf::actor_system> system;
-  engine_core core;
-  recovery_report report;
-  std::atomic<std::size_t> inflight_submits{0};
-  std::mutex close_mutex;
-  // checkpoint() (backup) holds this shared while it copies the log; close()
-  // takes it exclusively before the log goes. Taken after close_mutex, never
-  // before it.
-  std::shared_mutex log_copiers;
-  bool closed = false;
-  std::vector<std::weak_ptr<subscription::impl>> subscriptions;
-
-  std::string principal_or_default(std::string p) const {
-    return p.empty() ? options.default_principal : p;
-  }
-
-  /// Blocking request to an actor of the engine.
-  template <class R, class Handle, class... Ts>
-  result<R> ask(const Handle& dest, Ts&&... xs) const {
-    if (closed) return engine_error{engine_errc::closed, "engine is closed"};
-    caf::scoped_actor self{*system};
-    result<R> out = engine_error{engine_errc::closed, "no answer"};
-    self->request(dest, caf::infinite, std::forward<Ts>(xs)...)
-        .receive([&](R& value) { out = std::move(value); },
-                 [&](caf::error& err) { out = from_caf(err); });
-    return out;
-  }
-
-  result<job_record> command(job_id id, job_command cmd, std::string principal) const {
-    return ask<job_record>(core.scheduler, atom::command::value, id, std::move(cmd),
-                           principal_or_default(std::move(principal)));
-  }
-
-  /// As command(), but the job's actor answers this caller directly
-  /// (atom::forward). For commands that may wait long in the job's actor (a
-  /// review whose hook runs): nothing between holds the answer, so when
-  /// close() stops the actor it answers `closed` here, and close() does not
-  /// wait forever for this caller (the scheduler drops what it was still
-  /// to answer when it stops).
-  result<job_record> forward(job_id id, job_command cmd, std::string principal) const {
-    if (closed) return engine_error{engine_errc::closed, "engine is closed"};
-    principal = principal_or_default(std::move(principal));
-    result<job_record> out = engine_error{engine_errc::closed, "no answer"};
-    bool actor_stopped = false;
-    {
-      caf::scoped_actor self{*system};
-      self->request(core.scheduler, caf::infinite, atom::forward::value, id, cmd, principal)
-          .receive([&](job_record& rec) { out = std::move(rec); },
-                   [&](caf::error& err) {
-                     actor_stopped = err == caf::sec::request_receiver_down;
-                     out = from_caf(err);
-                   });
-    }
-    // The job's actor stopped just before (its job was terminal): this way
-    // brings the job back (actors/protocol.hpp, atom::forward).
-    if (actor_stopped) return command(id, std::move(cmd), std::move(principal));
-    return out;
-  }
-};
+// struct engine::impl: actors/engine_impl.hpp
 
 engine::engine(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 
@@ -341,17 +275,16 @@ std::optional<engine_error> engine::write_refusal() const {
 
 // -- producing -------------------------------------------------------------------------
 
-result<std::vector<job_id>> engine::submit_many(std::vector<job_submitted> specs,
-                                                const submit_options& opts) {
-  auto& im = *impl_;
+std::optional<engine_error> engine::impl::prepare_submit(std::vector<job_submitted>& specs,
+                                                        const submit_options& opts) const {
   if (opts.delay < 0)
     return engine_error{engine_errc::invalid_argument, "delay must not be negative"};
-  auto now = im.clock();
+  auto now = clock();
   for (std::size_t i = 0; i < specs.size(); ++i) {
     auto& spec = specs[i];
     auto where = specs.size() > 1 ? "jobs[" + std::to_string(i) + "]: " : std::string{};
-    if (!im.options.allow_unknown_kinds && !spec.kind.empty() &&
-        im.options.handlers.find(spec.kind) == nullptr)
+    if (!options.allow_unknown_kinds && !spec.kind.empty() &&
+        options.handlers.find(spec.kind) == nullptr)
       return engine_error{engine_errc::unknown_kind,
                           where + "no handler is registered for kind '" + spec.kind + "'"};
     // The log keeps payloads in compact form, so exports round-trip exactly.
@@ -361,17 +294,29 @@ result<std::vector<job_id>> engine::submit_many(std::vector<job_submitted> specs
     spec.payload = std::move(*payload);
     if (spec.run_at == 0 && opts.delay > 0) spec.run_at = now + opts.delay;
   }
+  return std::nullopt;
+}
+
+std::optional<engine_error> engine::impl::admit_submits(std::size_t n) {
+  auto inflight = inflight_submits.fetch_add(n) + n;
+  if (inflight <= options.max_inflight_submits) return std::nullopt;
+  inflight_submits.fetch_sub(n);
+  return engine_error{engine_errc::overloaded, std::to_string(inflight - n) +
+                                                   " jobs are being submitted already; try "
+                                                   "again later"};
+}
+
+result<std::vector<job_id>> engine::submit_many(std::vector<job_submitted> specs,
+                                                const submit_options& opts) {
+  auto& im = *impl_;
+  if (auto refused = im.prepare_submit(specs, opts)) return *refused;
   if (specs.empty()) return std::vector<job_id>{};
-  auto inflight = im.inflight_submits.fetch_add(specs.size()) + specs.size();
+  if (auto refused = im.admit_submits(specs.size())) return *refused;
   struct release {
     std::atomic<std::size_t>& n;
     std::size_t k;
     ~release() { n.fetch_sub(k); }
   } guard{im.inflight_submits, specs.size()};
-  if (inflight > im.options.max_inflight_submits)
-    return engine_error{engine_errc::overloaded,
-                        std::to_string(inflight - specs.size()) +
-                            " jobs are being submitted already; try again later"};
   return im.ask<std::vector<job_id>>(im.core.scheduler, atom::submit::value, std::move(specs),
                                      im.principal_or_default(opts.principal));
 }
@@ -610,160 +555,7 @@ result<done> engine::read_events(sequence_t from, sequence_t to,
   return done{};
 }
 
-namespace {
-
-/// A short-lived actor that sends one request and hands the answer to a
-/// callback, so callers outside CAF need no thread per outstanding request.
-/// The request travels as spawn arguments, not lambda captures: CAF 0.17
-/// dereferences an empty argument tuple when an actor is spawned without
-/// arguments (UBSan reports it; scripts/ubsan.supp).
-template <class R, class Handle, class... Ts>
-void ask_bridge(caf::event_based_actor* self, Handle dest, engine::callback<R> cb, Ts... xs) {
-  self->request(dest, caf::infinite, std::move(xs)...)
-      .then(
-          [self, cb](R& value) {
-            cb(std::move(value));
-            self->quit();
-          },
-          [self, cb](caf::error& err) {
-            cb(from_caf(err));
-            self->quit();
-          });
-}
-
-template <class R, class Handle, class... Ts>
-void ask_async(caf::actor_system& sys, const Handle& dest, engine::callback<R> cb, Ts... xs) {
-  sys.spawn(&ask_bridge<R, Handle, Ts...>, dest, std::move(cb), std::move(xs)...);
-}
-
-}  // namespace
-
-void engine::lease_async(lease_request request, callback<std::vector<job_record>> done) {
-  auto& im = *impl_;
-  {
-    std::lock_guard<std::mutex> guard{im.close_mutex};
-    if (!im.closed) {
-      ask_async<std::vector<job_record>>(*im.system, im.core.scheduler, std::move(done),
-                                         atom::lease::value, std::move(request));
-      return;
-    }
-  }
-  done(engine_error{engine_errc::closed, "engine is closed"});
-}
-
-void engine::complete_async(job_id id, std::uint64_t lease_token, std::string result_json,
-                            std::string principal, callback<job_record> done) {
-  complete_many_async({{id, lease_token, std::move(result_json)}}, std::move(principal),
-                      [done = std::move(done)](result<std::vector<result<job_record>>> outs) {
-                        done(std::move(outs->front()));  // never an error as a whole
-                      });
-}
-
-namespace {
-
-/// What the messengers of one complete_many_async call share.
-struct complete_gather {
-  engine::callback<std::vector<result<job_record>>> done;
-  std::vector<result<job_record>> out;  // each messenger writes its own slice
-  std::atomic<std::size_t> left{0};     // answers still out, over all messengers
-};
-
-/// A messenger of complete_many_async: one request per completion of its
-/// slice; the last answer of the last slice calls back.
-struct complete_batch_state {
-  static inline const char* name = "complete_batch";
-  complete_batch_state() = default;
-  std::size_t left = 0;
-};
-
-/// Completions per messenger. CAF 0.17 keeps an actor's pending responses
-/// in a flat vector: taking the oldest out moves all the others, so one
-/// messenger with 500 requests in flight did 125,000 moves per batch.
-constexpr std::size_t completions_per_messenger = 32;
-
-void complete_batch_bridge(caf::stateful_actor<complete_batch_state>* self,
-                           scheduler_actor scheduler, std::shared_ptr<complete_gather> gather,
-                           std::size_t offset, std::vector<job_id> ids,
-                           std::vector<job_command> commands, std::string principal) {
-  self->state.left = ids.size();
-  auto settle = [self, gather](std::size_t i, result<job_record> r) {
-    gather->out[i] = std::move(r);
-    if (--self->state.left == 0) self->quit();
-    if (gather->left.fetch_sub(1, std::memory_order_acq_rel) == 1)
-      gather->done(std::move(gather->out));
-  };
-  for (std::size_t k = 0; k < ids.size(); ++k) {
-    // Forwarded: the job's actor answers here, not through the scheduler.
-    // If that actor stopped just before, the command goes again the way
-    // that brings the job back (atom::command).
-    auto id = ids[k];
-    self->request(scheduler, caf::infinite, atom::forward::value, id, commands[k], principal)
-        .then([settle, i = offset + k](job_record& rec) { settle(i, std::move(rec)); },
-              [self, settle, scheduler, id, cmd = commands[k], principal,
-               i = offset + k](caf::error& err) {
-                if (err != caf::sec::request_receiver_down) return settle(i, from_caf(err));
-                self->request(scheduler, caf::infinite, atom::command::value, id, cmd, principal)
-                    .then([settle, i](job_record& rec) { settle(i, std::move(rec)); },
-                          [settle, i](caf::error& again) { settle(i, from_caf(again)); });
-              });
-  }
-}
-
-}  // namespace
-
-void engine::complete_many_async(std::vector<completion> items, std::string principal,
-                                 callback<std::vector<result<job_record>>> done) {
-  auto& im = *impl_;
-  // One answer per item: a refusal decided here, or a placeholder that the
-  // engine's answer replaces.
-  std::vector<result<job_record>> answers;
-  std::vector<std::size_t> sent;  // the index in `items` of each command
-  std::vector<job_id> ids;
-  std::vector<job_command> commands;
-  answers.reserve(items.size());
-  sent.reserve(items.size());
-  ids.reserve(items.size());
-  commands.reserve(items.size());
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    auto& c = items[i];
-    auto result = compact_json(std::move(c.result_json));  // the log keeps results compact
-    if (!result) {
-      answers.push_back(engine_error{engine_errc::invalid_argument, "result is not valid JSON"});
-      continue;
-    }
-    answers.push_back(engine_error{});
-    sent.push_back(i);
-    ids.push_back(c.id);
-    commands.push_back(cmd_succeed{c.lease_token, std::move(*result)});
-  }
-  auto merge = [answers = std::move(answers), sent,
-                done = std::move(done)](result<std::vector<result<job_record>>> got) mutable {
-    for (std::size_t k = 0; k < sent.size(); ++k)
-      answers[sent[k]] = got ? std::move((*got)[k]) : result<job_record>(got.error());
-    done(std::move(answers));
-  };
-  if (ids.empty()) return merge(std::vector<result<job_record>>{});
-  auto gather = std::make_shared<complete_gather>();
-  gather->done = std::move(merge);
-  gather->out.assign(ids.size(), result<job_record>(engine_error{}));
-  gather->left = ids.size();
-  principal = im.principal_or_default(std::move(principal));
-  {
-    std::lock_guard<std::mutex> guard{im.close_mutex};
-    if (!im.closed) {
-      for (std::size_t first = 0; first < ids.size(); first += completions_per_messenger) {
-        const auto last = std::min(ids.size(), first + completions_per_messenger);
-        im.system->spawn(complete_batch_bridge, im.core.scheduler, gather, first,
-                         std::vector<job_id>(ids.begin() + first, ids.begin() + last),
-                         std::vector<job_command>(std::make_move_iterator(commands.begin() + first),
-                                                  std::make_move_iterator(commands.begin() + last)),
-                         principal);
-      }
-      return;
-    }
-  }
-  gather->done(engine_error{engine_errc::closed, "engine is closed"});
-}
+// The asynchronous calls: actors/engine_async.cpp.
 
 // -- backup (`jobsmith backup`, apps/audit) ----------------------------------------------
 

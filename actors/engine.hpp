@@ -231,11 +231,23 @@ class engine {
                            const std::function<bool(const event&)>& visit) const;
 
   /// Called exactly once with the answer, on a thread of the engine: keep it
-  /// short (hand the result on). After close() it is called at once with
-  /// engine_errc::closed.
+  /// short (hand the result on). A refusal decided before any actor is
+  /// asked, and engine_errc::closed after close(), are answered at once, on
+  /// the caller's thread.
   template <class T>
   using callback = std::function<void(result<T>)>;
 
+  /// submit_many() without blocking the caller: `done` gets the ids once the
+  /// submissions are durable, or the refusal (the same checks and errors as
+  /// submit_many; a refusal found before any actor is asked is answered on
+  /// the caller's thread, before this returns).
+  void submit_many_async(std::vector<job_submitted> specs, submit_options opts,
+                         callback<std::vector<job_id>> done);
+  /// heartbeat() without blocking the caller.
+  void heartbeat_async(heartbeat_request request, callback<heartbeat_reply> done);
+  /// fail() without blocking the caller.
+  void fail_async(job_id id, std::uint64_t lease_token, std::string error, bool retryable,
+                  std::string principal, std::string handover, callback<job_record> done);
   /// lease() without blocking the caller: a long poll holds no thread.
   void lease_async(lease_request request, callback<std::vector<job_record>> done);
   /// complete() without blocking; many in flight share one fsync.

@@ -53,6 +53,12 @@ api_error from_engine(const engine_error& err) {
 
 const char* const max_safe_id_text = "9007199254740991";
 constexpr std::uint64_t max_safe_id = 9007199254740991ULL;  // 2^53 - 1
+/// Submit bodies up to this size are parsed on the Asio thread that read
+/// them (a single job, a small batch); larger ones on a call thread.
+constexpr std::size_t inline_parse_bytes = 64 * 1024;
+/// Lease answers of up to this many jobs are encoded on the thread the
+/// engine answered on; larger ones on a call thread.
+constexpr std::size_t inline_encode_jobs = 16;
 
 std::optional<std::uint64_t> parse_id(std::string_view s) {
   std::uint64_t v = 0;
@@ -708,9 +714,11 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
                               "; submits are refused until it is below (workers still run "
                               "what is queued)"};
         }
-        // Parsed on a call thread, not here: an Asio thread that parses a
-        // large batch keeps /healthz and every other request on it waiting.
-        rt.on_pool([](route& r) {
+        // A large body is parsed on a call thread: an Asio thread that parses
+        // a large batch keeps /healthz and every other request on it
+        // waiting. A small one is parsed here. Either way the submit itself
+        // holds no thread while its commit is in flight.
+        auto parse_and_submit = [](route& r) {
           const auto& lim = r.self.config_.limits;
           auto body = r.body_json(false);
           auto now = wall_now();
@@ -736,11 +744,16 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
           body = json{};  // the parsed tree is not needed past here
           submit_options opts;
           opts.principal = r.principal;
-          auto ids = r.self.eng_.submit_many(std::move(specs), opts);
-          if (!ids) return r.fail(from_engine(ids.error()));
-          if (batch) r.answer(201, {{"ids", *ids}});
-          else r.answer(201, {{"id", ids->front()}});
-        });
+          auto shared = std::make_shared<route>(std::move(r));
+          shared->self.eng_.submit_many_async(
+              std::move(specs), std::move(opts), [shared, batch](result<std::vector<job_id>> ids) {
+                if (!ids) return shared->fail(from_engine(ids.error()));
+                if (batch) shared->answer(201, {{"ids", *ids}});
+                else shared->answer(201, {{"id", ids->front()}});
+              });
+        };
+        if (rt.req.body.size() > inline_parse_bytes) rt.on_pool(parse_and_submit);
+        else parse_and_submit(rt);
         return std::nullopt;
       }
       case op::list: {
@@ -881,10 +894,11 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
           }
         }
         in.no_other_fields();
-        rt.on_pool([hb = std::move(hb)](route& r) mutable {
-          auto out = r.self.eng_.heartbeat(std::move(hb));
-          if (!out) return r.fail(from_engine(out.error()));
-          r.answer(200, {{"lease_ms", out->lease_ms}, {"cancel_requested", out->cancel_requested}});
+        auto shared = std::make_shared<route>(std::move(rt));
+        eng_.heartbeat_async(std::move(hb), [shared](result<heartbeat_reply> out) {
+          if (!out) return shared->fail(from_engine(out.error()));
+          shared->answer(200, {{"lease_ms", out->lease_ms},
+                               {"cancel_requested", out->cancel_requested}});
         });
         return std::nullopt;
       }
@@ -937,11 +951,12 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
         if (auto it = body.find("handover"); it != body.end() && !it->is_null()) handover = it->dump();
         in.find("handover");
         in.no_other_fields();
-        rt.on_pool([id, token = *token, error, retryable, handover](route& r) {
-          auto out = r.self.eng_.fail(id, token, error, retryable, r.principal, handover);
-          if (!out) return r.fail(from_engine(out.error()));
-          r.answer_job(*out);
-        });
+        auto shared = std::make_shared<route>(std::move(rt));
+        eng_.fail_async(id, *token, std::move(error), retryable, shared->principal,
+                        std::move(handover), [shared](result<job_record> out) {
+                          if (!out) return shared->fail(from_engine(out.error()));
+                          shared->answer_job(*out);
+                        });
         return std::nullopt;
       }
       case op::complete_batch: {
@@ -1032,7 +1047,8 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
           if (!out) return shared->fail(from_engine(out.error()));
           self.counters_.leased_jobs.fetch_add(out->size());
-          // Encoding a large batch is real work: off the engine's thread.
+          // Encoding a large batch is real work: off the engine's thread. A
+          // few jobs are encoded here, which costs less than a hand-off.
           auto jobs = std::make_shared<std::vector<job_record>>(std::move(*out));
           auto encode = [shared, jobs] {
             if (!shared->minimal()) return shared->answer_jobs(200, "jobs", *jobs);
@@ -1046,7 +1062,7 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
             r.body += "]}";
             shared->reply_minimal(std::move(r));
           };
-          if (!self.pool_.force_post(encode)) encode();
+          if (jobs->size() <= inline_encode_jobs || !self.pool_.force_post(encode)) encode();
         });
         return std::nullopt;
       }
