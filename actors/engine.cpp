@@ -255,7 +255,10 @@ void engine::close() {
   // `closed` is set (ask refuses then); a failure only costs that start time.
   if (impl_->options.snapshot_every != 0 && impl_->core.projector)
     (void) impl_->ask<sequence_t>(impl_->core.projector, atom::snapshot::value);
-  impl_->closed = true;
+  {
+    std::unique_lock<std::shared_mutex> no_async_call{impl_->async_gate};
+    impl_->closed = true;
+  }
   for (auto& weak : impl_->subscriptions)
     if (auto sub = weak.lock()) sub->stop();
   stop_core(impl_->core);
@@ -571,7 +574,7 @@ result<std::string> engine::checkpoint(std::string target_dir) {
                         "checkpoint: " + target_dir + " already exists"};
   // The log must outlive the copy: hold log_copiers (close() waits for it),
   // taken under close_mutex so that it cannot be had after close() began.
-  // close_mutex itself is not held during the copy: the async calls take it.
+  // close_mutex itself is not held during the copy: close() would wait.
   // The journal keeps appending meanwhile; RocksDB checkpoints run beside
   // writes.
   std::shared_lock<std::shared_mutex> copying;

@@ -40,14 +40,11 @@ void ask_async(caf::actor_system& sys, const Handle& dest, engine::callback<R> c
 
 void engine::lease_async(lease_request request, callback<std::vector<job_record>> done) {
   auto& im = *impl_;
-  {
-    std::lock_guard<std::mutex> guard{im.close_mutex};
-    if (!im.closed) {
-      ask_async<std::vector<job_record>>(*im.system, im.core.scheduler, std::move(done),
-                                         atom::lease::value, std::move(request));
-      return;
-    }
-  }
+  if (im.while_open([&] {
+        ask_async<std::vector<job_record>>(*im.system, im.core.scheduler, std::move(done),
+                                           atom::lease::value, std::move(request));
+      }))
+    return;
   done(engine_error{engine_errc::closed, "engine is closed"});
 }
 
@@ -148,23 +145,20 @@ void engine::complete_many_async(std::vector<completion> items, std::string prin
   gather->out.assign(ids.size(), result<job_record>(engine_error{}));
   gather->left = ids.size();
   principal = im.principal_or_default(std::move(principal));
-  {
-    std::lock_guard<std::mutex> guard{im.close_mutex};
-    if (!im.closed) {
-      for (std::size_t first = 0; first < ids.size(); first += completions_per_messenger) {
-        const auto last = std::min(ids.size(), first + completions_per_messenger);
-        im.system->spawn(complete_batch_bridge, im.core.scheduler, gather, first,
-                         std::vector<job_id>(ids.begin() + first, ids.begin() + last),
-                         std::vector<job_command>(std::make_move_iterator(commands.begin() + first),
-                                                  std::make_move_iterator(commands.begin() + last)),
-                         principal);
-      }
-      return;
-    }
-  }
+  if (im.while_open([&] {
+        for (std::size_t first = 0; first < ids.size(); first += completions_per_messenger) {
+          const auto last = std::min(ids.size(), first + completions_per_messenger);
+          im.system->spawn(
+              complete_batch_bridge, im.core.scheduler, gather, first,
+              std::vector<job_id>(ids.begin() + first, ids.begin() + last),
+              std::vector<job_command>(std::make_move_iterator(commands.begin() + first),
+                                       std::make_move_iterator(commands.begin() + last)),
+              principal);
+        }
+      }))
+    return;
   gather->done(engine_error{engine_errc::closed, "engine is closed"});
 }
-
 
 namespace {
 
@@ -210,28 +204,22 @@ void engine::submit_many_async(std::vector<job_submitted> specs, submit_options 
     im.inflight_submits.fetch_sub(n);
     done(std::move(ids));
   };
-  {
-    std::lock_guard<std::mutex> guard{im.close_mutex};
-    if (!im.closed) {
-      ask_async<std::vector<job_id>>(*im.system, im.core.scheduler, std::move(counted),
-                                     atom::submit::value, std::move(specs),
-                                     im.principal_or_default(std::move(opts.principal)));
-      return;
-    }
-  }
+  if (im.while_open([&] {
+        ask_async<std::vector<job_id>>(*im.system, im.core.scheduler, std::move(counted),
+                                       atom::submit::value, std::move(specs),
+                                       im.principal_or_default(std::move(opts.principal)));
+      }))
+    return;
   counted(engine_error{engine_errc::closed, "engine is closed"});
 }
 
 void engine::heartbeat_async(heartbeat_request request, callback<heartbeat_reply> done) {
   auto& im = *impl_;
-  {
-    std::lock_guard<std::mutex> guard{im.close_mutex};
-    if (!im.closed) {
-      ask_async<heartbeat_reply>(*im.system, im.core.scheduler, std::move(done),
-                                 atom::heartbeat::value, std::move(request));
-      return;
-    }
-  }
+  if (im.while_open([&] {
+        ask_async<heartbeat_reply>(*im.system, im.core.scheduler, std::move(done),
+                                   atom::heartbeat::value, std::move(request));
+      }))
+    return;
   done(engine_error{engine_errc::closed, "engine is closed"});
 }
 
@@ -239,18 +227,14 @@ void engine::fail_async(job_id id, std::uint64_t lease_token, std::string error,
                         std::string principal, std::string handover, callback<job_record> done) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   auto draw = std::uniform_real_distribution<double>(0, 1)(rng);
-  job_command cmd =
-      cmd_fail{lease_token, std::move(error), retryable, std::move(handover), draw};
+  job_command cmd = cmd_fail{lease_token, std::move(error), retryable, std::move(handover), draw};
   auto& im = *impl_;
   principal = im.principal_or_default(std::move(principal));
-  {
-    std::lock_guard<std::mutex> guard{im.close_mutex};
-    if (!im.closed) {
-      im.system->spawn(command_bridge, im.core.scheduler, id, std::move(cmd),
-                       std::move(principal), std::move(done));
-      return;
-    }
-  }
+  if (im.while_open([&] {
+        im.system->spawn(command_bridge, im.core.scheduler, id, std::move(cmd),
+                         std::move(principal), std::move(done));
+      }))
+    return;
   done(engine_error{engine_errc::closed, "engine is closed"});
 }
 

@@ -37,7 +37,22 @@ struct engine::impl {
   // takes it exclusively before the log goes. Taken after close_mutex, never
   // before it.
   std::shared_mutex log_copiers;
-  bool closed = false;
+  std::atomic<bool> closed{false};
+  // The async calls hold this shared while they check `closed` and hand
+  // their request to an actor; close() holds it exclusively only to set
+  // `closed`. So an async call made from an engine thread (a callback that
+  // chains the next call) never waits for close(), which waits for every
+  // actor, and nothing is handed to an actor system being stopped.
+  std::shared_mutex async_gate;
+
+  /// Runs `hand_off` unless the engine closed; says whether it ran.
+  template <class F>
+  bool while_open(F&& hand_off) {
+    std::shared_lock<std::shared_mutex> open{async_gate};
+    if (closed) return false;
+    hand_off();
+    return true;
+  }
   std::vector<std::weak_ptr<subscription::impl>> subscriptions;
 
   /// Checks and normalises submissions as every submit does (kinds,

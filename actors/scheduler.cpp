@@ -872,6 +872,11 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
   self->send(st.journal, atom::subscribe::value, caf::actor_cast<caf::actor>(self));
   // On shutdown the job actors stop with the scheduler.
   self->set_exit_handler([self](caf::exit_msg& msg) {
+    // Waiting leases hear `closed` now: a long poll would otherwise hold its
+    // caller (and the actor system's shutdown) until its deadline.
+    for (auto& [lease_id, l] : self->state.leases)
+      if (l.promise.pending()) l.promise.deliver(to_caf(engine_errc::closed, "engine is closed"));
+    self->state.leases.clear();
     for (auto& [id, actor] : self->state.actors) self->send_exit(actor, msg.reason);
     self->state.actors.clear();
     self->quit(msg.reason);

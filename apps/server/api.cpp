@@ -926,16 +926,13 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
             [shared, next = std::move(next)](result<job_record> out) mutable {
               if (!out) return shared->fail(from_engine(out.error()));
               if (!next) return shared->answer_job(*out);
-              auto done = std::make_shared<job_record>(std::move(*out));
-              // Started from a pool thread, as a lease request would be.
-              auto lease = [shared, done, lr = std::move(*next)]() mutable {
-                shared->self.eng_.lease_async(
-                    std::move(lr), [shared, done](result<std::vector<job_record>> leased) {
-                      if (leased) shared->self.counters_.leased_jobs.fetch_add(leased->size());
-                      shared->answer_job_and_next(*done, leased);
-                    });
-              };
-              if (!shared->self.pool_.force_post(lease)) lease();
+              // Chained from the engine's thread: no hand-off to a call thread.
+              shared->self.eng_.lease_async(
+                  std::move(*next), [shared, done = std::move(*out)](
+                                        result<std::vector<job_record>> leased) {
+                    if (leased) shared->self.counters_.leased_jobs.fetch_add(leased->size());
+                    shared->answer_job_and_next(done, leased);
+                  });
             });
         return std::nullopt;
       }

@@ -6,6 +6,7 @@
 // waits for a commit: what they answer, that what they acknowledge is in the
 // log after a restart, and which refusals come back before the call returns.
 
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <memory>
@@ -181,4 +182,37 @@ BOOST_AUTO_TEST_CASE(async_calls_after_close_answer_closed_at_once) {
   waiter<job_record> f;
   eng->fail_async(1, 1, "", true, "", "", f.callback());
   BOOST_TEST(f.get().value.error().code == engine_errc::closed);
+}
+
+BOOST_AUTO_TEST_CASE(a_callback_that_makes_the_next_call_does_not_hold_up_close) {
+  // A server chains calls from callbacks (a complete that also leases). When
+  // close() stops the actors, waiting long polls are answered; their
+  // callbacks' next calls must be answered `closed`, not wait for close(),
+  // which waits for those very callbacks.
+  temp_dir dir;
+  auto eng = open_engine(remote_options(dir));
+  constexpr int polls = 4;
+  std::vector<std::shared_ptr<waiter<std::vector<job_id>>>> chained;
+  std::atomic<int> answered{0};
+  // Called from a thread that ends before close(): CAF's ~actor_system waits
+  // for every other thread that called into it to exit.
+  std::thread caller{[&] {
+    for (int i = 0; i < polls; ++i) {
+      auto next = std::make_shared<waiter<std::vector<job_id>>>();
+      chained.push_back(next);
+      lease_request req;
+      req.worker = "w" + std::to_string(i);
+      req.wait = 60'000;
+      eng->lease_async(req, [&, next](result<std::vector<job_record>>) {
+        ++answered;
+        eng->submit_many_async({spec_of("after")}, {}, next->callback());
+      });
+    }
+  }};
+  caller.join();
+  auto started = std::chrono::steady_clock::now();
+  eng->close();
+  BOOST_TEST((std::chrono::steady_clock::now() - started < 20s));
+  BOOST_TEST(answered.load() == polls);
+  for (auto& w : chained) BOOST_TEST(w->get().value.error().code == engine_errc::closed);
 }
