@@ -21,7 +21,9 @@ namespace jobsmith {
 /// Work sharing like CAF's `policy::work_sharing`: one queue of runnable
 /// actors that every worker takes from, FIFO. It differs in two ways:
 /// - The queue is a deque, not a list that allocates a node per enqueue.
-/// - A worker wakes another only when one sleeps.
+/// - A worker wakes another only when one sleeps, and an actor made
+///   runnable by a worker wakes another only when it is not the only one
+///   waiting (push_from_worker).
 /// Its worker (the specialization below) drops CAF's per-resume logger
 /// bookkeeping: a `dynamic_cast` and two thread-local lookups for every
 /// actor it resumes, which no log line used (the CAF build logs nothing).
@@ -46,6 +48,21 @@ struct lean_sharing {
       std::lock_guard<std::mutex> guard{d.mu};
       d.runnable.push_back(job);
       wake_one = d.sleeping > 0;
+    }
+    if (wake_one) d.wake.notify_one();
+  }
+
+  /// Queues an actor made runnable by the actor a worker is running now.
+  /// That worker takes the queue's front as soon as it is done, so a
+  /// sleeping worker is woken only when this is not the only actor
+  /// waiting: a lone request to the next actor does not cost a second
+  /// thread's wake-up and a hand-over between cores.
+  static void push_from_worker(coordinator_data& d, caf::resumable* job) {
+    bool wake_one;
+    {
+      std::lock_guard<std::mutex> guard{d.mu};
+      d.runnable.push_back(job);
+      wake_one = d.sleeping > 0 && d.runnable.size() > 1;
     }
     if (wake_one) d.wake.notify_one();
   }
@@ -115,7 +132,9 @@ class worker<jobsmith::lean_sharing> : public execution_unit {
 
   void external_enqueue(resumable* job) { jobsmith::lean_sharing::push(parent_->data(), job); }
 
-  void exec_later(resumable* job) override { jobsmith::lean_sharing::push(parent_->data(), job); }
+  void exec_later(resumable* job) override {
+    jobsmith::lean_sharing::push_from_worker(parent_->data(), job);
+  }
 
   std::thread& get_thread() { return thread_; }
 
