@@ -518,12 +518,14 @@ caf::behavior subscriber(caf::event_based_actor*, std::function<void(const event
 
 }  // namespace
 
-subscription engine::subscribe(std::function<void(const event&)> fn) {
+subscription engine::subscribe(std::function<void(const event&)> fn, subscriber_thread where) {
   auto& im = *impl_;
   if (im.closed) return {};
   auto sub = std::make_shared<subscription::impl>();
   sub->journal = im.core.journal;
-  sub->subscriber = im.system->spawn<caf::detached>(subscriber, std::move(fn));
+  sub->subscriber = where == subscriber_thread::own
+                        ? im.system->spawn<caf::detached>(subscriber, std::move(fn))
+                        : im.system->spawn(subscriber, std::move(fn));
   caf::anon_send(im.core.journal, atom::subscribe::value, sub->subscriber);
   std::lock_guard<std::mutex> guard{im.close_mutex};
   im.subscriptions.push_back(sub);

@@ -194,9 +194,16 @@ class engine {
                           bool retryable, std::string principal, std::string handover = {});
 
   // -- events ------------------------------------------------------------------------
-  /// `fn` sees every event committed from now on, in sequence order, on a
-  /// thread of its own (it may block; events wait for it).
-  subscription subscribe(std::function<void(const event&)> fn);
+  /// Where a subscriber's function runs.
+  enum class subscriber_thread {
+    own,     // a thread of its own: it may block (events wait for it)
+    engine,  // the engine's scheduler threads: it must not block, and it
+             // costs no thread wake-up per commit
+  };
+  /// `fn` sees every event committed from now on, in sequence order, on the
+  /// thread `where` says.
+  subscription subscribe(std::function<void(const event&)> fn,
+                         subscriber_thread where = subscriber_thread::own);
 
   /// How recovery went when the engine opened.
   struct recovery_report {

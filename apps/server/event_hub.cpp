@@ -47,7 +47,11 @@ std::string event_hub::start() {
     std::lock_guard<std::mutex> guard{mu_};
     seen_ = eng_.head();
   }
-  sub_ = eng_.subscribe([this](const event& ev) { on_committed(ev); });
+  // On the engine's threads: on_committed never waits (a stream's sink
+  // queues its bytes, or ends a stream that lags), and a thread of its own
+  // would be woken for every commit.
+  sub_ = eng_.subscribe([this](const event& ev) { on_committed(ev); },
+                        engine::subscriber_thread::engine);
   return {};
 }
 
