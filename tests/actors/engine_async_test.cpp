@@ -10,6 +10,7 @@
 #include <chrono>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -215,4 +216,37 @@ BOOST_AUTO_TEST_CASE(a_callback_that_makes_the_next_call_does_not_hold_up_close)
   BOOST_TEST((std::chrono::steady_clock::now() - started < 20s));
   BOOST_TEST(answered.load() == polls);
   for (auto& w : chained) BOOST_TEST(w->get().value.error().code == engine_errc::closed);
+}
+
+BOOST_AUTO_TEST_CASE(a_subscriber_on_the_engine_threads_sees_every_commit_in_order) {
+  temp_dir dir;
+  auto eng = open_engine(remote_options(dir));
+  std::mutex mu;
+  std::vector<sequence_t> seen;
+  auto sub = eng->subscribe(
+      [&](const event& ev) {
+        std::lock_guard<std::mutex> guard{mu};
+        seen.push_back(ev.seq);
+      },
+      engine::subscriber_thread::engine);
+  auto from = eng->head() + 1;
+  constexpr int jobs = 200;
+  std::vector<std::shared_ptr<waiter<std::vector<job_id>>>> answers;
+  std::thread caller{[&] {
+    for (int i = 0; i < jobs; ++i) {
+      answers.push_back(std::make_shared<waiter<std::vector<job_id>>>());
+      eng->submit_many_async({spec_of("a")}, {}, answers.back()->callback());
+    }
+  }};
+  caller.join();
+  for (auto& a : answers) BOOST_REQUIRE(a->get().value.ok());
+  auto head = eng->head();
+  BOOST_REQUIRE(wait_until([&] {
+    std::lock_guard<std::mutex> guard{mu};
+    return !seen.empty() && seen.back() >= head;
+  }));
+  std::lock_guard<std::mutex> guard{mu};
+  std::vector<sequence_t> expected;
+  for (auto s = from; s <= head; ++s) expected.push_back(s);
+  BOOST_TEST(seen == expected, boost::test_tools::per_element());
 }
