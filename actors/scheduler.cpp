@@ -530,10 +530,15 @@ void arm_tick(self_ptr self) {
     earliest = std::min(earliest, from_wall(st.start_limits.begin()->first));
   if (!st.deadlines.empty()) earliest = std::min(earliest, st.deadlines.begin()->first);
   if (!st.leased.empty() || !st.saved_no_leases) earliest = std::min(earliest, st.next_lease_save);
-  for (auto& [id, l] : st.leases) earliest = std::min(earliest, l.deadline);
+  // A lease whose jobs are starting is answered when their starts commit,
+  // not at its deadline: a tick for it (a lease without wait is due at
+  // once) would only wake the timer thread.
+  for (auto& [id, l] : st.leases)
+    if (l.starting == 0) earliest = std::min(earliest, l.deadline);
   if (!st.schedule_retries.empty()) earliest = std::min(earliest, st.schedule_retries.begin()->first);
-  if (earliest == time_point::max() || earliest >= st.armed) return;
-  st.armed = earliest;
+  if (earliest == time_point::max()) return;
+  if (!st.ticks_in_flight.empty() && *st.ticks_in_flight.begin() <= earliest) return;
+  st.ticks_in_flight.insert(earliest);
   auto delay = std::max(earliest - now_mono, caf::actor_clock::duration_type::zero());
   self->delayed_send(self, delay, atom::tick::value);
 }
@@ -563,7 +568,7 @@ void save_lease_clock(self_ptr self, time_point now_mono) {
 
 void on_tick(self_ptr self) {
   auto& st = self->state;
-  st.armed = time_point::max();
+  if (!st.ticks_in_flight.empty()) st.ticks_in_flight.erase(st.ticks_in_flight.begin());
   auto now_wall = wall_now(self);
   auto now_mono = mono_now(self);
   if (st.next_lease_save <= now_mono) save_lease_clock(self, now_mono);

@@ -22,6 +22,7 @@
 #include <deque>
 #include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -136,7 +137,13 @@ struct scheduler_state {
   std::uint64_t next_lease_id = 1;
   job_id next_job_id = 1;
   std::size_t pending_submits = 0;
-  time_point armed = time_point::max();  // earliest tick in flight
+  // Due times of the ticks in flight (delayed atom::tick messages), one
+  // entry each. A tick is armed only when none in flight is due at or
+  // before the time needed, and each arriving tick takes out the earliest
+  // entry: so every tick in flight was needed when armed, and ticks never
+  // multiply (earlier, a tick armed ahead of one in flight left both going,
+  // and each arrival armed another).
+  std::multiset<time_point> ticks_in_flight;
   // The lease clock (actors/lease_clock.hpp): when it is saved next, and
   // whether the last save held no lease (then an empty one is not repeated).
   time_point next_lease_save{};
