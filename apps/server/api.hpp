@@ -1,6 +1,8 @@
 // The API of docs/api.md as plain C++: routing, auth, validation, the engine
 // calls and the JSON answers. No RESTinio here (apps/server/server.cpp is the
-// HTTP glue), so this compiles fast and reads on its own.
+// HTTP glue), so this compiles fast and reads on its own. api.cpp holds the
+// route table and the dispatch; the handlers are in routes_*.cpp and
+// api_metrics.cpp (api_internal.hpp lists them).
 //
 // Every request is judged completely (route, token, role, body shape and
 // values, limits) before the engine is called: a 4xx writes nothing.
@@ -69,6 +71,8 @@ struct api_counters {
   std::atomic<std::uint64_t> server_errors{0};  // 5xx
 };
 
+struct request_context;  // one request's state in the route handlers (api_internal.hpp)
+
 class api {
  public:
   api(engine& eng, event_hub& hub, call_pool& pool, const server_config& config);
@@ -98,7 +102,9 @@ class api {
   std::string metrics_text();
 
  private:
-  struct route;
+  // The route handlers reach the engine, hub, pool, limits and counters
+  // through their request_context.
+  friend struct request_context;
   engine& eng_;
   event_hub& hub_;
   call_pool& pool_;

@@ -4,11 +4,23 @@
 #include <string>
 
 #include "apps/server/api.hpp"
+#include "apps/server/api_internal.hpp"
 #include "apps/server/log_limiter.hpp"
 
 namespace jobsmith::server {
 
 // -- metrics -----------------------------------------------------------------------------
+
+std::optional<stream_request> get_metrics(request_context& rt) {
+  // The engine's metrics() blocks until the engine answers: on the pool.
+  rt.on_pool([](request_context& r) {
+    http_reply out;
+    out.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    out.body = r.self.metrics_text();
+    r.reply(std::move(out));
+  });
+  return std::nullopt;
+}
 
 std::string api::metrics_text() {
   std::string out;

@@ -4,11 +4,12 @@
 #define BOOST_TEST_MODULE slim_answers
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <set>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -32,7 +33,9 @@ struct served {
   std::unique_ptr<srv::server> server;
   std::unique_ptr<http::client> c;
 
-  served() {
+  served() { start(); }
+  /// A server on the data directory (the previous one's log, after restart()).
+  void start() {
     srv::server_config cfg;
     cfg.port = 0;
     cfg.engine.data_dir = dir.sub("data");
@@ -43,6 +46,12 @@ struct served {
     u.port = server->port();
     c = std::make_unique<http::client>(u, "", 10s);
   }
+  void restart() {
+    c.reset();
+    server.reset();
+    start();
+  }
+  std::uint64_t head() { return c->get("/readyz").json()["head"].get<std::uint64_t>(); }
   http::response post(const std::string& path, const json& body, bool slim) {
     return c->request("POST", path, body.dump(), slim ? minimal : http::headers{});
   }
@@ -213,4 +222,134 @@ BOOST_AUTO_TEST_CASE(a_complete_with_lease_next_hands_out_the_next_job_in_the_sa
   BOOST_TEST_REQUIRE(r3.status == 200, r3.body);
   BOOST_TEST(r3.json()["jobs"].empty(), r3.body);
   for (auto id : ids) BOOST_TEST(s.whole(id)["state"] == "succeeded");
+}
+
+BOOST_AUTO_TEST_CASE(a_batch_complete_with_lease_next_hands_out_the_next_jobs_in_the_same_call) {
+  served s;
+  std::vector<std::uint64_t> ids;
+  for (int i = 0; i < 6; ++i)
+    ids.push_back(s.post("/v1/jobs", {{"kind", "k"}, {"queue", "batch"}, {"payload", {{"n", i}}}},
+                         false)
+                      .json()["id"]
+                      .get<std::uint64_t>());
+  auto first = s.post("/v1/workers/lease", {{"worker", "w"}, {"queues", {"batch"}}, {"max_jobs", 2}},
+                      true);
+  BOOST_TEST_REQUIRE(first.status == 200, first.body);
+  auto leased = first.json()["jobs"];
+  BOOST_TEST_REQUIRE(leased.size() == 2u, first.body);
+  BOOST_TEST(leased[0]["id"] == ids[0]);
+  BOOST_TEST(leased[1]["id"] == ids[1]);
+  auto verdicts_of = [](const json& jobs) {
+    json results = json::array();
+    for (auto& j : jobs)
+      results.push_back({{"id", j["id"]}, {"lease_token", j["lease_token"]}, {"result", {{"n", j["id"]}}}});
+    return results;
+  };
+  auto started_by = [&](std::uint64_t id) {
+    auto history = s.c->get("/v1/jobs/" + std::to_string(id)).json()["history"];
+    return std::count_if(history.begin(), history.end(), [](const json& ev) {
+      return ev["type"] == "job.started" && ev["body"]["worker"] == "w";
+    });
+  };
+
+  // Refused before anything is written: a complete does not wait, and a
+  // lease_next is read as strictly as a lease.
+  const auto head = s.head();
+  auto waiting = s.post("/v1/workers/complete",
+                        {{"results", verdicts_of(leased)},
+                         {"lease_next", {{"worker", "w"}, {"queues", {"batch"}}, {"wait_ms", 100}}}},
+                        true);
+  BOOST_TEST(waiting.status == 400, waiting.body);
+  BOOST_TEST(waiting.json()["error"]["message"] ==
+                 "lease_next.wait_ms: a complete answers at once; wait with a lease",
+             waiting.body);
+  auto unknown = s.post("/v1/workers/complete",
+                        {{"results", verdicts_of(leased)},
+                         {"lease_next", {{"worker", "w"}, {"colour", "red"}}}},
+                        true);
+  BOOST_TEST(unknown.status == 400, unknown.body);
+  BOOST_TEST(s.head() == head);
+  for (auto id : {ids[0], ids[1]}) BOOST_TEST(s.whole(id)["state"] == "running");
+  for (auto id : {ids[2], ids[3]}) BOOST_TEST(s.whole(id)["state"] == "queued");
+
+  // Slim: each verdict, and the next two jobs leased (started events
+  // written) in the same call.
+  auto r1 = s.post("/v1/workers/complete",
+                   {{"results", verdicts_of(leased)},
+                    {"lease_next", {{"worker", "w"}, {"queues", {"batch"}}, {"max_jobs", 2}}}},
+                   true);
+  BOOST_TEST_REQUIRE(r1.status == 200, r1.body);
+  BOOST_TEST(r1.header("preference-applied") == "return=minimal");
+  auto a1 = r1.json();
+  BOOST_TEST(a1["results"] == json::parse(R"([{"id":)" + std::to_string(ids[0]) +
+                                          R"(,"state":"succeeded","status":200},{"id":)" +
+                                          std::to_string(ids[1]) +
+                                          R"(,"state":"succeeded","status":200}])"),
+             r1.body);
+  BOOST_TEST(!a1.contains("lease_error"), r1.body);
+  auto next = a1["jobs"];
+  BOOST_TEST_REQUIRE(next.size() == 2u, r1.body);
+  BOOST_TEST(next[0]["id"] == ids[2]);
+  BOOST_TEST(next[1]["id"] == ids[3]);
+  for (auto& job : next) {
+    auto id = job["id"].get<std::uint64_t>();
+    expect_slim_matches_whole(job, s.whole(id));
+    BOOST_TEST(s.whole(id)["state"] == "running");
+    BOOST_TEST(started_by(id) == 1);
+  }
+
+  // Whole jobs without the header; a stale item is refused on its own and
+  // the lease still runs.
+  json mixed = verdicts_of(next);
+  mixed[1]["lease_token"] = next[1]["lease_token"].get<std::uint64_t>() + 1;
+  auto r2 = s.post("/v1/workers/complete",
+                   {{"results", mixed},
+                    {"lease_next", {{"worker", "w"}, {"queues", {"batch"}}, {"max_jobs", 1}}}},
+                   false);
+  BOOST_TEST_REQUIRE(r2.status == 200, r2.body);
+  BOOST_TEST(r2.header("preference-applied") == "");
+  auto a2 = r2.json();
+  BOOST_TEST_REQUIRE(a2["results"].size() == 2u, r2.body);
+  BOOST_TEST(a2["results"][0]["status"] == 200);
+  BOOST_TEST(a2["results"][1]["status"] == 409);
+  BOOST_TEST(a2["results"][1]["error"]["code"] == "stale_token");
+  BOOST_TEST_REQUIRE(a2["jobs"].size() == 1u, r2.body);
+  BOOST_TEST(a2["jobs"][0]["id"] == ids[4]);
+  BOOST_TEST(a2["jobs"][0]["spec"]["payload"] == json::parse(R"({"n":4})"));
+  BOOST_TEST(a2["jobs"][0]["state"] == "running");
+  BOOST_TEST(started_by(ids[4]) == 1);
+
+  // The lease part fails (the engine refuses the worker's name): the
+  // completions stand, nothing is leased, and the answer says why.
+  json last = {{{"id", ids[3]}, {"lease_token", next[1]["lease_token"]}},
+               {{"id", ids[4]}, {"lease_token", a2["jobs"][0]["lease_token"]}}};
+  auto r3 = s.post("/v1/workers/complete",
+                   {{"results", last}, {"lease_next", {{"worker", "local:w"}, {"queues", {"batch"}}}}},
+                   true);
+  BOOST_TEST_REQUIRE(r3.status == 200, r3.body);
+  BOOST_TEST(r3.body == R"({"jobs":[],"lease_error":{"code":"bad_request","message":"worker name )"
+                        R"(must be non-empty and not start with 'local:'"},"results":[{"id":)" +
+                            std::to_string(ids[3]) + R"(,"state":"succeeded","status":200},{"id":)" +
+                            std::to_string(ids[4]) + R"(,"state":"succeeded","status":200}]})");
+  BOOST_TEST(s.whole(ids[5])["state"] == "queued");
+
+  // Completions are durable: a server on the same log has them.
+  s.restart();
+  for (int i = 0; i < 5; ++i) {
+    auto job = s.whole(ids[i]);
+    BOOST_TEST(job["state"] == "succeeded", job.dump());
+  }
+  BOOST_TEST(s.whole(ids[1])["result"] == json::parse(R"({"n":)" + std::to_string(ids[1]) + "}"));
+  BOOST_TEST(s.whole(ids[5])["state"] == "queued");
+
+  // Nothing to complete: the call is a lease.
+  auto r4 = s.post("/v1/workers/complete",
+                   {{"results", json::array()},
+                    {"lease_next", {{"worker", "w"}, {"queues", {"batch"}}}}},
+                   true);
+  BOOST_TEST_REQUIRE(r4.status == 200, r4.body);
+  BOOST_TEST(r4.json()["results"] == json::array(), r4.body);
+  BOOST_TEST_REQUIRE(r4.json()["jobs"].size() == 1u, r4.body);
+  BOOST_TEST(r4.json()["jobs"][0]["id"] == ids[5]);
+  BOOST_TEST(s.whole(ids[5])["state"] == "running");
 }
