@@ -83,6 +83,8 @@ struct serve_options {
   server::server_limits limits;
   std::size_t io_threads = half_the_cores();
   std::uint64_t memory_budget_mb = 0;
+  std::string beanstalk_listen;  // empty = the beanstalkd protocol is off
+  std::size_t beanstalk_max_job_bytes = 65535;
 };
 
 /// "host:port", "[v6]:port" or ":port" (loopback).
@@ -122,6 +124,13 @@ int run_serve(const serve_options& o) {
       return 2;
     }
     cfg.backup_dir = o.backup_dir;
+  }
+  if (!o.beanstalk_listen.empty()) {
+    if (!split_listen(o.beanstalk_listen, cfg.beanstalk.host, cfg.beanstalk.port)) {
+      spdlog::error("--beanstalk-listen: expected host:port, got '{}'", o.beanstalk_listen);
+      return 2;
+    }
+    cfg.beanstalk.max_job_bytes = o.beanstalk_max_job_bytes;
   }
   cfg.io_threads = o.io_threads;
   cfg.limits = o.limits;
@@ -170,6 +179,10 @@ int run_serve(const serve_options& o) {
                          : std::to_string(cfg.tokens.size()) + " tokens");
   if (!cfg.backup_dir.empty())
     spdlog::info("POST /v1/admin/backup writes new directories inside {}", cfg.backup_dir);
+  if (cfg.beanstalk.enabled())
+    spdlog::info("beanstalkd protocol on {}:{} (docs/beanstalk.md; jobs up to {} bytes{})",
+                 cfg.beanstalk.host, srv.beanstalk_port(), cfg.beanstalk.max_job_bytes,
+                 cfg.tokens.empty() ? "" : "; clients send `auth TOKEN` first");
   int sig = 0;
   sigwait(&signals, &sig);
   spdlog::info("{} received: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -199,6 +212,13 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--backup-dir", o->backup_dir,
                   "existing folder outside the data directory that POST /v1/admin/backup may "
                   "create new directories in (without it, HTTP backups are refused)");
+  cmd->add_option("--beanstalk-listen", o->beanstalk_listen,
+                  "also speak the beanstalkd protocol on address:port (docs/beanstalk.md)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  cmd->add_option("--beanstalk-max-job-bytes", o->beanstalk_max_job_bytes,
+                  "largest beanstalkd job body (JOB_TOO_BIG above)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{8} << 20))
+      ->capture_default_str();
   cmd->add_option("--scheduler-threads", o->scheduler_threads, "CAF scheduler threads")
       ->capture_default_str();
   cmd->add_option("--io-threads", o->io_threads, "HTTP (Asio) threads")->capture_default_str();

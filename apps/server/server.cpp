@@ -20,6 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include "apps/server/api.hpp"
+#include "apps/server/beanstalk/listener.hpp"
 #include "apps/server/call_pool.hpp"
 #include "apps/server/event_hub.hpp"
 #include "apps/server/log_limiter.hpp"
@@ -272,6 +273,7 @@ struct server::impl {
   std::atomic<api*> serving{nullptr};
   restinio::asio_ns::io_context io;
   std::unique_ptr<http_server> http;
+  std::unique_ptr<beanstalk::listener> beanstalk;  // after io: its sockets and timers go first
   std::vector<std::thread> io_threads;
   std::atomic<std::uint16_t> bound_port{0};
   std::shared_ptr<connection_gate> gate = std::make_shared<connection_gate>();
@@ -373,6 +375,10 @@ server::~server() { stop(); }
 
 std::uint16_t server::port() const { return impl_->bound_port.load(); }
 
+std::uint16_t server::beanstalk_port() const {
+  return impl_->beanstalk ? impl_->beanstalk->port() : 0;
+}
+
 engine& server::engine_ref() { return *impl_->eng; }
 
 std::string server::start() {
@@ -384,6 +390,10 @@ std::string server::start() {
            " without tokens: anyone could submit and cancel jobs. Give --tokens FILE, or listen "
            "on 127.0.0.1";
   if (!cfg.engine.handlers.empty()) return "the server runs no handlers: remote workers run every kind";
+  if (cfg.beanstalk.enabled() && cfg.tokens.empty() && !is_loopback(cfg.beanstalk.host))
+    return "refusing to serve the beanstalkd protocol on " + cfg.beanstalk.host +
+           " without tokens: anyone could put and delete jobs. Give --tokens FILE (clients then "
+           "send `auth TOKEN`), or listen on 127.0.0.1";
 
   // 1. Bind. Nothing is written to the data directory before the port is
   //    ours: a server that cannot listen leaves the log as it found it.
@@ -436,6 +446,13 @@ std::string server::start() {
     stop();
     return err;
   }
+  if (cfg.beanstalk.enabled()) {
+    im.beanstalk = std::make_unique<beanstalk::listener>(im.io, cfg.beanstalk);
+    if (auto err = im.beanstalk->bind(); !err.empty()) {
+      stop();
+      return err;
+    }
+  }
 
   // 2. Open the engine (recovery writes engine.started), then serve.
   auto opts = cfg.engine;
@@ -458,6 +475,16 @@ std::string server::start() {
   im.handler->set_port(im.bound_port.load());
   im.handler->set_resident_bytes(resident_bytes());
   im.serving.store(im.handler.get(), std::memory_order_release);
+  if (im.beanstalk) {
+    beanstalk::service::setup bs;
+    bs.eng = im.eng.get();
+    bs.pool = im.pool.get();
+    bs.tokens = &cfg.tokens;
+    bs.max_long_poll = cfg.limits.max_long_poll.count();
+    bs.max_json_depth = cfg.limits.max_json_depth;
+    bs.over_memory_budget = [h = im.handler.get()] { return h->over_memory_budget(); };
+    im.beanstalk->start(std::move(bs));
+  }
 
   // The ticker samples resident memory (the memory budget, /metrics) and
   // sends keepalive comments on idle event streams.
@@ -496,6 +523,9 @@ void server::stop() {
     im.http->close_async([&] { closed.set_value(); }, [&](std::exception_ptr) { closed.set_value(); });
     done.wait();
   }
+  // The beanstalkd side: its connections close and give back the jobs they
+  // hold while the engine, the pool and the io threads still run.
+  if (im.beanstalk) im.beanstalk->stop();
   if (im.hub) im.hub->stop();
   // 2. Let the calls in progress finish (the engine still answers them).
   if (im.pool) im.pool->stop();
@@ -510,6 +540,7 @@ void server::stop() {
   im.serving.store(nullptr);
   // 4. Close the engine: every actor stops, the log closes.
   if (im.eng) im.eng->close();
+  im.beanstalk.reset();  // its held-job callbacks have all been answered now
   im.http.reset();
   im.handler.reset();
   im.pool.reset();

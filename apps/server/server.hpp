@@ -25,6 +25,7 @@
 
 #include "actors/engine.hpp"
 #include "apps/server/auth.hpp"
+#include "apps/server/beanstalk/options.hpp"
 
 namespace jobsmith::server {
 
@@ -74,6 +75,9 @@ struct server_config {
   /// inside the data directory); empty = HTTP backups are refused (403).
   /// apps/server/backup_target.hpp.
   std::string backup_dir;
+  /// The beanstalkd protocol on its own port (docs/beanstalk.md); off while
+  /// beanstalk.host is empty. Non-loopback only with tokens, as for HTTP.
+  beanstalk::options beanstalk;
 };
 
 /// True for 127.0.0.0/8, ::1 and "localhost".
@@ -97,6 +101,8 @@ class server {
 
   /// The bound port (after start()).
   std::uint16_t port() const;
+  /// The beanstalkd protocol's bound port (after start(); 0 when off).
+  std::uint16_t beanstalk_port() const;
   /// The engine (after start(), before stop()).
   engine& engine_ref();
 
