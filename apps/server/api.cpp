@@ -161,11 +161,23 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
   counters_.requests.fetch_add(1);
   // Admission by body bytes, before anything is parsed: a body alone is
   // always admitted, so no size under max_body_bytes is refused forever.
+  // Admission by count: each admitted request holds a slot until its
+  // answer, on whatever thread that comes (no thread is parked per call).
+  if (inflight_calls_.fetch_add(1) >= config_.limits.max_inflight_calls) {
+    inflight_calls_.fetch_sub(1);
+    counters_.refused_busy.fetch_add(1);
+    counters_.client_errors.fetch_add(1);
+    reply(error_reply(429, "overloaded",
+                      std::to_string(config_.limits.max_inflight_calls) +
+                          " requests are in progress; try again later"));
+    return std::nullopt;
+  }
   const std::uint64_t body_bytes = req.body.size();
   if (body_bytes > 0) {
     auto held = inflight_bytes_.fetch_add(body_bytes) + body_bytes;
     if (held > config_.limits.max_inflight_bytes && held != body_bytes) {
       inflight_bytes_.fetch_sub(body_bytes);
+      inflight_calls_.fetch_sub(1);
       counters_.refused_busy.fetch_add(1);
       counters_.client_errors.fetch_add(1);
       reply(error_reply(429, "overloaded",
@@ -179,9 +191,16 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
     if (r.status >= 500) counters_.server_errors.fetch_add(1);
     else if (r.status >= 400) counters_.client_errors.fetch_add(1);
     if (body_bytes > 0) inflight_bytes_.fetch_sub(body_bytes);
+    inflight_calls_.fetch_sub(1);
     reply(std::move(r));
   };
   request_context rt{*this, std::move(req), std::move(counted), {}, role::admin};
+  // A stream is never answered through `counted`: it gives its slot back
+  // here, and counts against max_streams from now on.
+  auto answered_or_stream = [this](std::optional<stream_request> stream) {
+    if (stream) inflight_calls_.fetch_sub(1);
+    return stream;
+  };
   const auto method = rt.req.method;
   const std::string path = rt.req.path;
   const auto segments = split(path, '/');
@@ -219,7 +238,7 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
 
   const route& to = *target->spec;
   try {
-    if (!to.need) return to.handle(rt);
+    if (!to.need) return answered_or_stream(to.handle(rt));
 
     // -- auth ---------------------------------------------------------------------
     if (config_.tokens.empty()) {
@@ -262,7 +281,7 @@ std::optional<stream_request> api::handle(http_request&& req, reply_fn reply) {
     if (rt.req.body.size() > lim.max_body_bytes)
       throw api_error{413, "too_large", "the body is larger than " +
                                             std::to_string(lim.max_body_bytes) + " bytes"};
-    return to.handle(rt);
+    return answered_or_stream(to.handle(rt));
   } catch (const api_error& e) {
     rt.fail(e);
   }

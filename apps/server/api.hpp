@@ -111,6 +111,7 @@ class api {
   const server_config& config_;
   api_counters counters_;
   std::atomic<std::uint64_t> open_streams_{0};
+  std::atomic<std::uint64_t> inflight_calls_{0};  // admitted requests not yet answered
   std::atomic<std::uint64_t> inflight_bytes_{0};  // admitted request bodies not yet answered
   std::atomic<std::uint64_t> resident_bytes_{0};
   std::atomic<std::uint16_t> port_{0};

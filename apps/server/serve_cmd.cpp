@@ -224,6 +224,9 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--io-threads", o->io_threads, "HTTP (Asio) threads")->capture_default_str();
   cmd->add_option("--call-threads", o->limits.pool_threads, "threads for blocking engine calls")
       ->capture_default_str();
+  cmd->add_option("--max-inflight-calls", o->limits.max_inflight_calls,
+                  "requests admitted and not yet answered (429 above)")
+      ->capture_default_str();
   cmd->add_option("--call-queue", o->limits.pool_queue, "engine calls waiting for a thread (429 above)")
       ->capture_default_str();
   cmd->add_option("--max-body-bytes", o->limits.max_body_bytes, "request body limit (413 above)")

@@ -45,6 +45,10 @@ struct server_limits {
   std::size_t max_long_polls = 1024;   // leases waiting at once; 429 above
   std::size_t pool_threads = 8;        // threads for blocking engine calls
   std::size_t pool_queue = 4096;       // calls waiting for a thread; 429 above
+  /// Requests admitted and not yet answered, whatever thread they wait on
+  /// (an engine callback or the call pool); 429 above. Event streams count
+  /// against max_streams instead.
+  std::size_t max_inflight_calls = 4096;
   std::size_t max_streams = 256;       // event streams at once; 429 above
   std::size_t stream_buffer_bytes = 4 * 1024 * 1024;  // unsent bytes per stream before it is ended
   std::chrono::milliseconds keepalive{15'000};        // ": keepalive" comment on idle streams

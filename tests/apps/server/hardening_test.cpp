@@ -433,3 +433,56 @@ BOOST_AUTO_TEST_CASE(an_events_page_cut_by_its_time_says_where_to_go_on) {
   BOOST_TEST(pages > 1);
   BOOST_TEST(found.size() == 1u, found.dump());
 }
+
+// -- calls in flight: counted, not threads ---------------------------------------------
+
+BOOST_AUTO_TEST_CASE(requests_in_flight_past_the_bound_get_429_and_free_their_slots_when_answered) {
+  // Two long polls hold the two slots; a third request is refused at once,
+  // writes nothing, and is served again once a poll is answered. A stream
+  // does not keep a slot.
+  served s{false, [](srv::server_config& c) { c.limits.max_inflight_calls = 2; }};
+  std::vector<std::thread> polls;
+  std::atomic<int> leased{0};
+  for (int i = 0; i < 2; ++i)
+    polls.emplace_back([&, i] {
+      auto c = s.as();
+      auto r = c->post("/v1/workers/lease",
+                       {{"worker", "w" + std::to_string(i)}, {"max_jobs", 1}, {"wait_ms", 10'000}});
+      if (r.status == 200 && r.json()["jobs"].size() == 1) ++leased;
+    });
+  // Both polls wait in the engine (their workers are known to it), asked
+  // without HTTP so that the check itself takes no slot.
+  BOOST_REQUIRE(wait_until([&] {
+    auto st = s.server->engine_ref().stats();
+    return st.ok() && st->workers.size() == 2;
+  }));
+  auto c = s.as();
+  expect_error(c->get("/v1/queues"), 429, "overloaded");
+  auto head = s.head();
+  expect_error(c->post("/v1/jobs", {{"kind", "x"}}), 429, "overloaded");
+  BOOST_TEST(s.head() == head);
+  // A job for one poll: its answer frees a slot (the job goes in directly).
+  jobsmith::job_submitted job;
+  job.kind = "x";
+  BOOST_REQUIRE(s.server->engine_ref().submit(job).ok());
+  BOOST_REQUIRE(wait_until([&] { return leased.load() == 1; }));
+  BOOST_TEST(c->get("/v1/queues").status == 200);
+  BOOST_REQUIRE(s.server->engine_ref().submit(job).ok());
+  for (auto& t : polls) t.join();
+  BOOST_TEST(leased.load() == 2);
+  // A stream is counted by max_streams: two open streams leave both slots.
+  std::vector<std::thread> streams;
+  std::atomic<bool> stop{false};
+  for (int i = 0; i < 2; ++i)
+    streams.emplace_back([&] {
+      auto sc = s.as();
+      sc->stream("/v1/events/stream", {}, [&](const http::sse_event&) { return !stop.load(); });
+    });
+  BOOST_REQUIRE(wait_until([&] {
+    return c->get("/metrics").body.find("\njobsmith_event_streams 2\n") != std::string::npos;
+  }));
+  BOOST_TEST(c->get("/v1/queues").status == 200);
+  stop = true;
+  s.server->stop();
+  for (auto& t : streams) t.join();
+}
