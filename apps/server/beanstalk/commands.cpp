@@ -14,18 +14,6 @@ namespace jobsmith::server::beanstalk {
 
 namespace {
 
-std::string line(std::string_view word) {
-  std::string out{word};
-  out += "\r\n";
-  return out;
-}
-
-millis wall_now() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 /// Every protocol job may be released, or time out, this often before the
 /// engine would discard it: the most validate() allows.
 retry_policy protocol_retry() {
@@ -123,7 +111,7 @@ void connection::run_put(command& c, const started& s) {
   spec.timeouts.heartbeat = ttr_ms;  // TTR: a lease not touched within it is reclaimed
   // The due time goes into the submission (as the HTTP API does with its
   // "delay"), so stats-job can tell the put's delay from the log.
-  if (delay_ms > 0) spec.run_at = wall_now() + delay_ms;
+  if (delay_ms > 0) spec.run_at = system_wall_now() + delay_ms;
   if (!producer_) {
     producer_ = true;
     svc_.add_producer(1);
@@ -381,7 +369,7 @@ void connection::run_delete_other(command& c, const started& s) {
     auto view = eng.get(id);
     if (!view) return line(refusal_of(view.error()));
     const auto& job = view->job;
-    switch (effective_state(job, wall_now())) {
+    switch (effective_state(job, system_wall_now())) {
       case job_state::scheduled:
       case job_state::queued:
         break;

@@ -3,15 +3,11 @@
 #include <algorithm>
 #include <optional>
 
+#include "actors/clock.hpp"
+
 namespace jobsmith::server::beanstalk {
 
 namespace {
-
-millis wall_now() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 /// Renew well before the lease ends: every third of it, but not more often
 /// than every 100 ms.
@@ -51,7 +47,7 @@ void held_jobs::hold(job_id id, std::uint64_t token, std::string tube, millis tt
     e.ttr_ms = std::max<millis>(1, ttr_ms);
     e.delay_s = delay_s;
     e.due = steady::now() + std::chrono::seconds(delay_s);
-    e.due_wall = wall_now() + static_cast<millis>(delay_s) * 1000;
+    e.due_wall = system_wall_now() + static_cast<millis>(delay_s) * 1000;
   }
   heartbeat_request hb;
   hb.id = id;

@@ -25,18 +25,6 @@ namespace {
 /// facade lists by id only; the scheduler's order is not exposed to it.
 constexpr std::size_t scan_limit = 1000;
 
-std::string line(std::string_view word) {
-  std::string out{word};
-  out += "\r\n";
-  return out;
-}
-
-millis wall_now() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 /// "OK <bytes>\r\n<yaml>\r\n"
 std::string ok(const std::string& yaml) {
   return "OK " + std::to_string(yaml.size()) + "\r\n" + yaml + "\r\n";
@@ -109,7 +97,7 @@ std::string stats_job(service& svc, job_id id,
   auto view = svc.eng().get(id);
   if (!view) return line(refusal_of(view.error()));
   const auto& job = view->job;
-  const millis now = wall_now();
+  const millis now = system_wall_now();
   auto held = svc.holds().find(id);
   std::string_view state = held ? "delayed" : state_of(job, now);
   if (state.empty()) return line("NOT_FOUND");
@@ -304,7 +292,7 @@ std::string kick_job(service& svc, job_id id, const std::string& principal) {
   }
   auto view = eng.get(id);
   if (!view) return line(refusal_of(view.error()));
-  switch (effective_state(view->job, wall_now())) {
+  switch (effective_state(view->job, system_wall_now())) {
     case job_state::discarded:
     case job_state::expired: {
       auto r = eng.retry(id, principal);
@@ -374,7 +362,7 @@ void connection::run_report(command& c, const started& s) {
       return on_pool(s, [svc, id] {
         auto view = svc->eng().get(id);
         if (!view) return line(refusal_of(view.error()));
-        bool visible = svc->holds().find(id) || !state_of(view->job, wall_now()).empty();
+        bool visible = svc->holds().find(id) || !state_of(view->job, system_wall_now()).empty();
         return visible ? found(id, view->job.spec.payload) : line("NOT_FOUND");
       });
     case verb::peek_ready:

@@ -25,6 +25,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "actors/clock.hpp"
 #include "actors/engine.hpp"
 #include "apps/server/auth.hpp"
 #include "apps/server/beanstalk/command_reader.hpp"
@@ -33,6 +34,13 @@
 #include "apps/server/call_pool.hpp"
 
 namespace jobsmith::server::beanstalk {
+
+/// A one-line answer: `word` and CRLF.
+inline std::string line(std::string_view word) {
+  std::string out{word};
+  out += "\r\n";
+  return out;
+}
 
 /// The answer for an engine refusal: DRAINING when the engine is closed or
 /// closing, OUT_OF_MEMORY when it is overloaded or its disk is full,
