@@ -4,12 +4,11 @@
 // guardian process if the worker dies: group_guardian), feeds the payload
 // on stdin, collects stdout/stderr lines, heartbeats with them every
 // heartbeat-timeout/3, and reports the exit status as complete or fail.
+// The child process itself (spawn, pipes, output lines, the guardian) is in
+// apps/client/job_process.cpp; leasing, heartbeats and outcomes are here.
 #include "apps/client/worker.hpp"
 
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,7 +24,7 @@
 #include <mutex>
 #include <thread>
 
-extern char** environ;
+#include "apps/client/job_process.hpp"
 
 namespace jobsmith::apps {
 
@@ -45,93 +44,6 @@ extern "C" void on_stop_signal(int) {
   }
 }
 
-/// Ends the commands' process groups when the worker dies in any way,
-/// SIGKILL included (a command runs in a group of its own, so nothing else
-/// would: it ran on, unreported, while its job ran again elsewhere). A
-/// child process forked before any thread holds the read end of a pipe
-/// whose write end only the worker holds (close-on-exec, so commands do not
-/// inherit it); the worker writes each command's group id when it starts
-/// (positive) and once it is reaped (negative). At end of file, the worker
-/// being gone, the guardian SIGKILLs every group still listed. A command
-/// that dies with the worker between its spawn and that write, or that
-/// leaves its group, is not covered.
-class group_guardian {
- public:
-  /// Forks the guardian; false (and no guardian) when it cannot.
-  /// `max_groups`: the most commands at once.
-  bool start(std::size_t max_groups) {
-    std::vector<pid_t> groups;
-    groups.reserve(max_groups);  // the child must not allocate (see below)
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) return false;
-    const pid_t pid = ::fork();
-    if (pid < 0) {
-      ::close(fds[0]);
-      ::close(fds[1]);
-      return false;
-    }
-    if (pid == 0) {
-      // The guardian: async-signal-safe calls only (the worker may have
-      // threads), and no allocation: `groups` never grows past its capacity.
-      ::close(fds[1]);
-      ::signal(SIGINT, SIG_IGN);  // a terminal's Ctrl-C is for the worker
-      ::signal(SIGTERM, SIG_IGN);
-      ::signal(SIGHUP, SIG_IGN);
-      for (;;) {
-        pid_t v = 0;
-        const ssize_t r = ::read(fds[0], &v, sizeof v);
-        if (r < 0 && errno == EINTR) continue;
-        if (r != static_cast<ssize_t>(sizeof v)) break;  // EOF: the worker is gone
-        if (v > 0 && groups.size() < groups.capacity()) {
-          groups.push_back(v);
-        } else if (v < 0) {
-          auto it = std::find(groups.begin(), groups.end(), -v);
-          if (it != groups.end()) groups.erase(it);
-        }
-      }
-      for (pid_t g : groups) ::kill(-g, SIGKILL);
-      ::_exit(0);
-    }
-    ::close(fds[0]);
-    fd_ = fds[1];
-    return true;
-  }
-  void started(pid_t group) { send(group); }
-  void ended(pid_t group) { send(-group); }
-
- private:
-  void send(pid_t v) {
-    if (fd_ < 0) return;
-    // 4 bytes: atomic on a pipe, so job threads need no lock.
-    while (::write(fd_, &v, sizeof v) < 0 && errno == EINTR) {
-    }
-  }
-  int fd_ = -1;
-};
-
-group_guardian guardian;
-
-/// Lines as they arrive on a child's stdout or stderr.
-struct line_splitter {
-  std::string partial;
-  /// Appends the complete lines in `bytes` to `out`.
-  template <class Out>
-  void feed(std::string_view bytes, Out&& out) {
-    partial.append(bytes);
-    std::size_t pos = 0;
-    for (auto nl = partial.find('\n'); nl != std::string::npos; nl = partial.find('\n', pos)) {
-      out(std::string_view(partial).substr(pos, nl - pos));
-      pos = nl + 1;
-    }
-    partial.erase(0, pos);
-  }
-  template <class Out>
-  void finish(Out&& out) {
-    if (!partial.empty()) out(std::string_view(partial));
-    partial.clear();
-  }
-};
-
 [[gnu::format(printf, 1, 2)]] void log_event(const char* fmt, ...) {
   char message[2048];
   va_list args;
@@ -148,37 +60,29 @@ struct line_splitter {
 /// new state after a complete or fail (docs/api.md, "Slim answers").
 const http::headers minimal_answers = {{"Prefer", "return=minimal"}};
 
-/// The job fields a run needs, read from a leased job.
-struct leased_job {
-  std::uint64_t id = 0;
-  std::uint64_t token = 0;
-  std::string kind, queue, payload;
-  std::uint32_t attempt = 0;
-  std::int64_t heartbeat_ms = 30'000;
+}  // namespace
 
-  /// From a slim leased job (Prefer: return=minimal: the spec's fields at
-  /// the top, "attempt") or, from a server that sends whole jobs, from the
-  /// job ("spec", "attempts").
-  static bool from(const json& j, leased_job& out) {
-    // A malformed job is skipped (and reclaimed by the server in time)
-    // rather than taking the worker down with an exception.
-    if (!j.is_object() || !j.contains("id") || !j["id"].is_number_unsigned() ||
-        !j.contains("lease_token") || !j["lease_token"].is_number_unsigned())
-      return false;
-    out.id = j["id"].get<std::uint64_t>();
-    out.token = j["lease_token"].get<std::uint64_t>();
-    for (const char* key : {"attempt", "attempts"})
-      if (j.contains(key) && j[key].is_number_unsigned()) out.attempt = j[key].get<std::uint32_t>();
-    const json& s = j.contains("spec") && j["spec"].is_object() ? j["spec"] : j;
-    if (s.contains("kind") && s["kind"].is_string()) out.kind = s["kind"];
-    if (s.contains("queue") && s["queue"].is_string()) out.queue = s["queue"];
-    out.payload = s.contains("payload") ? compact(s["payload"]) : "{}";
-    if (s.contains("timeouts") && s["timeouts"].is_object() &&
-        s["timeouts"].contains("heartbeat") && s["timeouts"]["heartbeat"].is_number_integer())
-      out.heartbeat_ms = s["timeouts"]["heartbeat"].get<std::int64_t>();
-    return true;
-  }
-};
+bool leased_job::from(const json& j, leased_job& out) {
+  // A malformed job is skipped (and reclaimed by the server in time)
+  // rather than taking the worker down with an exception.
+  if (!j.is_object() || !j.contains("id") || !j["id"].is_number_unsigned() ||
+      !j.contains("lease_token") || !j["lease_token"].is_number_unsigned())
+    return false;
+  out.id = j["id"].get<std::uint64_t>();
+  out.token = j["lease_token"].get<std::uint64_t>();
+  for (const char* key : {"attempt", "attempts"})
+    if (j.contains(key) && j[key].is_number_unsigned()) out.attempt = j[key].get<std::uint32_t>();
+  const json& s = j.contains("spec") && j["spec"].is_object() ? j["spec"] : j;
+  if (s.contains("kind") && s["kind"].is_string()) out.kind = s["kind"];
+  if (s.contains("queue") && s["queue"].is_string()) out.queue = s["queue"];
+  out.payload = s.contains("payload") ? compact(s["payload"]) : "{}";
+  if (s.contains("timeouts") && s["timeouts"].is_object() && s["timeouts"].contains("heartbeat") &&
+      s["timeouts"]["heartbeat"].is_number_integer())
+    out.heartbeat_ms = s["timeouts"]["heartbeat"].get<std::int64_t>();
+  return true;
+}
+
+namespace {
 
 /// Runs one job to its end and reports it; never throws.
 class job_runner {
@@ -200,205 +104,52 @@ class job_runner {
   static unsigned long long ull(std::uint64_t v) { return static_cast<unsigned long long>(v); }
 
   bool spawn() {
-    int in[2], out[2], err[2];
-    if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 ||
-        ::pipe2(err, O_CLOEXEC) != 0) {
-      report_fail("worker: pipe: " + std::string(std::strerror(errno)), true);
-      return false;
-    }
-    // The worker's own JOBSMITH_* variables stay out, its token above all:
-    // the token may lease and complete any job, the command runs one.
-    std::vector<std::string> env_strings;
-    for (char** e = environ; *e != nullptr; ++e)
-      if (std::strncmp(*e, "JOBSMITH_", 9) != 0) env_strings.emplace_back(*e);
-    env_strings.push_back("JOBSMITH_JOB_ID=" + std::to_string(job_.id));
-    env_strings.push_back("JOBSMITH_KIND=" + job_.kind);
-    env_strings.push_back("JOBSMITH_QUEUE=" + job_.queue);
-    env_strings.push_back("JOBSMITH_ATTEMPT=" + std::to_string(job_.attempt));
-    env_strings.push_back("JOBSMITH_LEASE_TOKEN=" + std::to_string(job_.token));
-    env_strings.push_back("JOBSMITH_URL=" + o_.conn.url);
-    std::vector<char*> envp, argv;
-    for (auto& s : env_strings) envp.push_back(s.data());
-    envp.push_back(nullptr);
-    std::vector<std::string> args = o_.command;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    // Its own process group: a terminal's Ctrl-C reaches the worker, which
-    // lets the child finish; a kill reaches everything the command started.
-    sigset_t defaults, none;
-    sigemptyset(&defaults);
-    sigaddset(&defaults, SIGPIPE);
-    sigaddset(&defaults, SIGTERM);
-    sigaddset(&defaults, SIGINT);
-    sigemptyset(&none);
-    posix_spawnattr_setsigdefault(&attr, &defaults);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(
-        &attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-    int rc = ::posix_spawnp(&pid_, argv[0], &fa, &attr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    ::close(in[0]);
-    ::close(out[1]);
-    ::close(err[1]);
-    if (rc != 0) {
-      ::close(in[1]);
-      ::close(out[0]);
-      ::close(err[0]);
-      report_fail("cannot run " + o_.command[0] + ": " + std::strerror(rc), true);
-      return false;
-    }
-    guardian.started(pid_);  // its group id is its pid (setpgroup 0)
-    stdin_fd_ = in[1];
-    stdout_fd_ = out[0];
-    stderr_fd_ = err[0];
-    for (int fd : {stdin_fd_, stdout_fd_, stderr_fd_})
-      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-    return true;
+    std::string error;
+    if (process_.spawn(error)) return true;
+    report_fail(error, true);
+    return false;
   }
 
   void supervise() {
-    std::size_t written = 0;
-    if (job_.payload.empty()) close_fd(stdin_fd_);
     auto next_heartbeat = steady::now() + interval_;
-    int status = 0;
     bool exited = false;
     while (!exited) {
-      std::vector<pollfd> fds;
-      if (stdin_fd_ >= 0) fds.push_back({stdin_fd_, POLLOUT, 0});
-      if (stdout_fd_ >= 0) fds.push_back({stdout_fd_, POLLIN, 0});
-      if (stderr_fd_ >= 0) fds.push_back({stderr_fd_, POLLIN, 0});
-      bool outputs_open = stdout_fd_ >= 0 || stderr_fd_ >= 0;
+      bool outputs_open = process_.outputs_open();
       // With both outputs closed the child is exiting: wait for it. While
       // they are open, look for an exit now and then anyway (a background
       // grandchild may hold them open).
       if (!outputs_open) {
-        exited = wait_child(status, /*block=*/false);
+        exited = process_.try_reap();
         if (exited) break;
       }
       auto until_heartbeat =
           std::chrono::duration_cast<milliseconds>(next_heartbeat - steady::now()).count();
       int timeout = static_cast<int>(std::clamp<std::int64_t>(until_heartbeat, 0, 100));
       if (!outputs_open) timeout = std::min(timeout, 10);
-      ::poll(fds.data(), fds.size(), timeout);
-      for (auto& p : fds) {
-        if (p.revents == 0) continue;
-        if (p.fd == stdin_fd_) {
-          auto n = ::write(stdin_fd_, job_.payload.data() + written, job_.payload.size() - written);
-          if (n > 0) written += static_cast<std::size_t>(n);
-          if ((n < 0 && errno != EAGAIN && errno != EINTR) || written == job_.payload.size())
-            close_fd(stdin_fd_);  // EPIPE: the command does not read its stdin
-        } else {
-          drain(p.fd);
-        }
-      }
-      if (outputs_open && wait_child(status, false)) {
-        exited = true;
-        drain_all();
-      }
-      if (steady::now() >= next_heartbeat || pending_.size() >= 200) {
+      if (process_.pump(timeout)) exited = true;
+      if (steady::now() >= next_heartbeat || process_.pending_lines() >= 200) {
         next_heartbeat = steady::now() + interval_;
         if (!heartbeat()) {
-          kill_child();
+          process_.kill_child();
           return;
         }
       }
     }
-    close_fd(stdin_fd_);
-    close_fd(stdout_fd_);
-    close_fd(stderr_fd_);
+    process_.close_pipes();
     // Lines not yet sent go out before the outcome, so the log is whole.
-    if (!pending_.empty() && !heartbeat()) return;
-    report_exit(status);
-  }
-
-  bool wait_child(int& status, bool block) {
-    for (;;) {
-      auto r = ::waitpid(pid_, &status, block ? 0 : WNOHANG);
-      if (r == pid_) {
-        guardian.ended(pid_);
-        return true;
-      }
-      if (r < 0 && errno == EINTR) continue;
-      return false;
-    }
-  }
-
-  void kill_child() {
-    ::kill(-pid_, SIGKILL);
-    int status = 0;
-    wait_child(status, true);
-    close_fd(stdin_fd_);
-    close_fd(stdout_fd_);
-    close_fd(stderr_fd_);
-  }
-
-  static void close_fd(int& fd) {
-    if (fd >= 0) ::close(fd);
-    fd = -1;
-  }
-
-  void drain_all() {
-    if (stdout_fd_ >= 0) drain(stdout_fd_);
-    if (stderr_fd_ >= 0) drain(stderr_fd_);
-  }
-
-  /// Reads what `fd` has now; closes it at EOF.
-  void drain(int fd) {
-    bool is_err = fd == stderr_fd_;
-    auto& splitter = is_err ? err_lines_ : out_lines_;
-    auto take = [&](std::string_view line) {
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      std::string text(line.substr(0, 4000));
-      if (!is_err && !text.empty()) last_stdout_ = text;
-      if (is_err && !text.empty()) last_stderr_ = text;
-      if (pending_.size() < max_pending_lines)
-        pending_.push_back({{"level", is_err ? "warn" : "info"}, {"text", std::move(text)}});
-      else
-        ++dropped_;
-    };
-    char buf[8192];
-    for (;;) {
-      auto n = ::read(fd, buf, sizeof buf);
-      if (n > 0) {
-        splitter.feed(std::string_view(buf, static_cast<std::size_t>(n)), take);
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && errno == EAGAIN) return;
-      splitter.finish(take);
-      if (is_err)
-        close_fd(stderr_fd_);
-      else
-        close_fd(stdout_fd_);
-      return;
-    }
+    if (process_.pending_lines() > 0 && !heartbeat()) return;
+    report_exit(process_.status());
   }
 
   /// Renews the lease and ships pending lines. False when the job is no
   /// longer ours (409: reclaimed, cancelled, finished) or a cancel was asked.
   bool heartbeat() {
     json body = {{"lease_token", job_.token}};
-    if (dropped_ > 0) {
-      pending_.push_back({{"level", "warn"},
-                          {"text", "jobsmith work: " + std::to_string(dropped_) +
-                                       " output lines dropped (more than " +
-                                       std::to_string(max_pending_lines) + " per heartbeat)"}});
-      dropped_ = 0;
-    }
-    if (!pending_.empty()) body["lines"] = pending_;
+    json& pending = process_.lines_to_send();
+    if (!pending.empty()) body["lines"] = pending;
     auto r = client_.post("/v1/jobs/" + std::to_string(job_.id) + "/heartbeat", body);
     if (r.status == 200) {
-      pending_ = json::array();
+      process_.lines_sent();
       auto j = r.json();
       if (j.is_object() && j.value("cancel_requested", false)) {
         log_event("job %llu: cancel requested; killing the command", ull(job_.id));
@@ -431,8 +182,8 @@ class job_runner {
 
   void report_exit(int status) {
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-      auto result = json::parse(last_stdout_, nullptr, false);
-      if (last_stdout_.empty() || result.is_discarded()) result = {{"exit_code", 0}};
+      auto result = json::parse(process_.last_stdout(), nullptr, false);
+      if (process_.last_stdout().empty() || result.is_discarded()) result = {{"exit_code", 0}};
       send_outcome("complete", {{"lease_token", job_.token}, {"result", result}}, "succeeded");
       return;
     }
@@ -445,7 +196,7 @@ class job_runner {
     } else if (WIFSIGNALED(status)) {
       why = "killed by signal " + std::to_string(WTERMSIG(status));
     }
-    if (!last_stderr_.empty()) why += ": " + last_stderr_;
+    if (!process_.last_stderr().empty()) why += ": " + process_.last_stderr();
     report_fail(why, retryable);
   }
 
@@ -475,18 +226,11 @@ class job_runner {
     }
   }
 
-  static constexpr std::size_t max_pending_lines = 1000;
-
   const work_options& o_;
   http::client client_;
   leased_job job_;
   milliseconds interval_;
-  pid_t pid_ = -1;
-  int stdin_fd_ = -1, stdout_fd_ = -1, stderr_fd_ = -1;
-  line_splitter out_lines_, err_lines_;
-  json pending_ = json::array();
-  std::size_t dropped_ = 0;
-  std::string last_stdout_, last_stderr_;
+  job_process process_{o_, job_};
 };
 
 }  // namespace
@@ -507,7 +251,7 @@ int run_work(const work_options& o) {
     return exit_usage;
   }
   // Before any thread of this process starts.
-  if (!guardian.start(o.concurrency))
+  if (!start_group_guardian(o.concurrency))
     std::fprintf(stderr, "jobsmith work: cannot fork the guardian (%s): commands may outlive a "
                          "killed worker\n", std::strerror(errno));
   std::string name = o.name;

@@ -512,7 +512,7 @@ bool worker_killed(context& c) {
   auto killed_at = clock_type::now();
   // The command must not outlive its worker: it runs in a process group of
   // its own, which the worker's guardian process kills once the worker is
-  // gone (apps/client/worker.cpp, group_guardian). As the subreaper this
+  // gone (apps/client/job_process.cpp, group_guardian). As the subreaper this
   // process inherits it, so "gone" is a zombie here or no process at all.
   auto command_gone = [&] {
     char st = state_letter(command);
