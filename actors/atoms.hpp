@@ -36,5 +36,6 @@ using totals = caf::atom_constant<caf::atom("totals")>;
 using unique = caf::atom_constant<caf::atom("unique")>;
 using leases = caf::atom_constant<caf::atom("leases")>;
 using hook_done = caf::atom_constant<caf::atom("hook_done")>;
+using kind = caf::atom_constant<caf::atom("kind")>;
 
 }  // namespace jobsmith::atom

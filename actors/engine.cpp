@@ -164,6 +164,7 @@ result<std::unique_ptr<engine>> engine::open(engine_options options) {
   im->report.head = seed->head;
   im->report.snapshot_seq = seed->snapshot_seq;
   im->report.snapshot_warning = seed->snapshot_warning;
+  im->kinds.reset(seed->kinds);
   // A long fold now is a long fold at the next start too: store the view.
   const bool snapshot_now = opts.snapshot_every != 0 && seed->events_replayed >= opts.snapshot_every;
   // What the scheduler reclaims at once: attempts of the previous process's
@@ -255,6 +256,8 @@ std::optional<engine_error> engine::impl::prepare_submit(std::vector<job_submitt
     if (!payload)
       return engine_error{engine_errc::invalid_argument, where + "payload is not valid JSON"};
     spec.payload = std::move(*payload);
+    if (auto mismatch = kinds.check_payload(spec.kind, spec.payload))
+      return engine_error{engine_errc::invalid_argument, where + *mismatch};
     if (spec.run_at == 0 && opts.delay > 0) spec.run_at = now + opts.delay;
   }
   return std::nullopt;

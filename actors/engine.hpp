@@ -185,6 +185,21 @@ class engine {
   result<queue_info> configure(std::string queue, std::uint32_t concurrency,
                                std::string principal = {});
 
+  // -- kinds (actors/engine_kinds.cpp) --------------------------------------------------
+  /// Registers a kind's settings, replacing its previous ones whole, and
+  /// answers once they are durable (a kind.configured event):
+  ///   on_accept  the kind of the job that accepting a review of this kind
+  ///              submits, in the same commit as the acceptance (docs/api.md,
+  ///              "Kinds"); empty = none;
+  ///   schema     a JSON Schema (draft 7, self-contained) that the payload of
+  ///              every later submission of this kind must match; empty = any.
+  /// Both empty unregisters the kind. invalid_argument for a bad name or a
+  /// schema that does not compile; unknown_kind when on_accept names a kind
+  /// with no handler here and allow_unknown_kinds is off.
+  result<kind_configured> configure_kind(kind_configured settings, std::string principal = {});
+  /// The registered kinds, by name.
+  kind_table kinds() const;
+
   // -- remote workers ---------------------------------------------------------------
   result<std::vector<job_record>> lease(lease_request request);
   result<heartbeat_reply> heartbeat(heartbeat_request request);

@@ -13,6 +13,7 @@
 #include "actors/caf_error.hpp"
 #include "actors/engine.hpp"
 #include "actors/engine_actors.hpp"
+#include "actors/kind_registry.hpp"
 #include "store/event_log.hpp"
 
 namespace jobsmith {
@@ -54,9 +55,13 @@ struct engine::impl {
     return true;
   }
   std::vector<std::weak_ptr<subscription::impl>> subscriptions;
+  /// Registered kinds, checked by every submit (prepare_submit).
+  kind_registry kinds;
+  std::mutex configuring_kinds;  // held by configure_kind()
 
   /// Checks and normalises submissions as every submit does (kinds,
-  /// payloads compacted, delay applied); the refusal, or nullopt.
+  /// payloads compacted and matched against their kind's schema, delay
+  /// applied); the refusal, or nullopt.
   std::optional<engine_error> prepare_submit(std::vector<job_submitted>& specs,
                                              const submit_options& opts) const;
   /// Counts `n` more jobs in flight, or refuses (overloaded) above

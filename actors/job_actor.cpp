@@ -62,9 +62,40 @@ void after_commit(self_ptr self, std::uint64_t token_before) {
   }
 }
 
+/// A unique key the scheduler reserved for a job (`id`) this command may
+/// create or revive; given back when the command writes nothing.
+struct key_reservation {
+  std::string key;  // empty = none
+  job_id id = 0;
+};
+
+/// The follow-up job the scheduler reserved for an accepting review of
+/// job `reviewed`.
+key_reservation follow_up_reservation(job_id reviewed, const job_command& cmd) {
+  auto review = std::get_if<cmd_review>(&cmd);
+  if (!review || !review->accept || review->follow_up == 0 || review->follow_up_kind.empty())
+    return {};
+  return {follow_up_key(reviewed), review->follow_up};
+}
+
+void give_back(self_ptr self, const key_reservation& r) {
+  if (!r.key.empty()) self->send(self->state.scheduler, atom::release::value, r.key, r.id);
+}
+
 void commit(self_ptr self, std::vector<event_body> bodies, millis now, const std::string& principal,
             caf::typed_response_promise<job_record>& promise, std::uint64_t start_token,
-            std::string reserved_key);
+            key_reservation reserved, std::optional<event> follow_up = std::nullopt);
+
+/// The events an accepting review appends beside its job.reviewed: the
+/// kind's follow-up job, in the same commit (nullopt for any other command).
+std::optional<event> follow_up_event(self_ptr self, const job_command& cmd, millis now,
+                                     const std::string& principal) {
+  auto review = std::get_if<cmd_review>(&cmd);
+  if (!review || !review->accept || review->follow_up == 0 || review->follow_up_kind.empty())
+    return std::nullopt;
+  return event{0, review->follow_up, now, principal,
+               follow_up_spec(self->state.record, review->follow_up_kind)};
+}
 
 /// An accept that passed decide() and whose kind has an on-accept hook:
 /// claims the job and hands the hook to a thread of its own. The decision
@@ -90,7 +121,10 @@ void on_hook_done(self_ptr self, std::string& failure) {
   if (!st.review) return;  // never: one hook_done per claim
   auto claim = std::move(*st.review);
   st.review.reset();
+  const job_command cmd{claim.command};
+  auto reserved = follow_up_reservation(st.record.id, cmd);
   if (!failure.empty()) {
+    give_back(self, reserved);
     claim.promise.deliver(to_caf(engine_errc::rejected, std::move(failure)));
     process_next(self);
     return;
@@ -98,13 +132,15 @@ void on_hook_done(self_ptr self, std::string& failure) {
   // Nothing was decided meanwhile (commands waited), so this decides as
   // before the hook; `now` is when the acceptance is recorded.
   auto now = st.clock();
-  auto decided = decide(st.record, job_command{claim.command}, now);
+  auto decided = decide(st.record, cmd, now);
   if (!decided.ok()) {
+    give_back(self, reserved);
     claim.promise.deliver(to_caf(*decided.error));
     process_next(self);
     return;
   }
-  commit(self, std::move(decided.events), now, claim.principal, claim.promise, 0, {});
+  commit(self, std::move(decided.events), now, claim.principal, claim.promise, 0,
+         std::move(reserved), follow_up_event(self, cmd, now, claim.principal));
 }
 
 void process(self_ptr self, job_command& cmd, std::string& principal,
@@ -114,6 +150,7 @@ void process(self_ptr self, job_command& cmd, std::string& principal,
   auto decided = decide(st.record, cmd, now);
   if (!decided.ok()) {
     report_refused_start(self, cmd);
+    give_back(self, follow_up_reservation(st.record.id, cmd));
     promise.deliver(to_caf(*decided.error));
     return;
   }
@@ -138,7 +175,8 @@ void process(self_ptr self, job_command& cmd, std::string& principal,
             [self, bodies = std::move(decided.events), now, principal, promise,
              key](bool) mutable {
               self->state.appending = false;
-              commit(self, std::move(bodies), now, principal, promise, 0, std::move(key));
+              commit(self, std::move(bodies), now, principal, promise, 0,
+                     key_reservation{std::move(key), self->state.record.id});
             },
             [self, promise](caf::error& err) mutable {
               self->state.appending = false;
@@ -147,21 +185,25 @@ void process(self_ptr self, job_command& cmd, std::string& principal,
             });
     return;
   }
-  commit(self, std::move(decided.events), now, principal, promise, start_token, {});
+  commit(self, std::move(decided.events), now, principal, promise, start_token,
+         follow_up_reservation(st.record.id, cmd), follow_up_event(self, cmd, now, principal));
 }
 
 /// Appends the events a command decided and applies them once committed.
-/// `reserved_key`: a unique key the scheduler reserved for this retry,
-/// given back if the append fails.
+/// `reserved`: a unique key the scheduler reserved for this command (a
+/// retry's, a follow-up's), given back if the append fails. `follow_up`:
+/// another job's job.submitted, appended after this job's events in the
+/// same commit (the scheduler folds it from the committed batch).
 void commit(self_ptr self, std::vector<event_body> bodies, millis now, const std::string& principal,
             caf::typed_response_promise<job_record>& promise, std::uint64_t start_token,
-            std::string reserved_key) {
+            key_reservation reserved, std::optional<event> follow_up) {
   auto& st = self->state;
   std::vector<event> events;
-  events.reserve(bodies.size());
+  events.reserve(bodies.size() + 1);
   for (auto& body : bodies)
     events.push_back(event{0, st.record.id, now, principal, std::move(body)});
-  auto to_apply = events;  // applied only once committed
+  auto to_apply = events;  // applied only once committed; this job's events only
+  if (follow_up) events.push_back(std::move(*follow_up));
   st.appending = true;
   auto was_terminal = is_terminal(st.record.state);
   auto token_before = st.record.lease_token;
@@ -185,13 +227,12 @@ void commit(self_ptr self, std::vector<event_body> bodies, millis now, const std
             }
             process_next(self);
           },
-          [self, promise, start_token, reserved_key](caf::error& err) mutable {
+          [self, promise, start_token, reserved](caf::error& err) mutable {
             auto& st = self->state;
             st.appending = false;
             if (start_token != 0)
               self->send(st.scheduler, atom::refused::value, st.record.id, start_token);
-            if (!reserved_key.empty())
-              self->send(st.scheduler, atom::release::value, reserved_key, st.record.id);
+            give_back(self, reserved);
             promise.deliver(std::move(err));
             process_next(self);
           });

@@ -66,6 +66,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::queue_command)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::dispatch_explanation)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::scheduler_stats)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::job_run)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::kind_configured)
 
 namespace jobsmith {
 
@@ -165,6 +166,9 @@ using scheduler_actor = caf::typed_actor<
     /// Pause, resume or configure a queue (appends the queue event).
     caf::replies_to<atom::queue_op, queue_command, std::string>::with<queue_info>,
     caf::replies_to<atom::queues>::with<std::vector<queue_info>>,
+    /// Replaces a kind's settings (appends kind.configured, already
+    /// checked by the caller); replies with its sequence once durable.
+    caf::replies_to<atom::kind, kind_configured, std::string>::with<sequence_t>,
     /// The recurring schedules not deleted, by id.
     caf::replies_to<atom::schedule>::with<std::vector<schedule_view>>,
     /// Ends a recurring schedule.

@@ -115,6 +115,7 @@ result<recovered_state> recover(const store::event_log& log,
       return true;
     }
     apply_queue_event(out.queues, ev);
+    apply_kind_event(out.kinds, ev);
     if (auto c = std::get_if<schedule_created>(&ev.body)) {
       schedule_info info;
       info.id = c->id;
@@ -207,6 +208,7 @@ result<recovered_state> from_view(const store::event_log& log, queue_view& view,
     }
     out.schedules[id] = std::move(info);
   }
+  out.kinds = view.kinds();
   out.next_job_id = view.max_job() + 1;
   out.jobs_seen = view.jobs();
   return out;

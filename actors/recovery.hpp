@@ -5,7 +5,8 @@
 //      record's sequence number.
 //   2. Replay 1..head in order, folding each event with the same pure
 //      functions the live engine uses: job records (events/job_state.hpp),
-//      queue settings and schedules (below), the highest job id.
+//      queue settings, schedules and registered kinds (below), the
+//      highest job id.
 //      With a snapshot (recover_from_snapshot): load the queue view the
 //      projector last wrote, fold only the events after it, and read each
 //      live job's record from its stream; a snapshot that does not decode,
@@ -70,6 +71,7 @@ struct recovered_state {
   std::vector<job_record> live_jobs;  // not terminal, in id order
   std::unordered_map<std::string, queue_settings> queues;
   std::unordered_map<schedule_id, schedule_info> schedules;  // not deleted
+  kind_table kinds;  // registered kinds (kind.configured)
   job_id next_job_id = 1;
   sequence_t head = 0;
   std::uint64_t events_replayed = 0;

@@ -37,6 +37,36 @@ bool before_command(self_ptr self, job_id id, const job_command& cmd,
   return true;
 }
 
+/// An accepting review of a job whose kind names an on-accept follow-up:
+/// reserves the follow-up's id and unique key and tells the job's actor
+/// (cmd_review::follow_up), which appends the follow-up's job.submitted
+/// with the job.reviewed, or gives the key back. False when answered here:
+/// another review's follow-up is being written.
+bool attach_follow_up(self_ptr self, job_id id, job_command& cmd,
+                      caf::typed_response_promise<job_record>& rp) {
+  auto& st = self->state;
+  auto review = std::get_if<cmd_review>(&cmd);
+  if (!review || !review->accept) return true;
+  auto j = st.jobs.find(id);
+  if (j == st.jobs.end()) return true;  // not live: the job's actor refuses the review
+  auto follow = st.follow_up_kinds.find(j->second.rec.spec.kind);
+  if (follow == st.follow_up_kinds.end()) return true;
+  auto key = follow_up_key(id);
+  if (auto k = st.unique_keys.find(key); k != st.unique_keys.end()) {
+    if (st.jobs.count(k->second) == 0) {
+      rp.deliver(to_caf(engine_errc::illegal_transition,
+                        "a review of job " + std::to_string(id) + " is in progress"));
+      return false;
+    }
+    review->follow_up = k->second;  // a live job has the key: link to it
+    return true;
+  }
+  review->follow_up = st.next_job_id++;
+  review->follow_up_kind = follow->second;
+  st.unique_keys.emplace(std::move(key), review->follow_up);
+  return true;
+}
+
 void route(self_ptr self, job_id id, job_command cmd, std::string principal,
            caf::typed_response_promise<job_record> rp, bool may_retry) {
   auto actor = actor_of(self, id);
@@ -114,6 +144,8 @@ void recover_jobs(self_ptr self, recovered_state& seed) {
   auto now = mono_now(self);
   for (auto& [name, settings] : seed.queues) queue_of(self, name).settings = settings;
   for (auto& [id, s] : seed.schedules) st.schedules[id] = s;
+  for (auto& [kind, k] : seed.kinds)
+    if (!k.on_accept.empty()) st.follow_up_kinds[kind] = k.on_accept;
   st.next_job_id = seed.next_job_id;
   std::vector<job_id> dead_local;
   for (auto& rec : seed.live_jobs) {
@@ -210,14 +242,14 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
       [self](atom::command, job_id id, job_command& cmd,
              std::string& principal) -> caf::typed_response_promise<job_record> {
         auto rp = self->make_response_promise<job_record>();
-        if (before_command(self, id, cmd, rp))
+        if (before_command(self, id, cmd, rp) && attach_follow_up(self, id, cmd, rp))
           route(self, id, std::move(cmd), std::move(principal), rp, true);
         return rp;
       },
       [self](atom::forward, job_id id, job_command& cmd,
              std::string& principal) -> caf::typed_response_promise<job_record> {
         auto rp = self->make_response_promise<job_record>();
-        if (before_command(self, id, cmd, rp))
+        if (before_command(self, id, cmd, rp) && attach_follow_up(self, id, cmd, rp))
           rp.delegate(actor_of(self, id), atom::command::value, std::move(cmd),
                       std::move(principal));
         return rp;
@@ -307,6 +339,21 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
           flush_progress(self, tj);
         arm_tick(self);
         return heartbeat_reply{tj.rec.spec.timeouts.heartbeat, false};
+      },
+      [self](atom::kind, kind_configured& cfg,
+             std::string& principal) -> caf::typed_response_promise<sequence_t> {
+        auto rp = self->make_response_promise<sequence_t>();
+        std::vector<event> events{event{0, 0, wall_now(self), principal, std::move(cfg)}};
+        auto copy = events.front();
+        self->request(self->state.journal, caf::infinite, atom::append::value, std::move(events))
+            .then(
+                [self, rp, copy](sequence_t seq) mutable {
+                  copy.seq = seq;
+                  apply_engine_event(self, copy);
+                  rp.deliver(seq);
+                },
+                [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        return rp;
       },
       [self](atom::queue_op, queue_command& cmd,
              std::string& principal) -> caf::typed_response_promise<queue_info> {

@@ -128,6 +128,9 @@ struct scheduler_state {
   std::multimap<time_point, std::pair<job_id, std::uint64_t>> deadlines;  // monotonic
   std::unordered_map<std::string, queue_slot> queues;
   std::unordered_map<std::string, job_id> unique_keys;
+  /// Kinds whose accepted reviews submit a follow-up job: kind -> the
+  /// follow-up's kind (kind.configured's on_accept).
+  std::unordered_map<std::string, std::string> follow_up_kinds;
   std::unordered_map<schedule_id, schedule_info> schedules;
   // Schedules whose next run could not be submitted (the log refused the
   // write): tried again at these (monotonic) times.

@@ -275,6 +275,13 @@ bool apply_engine_event(self_ptr self, const event& ev) {
     st.schedules.erase(d->id);
     return false;
   }
+  if (auto k = std::get_if<kind_configured>(&ev.body)) {
+    if (k->on_accept.empty())
+      st.follow_up_kinds.erase(k->kind);
+    else
+      st.follow_up_kinds[k->kind] = k->on_accept;
+    return false;
+  }
   std::unordered_map<std::string, queue_settings> one;
   std::string name;
   if (auto p = std::get_if<queue_paused>(&ev.body))
@@ -301,7 +308,19 @@ void on_committed(self_ptr self, const std::vector<event>& batch) {
       continue;
     }
     auto i = st.jobs.find(ev.job);
-    if (i == st.jobs.end()) continue;
+    if (i == st.jobs.end()) {
+      // An accepted review's follow-up, appended by the reviewed job's
+      // actor: tracked from its commit (other submissions are tracked when
+      // their append is answered, after this).
+      auto spec = std::get_if<job_submitted>(&ev.body);
+      if (spec && spec->follows != 0) {
+        job_record rec;
+        apply(rec, ev);
+        track(self, std::move(rec)).holds_payload = true;
+        changed = true;
+      }
+      continue;
+    }
     auto& tj = i->second;
     if (ev.seq <= tj.rec.last_seq) continue;  // applied when it was submitted
     apply(tj.rec, ev);

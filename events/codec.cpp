@@ -55,6 +55,11 @@
 //   15 schedule.deleted := id: varint  reason: string
 //   16 engine.started   := engine_version: string  recovered_events: varint
 //                          reclaimed_jobs: varint
+//   17 kind.configured  := kind: string  on_accept: string  schema: string
+//
+// Later versions append fields:
+//    0 job.submitted v2 := ... follows: varint
+//    8 job.reviewed v2  := ... follow_up: varint
 //
 // Evolving a type: bump T::version, append the new fields at the end of its
 // list in fields() guarded by `if (io.version >= N)` (the reader sets
@@ -123,6 +128,7 @@ void fields(Io& io, B& b) {
     io("review_required", b.review_required);
     io("recur", b.recur);
     io("schedule", b.schedule);
+    if (io.version >= 2) io("follows", b.follows);
   } else if constexpr (std::is_same_v<T, job_started>) {
     io("attempt", b.attempt);
     io("worker", b.worker);
@@ -151,6 +157,7 @@ void fields(Io& io, B& b) {
   } else if constexpr (std::is_same_v<T, job_reviewed>) {
     io("accepted", b.accepted);
     io("comment", b.comment);
+    if (io.version >= 2) io("follow_up", b.follow_up);
   } else if constexpr (std::is_same_v<T, job_requested>) {
     io("what", b.what);
   } else if constexpr (std::is_same_v<T, queue_paused> || std::is_same_v<T, queue_resumed>) {
@@ -168,6 +175,10 @@ void fields(Io& io, B& b) {
     io("engine_version", b.engine_version);
     io("recovered_events", b.recovered_events);
     io("reclaimed_jobs", b.reclaimed_jobs);
+  } else if constexpr (std::is_same_v<T, kind_configured>) {
+    io("kind", b.kind);
+    io("on_accept", b.on_accept);
+    io("schema", b.schema);
   } else {
     static_assert(always_false<T>, "add the type's fields (and its grammar line)");
   }

@@ -79,7 +79,7 @@ struct log_line {
 /// A job entered the system. Its id is the event's job id.
 struct job_submitted {
   static constexpr std::string_view type_name = "job.submitted";
-  static constexpr std::uint16_t version = 1;
+  static constexpr std::uint16_t version = 2;
   std::string kind;
   std::string queue = "default";
   std::string payload = "{}";  // JSON text
@@ -92,6 +92,9 @@ struct job_submitted {
   bool review_required = false;
   recurrence recur;
   schedule_id schedule = 0;  // set on runs of a recurring schedule
+  /// Version 2. Set on an on-accept follow-up: the reviewed job whose
+  /// acceptance submitted it (in the same commit as that job.reviewed).
+  job_id follows = 0;
   friend bool operator==(const job_submitted&, const job_submitted&) = default;
 };
 
@@ -172,9 +175,12 @@ struct job_cancelled {
 /// of the event is the reviewer.
 struct job_reviewed {
   static constexpr std::string_view type_name = "job.reviewed";
-  static constexpr std::uint16_t version = 1;
+  static constexpr std::uint16_t version = 2;
   bool accepted = false;
   std::string comment;
+  /// Version 2. The job this acceptance submitted (its kind's on-accept
+  /// follow-up, same commit); 0 = none.
+  job_id follow_up = 0;
   friend bool operator==(const job_reviewed&, const job_reviewed&) = default;
 };
 
@@ -241,6 +247,18 @@ struct schedule_deleted {
   friend bool operator==(const schedule_deleted&, const schedule_deleted&) = default;
 };
 
+/// A job kind's settings, replacing the previous ones whole: the kind whose
+/// job an accepted review submits (empty = none) and the JSON Schema
+/// (draft 7) every submitted payload must match (empty = any JSON).
+struct kind_configured {
+  static constexpr std::string_view type_name = "kind.configured";
+  static constexpr std::uint16_t version = 1;
+  std::string kind;
+  std::string on_accept;
+  std::string schema;  // JSON text
+  friend bool operator==(const kind_configured&, const kind_configured&) = default;
+};
+
 /// The engine finished recovery and began serving.
 struct engine_started {
   static constexpr std::string_view type_name = "engine.started";
@@ -257,7 +275,7 @@ using event_body =
     std::variant<job_submitted, job_started, job_progress, job_succeeded, job_failed,
                  job_reclaimed, job_discarded, job_cancelled, job_reviewed, job_requested,
                  job_expired, queue_paused, queue_resumed, queue_configured, schedule_created,
-                 schedule_deleted, engine_started>;
+                 schedule_deleted, engine_started, kind_configured>;
 
 /// One committed (or to-be-committed) fact.
 struct event {

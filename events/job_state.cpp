@@ -211,7 +211,7 @@ decision decide_one(const job_record& job, const cmd_review& c, millis now) {
     return refuse(job_errc::illegal_transition,
                   job_name(job) + " is not pending review (" +
                       std::string(to_string(effective_state(job, now))) + ")");
-  return emit(job_reviewed{c.accept, c.comment});
+  return emit(job_reviewed{c.accept, c.comment, c.accept ? c.follow_up : 0});
 }
 
 decision decide_one(const job_record& job, const cmd_request& c, millis now) {
@@ -456,6 +456,8 @@ std::optional<job_error> validate(const job_submitted& spec, millis min_recurren
   if (auto err = check_name("kind", spec.kind)) return err;
   if (auto err = check_name("queue", spec.queue)) return err;
   if (auto err = check_json("payload", spec.payload)) return err;
+  if (spec.follows != 0)
+    return invalid("follows is set by the engine only (on a kind's on-accept follow-up)");
   if (spec.run_at < 0) return invalid("run_at must not be negative");
   if (spec.run_at > max_timestamp)
     return invalid("run_at must be at most " + std::to_string(max_timestamp) +
@@ -542,6 +544,22 @@ millis next_recurrence(const recurrence& rec, millis now, std::uint32_t consecut
                std::pow(rec.failure_backoff, static_cast<double>(consecutive_failures));
   if (!(gap <= cap)) gap = cap;
   return add_saturating(now, round_millis(gap));
+}
+
+std::string follow_up_key(job_id reviewed) { return "on-accept:" + std::to_string(reviewed); }
+
+job_submitted follow_up_spec(const job_record& reviewed, const std::string& kind) {
+  job_submitted spec;
+  spec.kind = kind;
+  spec.queue = reviewed.spec.queue;
+  spec.priority = reviewed.spec.priority;
+  // Keys in sorted order, the form the engine stores JSON in; both texts
+  // are JSON already (checked when they were recorded).
+  spec.payload = "{\"job\":" + std::to_string(reviewed.id) +
+                 ",\"payload\":" + reviewed.spec.payload + ",\"result\":" + reviewed.result + "}";
+  spec.unique_key = follow_up_key(reviewed.id);
+  spec.follows = reviewed.id;
+  return spec;
 }
 
 }  // namespace jobsmith

@@ -128,6 +128,12 @@ struct cmd_cancel {
 struct cmd_review {
   bool accept = false;
   std::string comment;
+  /// Set by the scheduler on an accept whose kind names an on-accept
+  /// follow-up: the id the follow-up job gets. With follow_up_kind empty
+  /// the follow-up exists already (a live job holds its unique key) and the
+  /// acceptance only links to it.
+  job_id follow_up = 0;
+  std::string follow_up_kind = {};
 };
 struct cmd_request {
   request_kind what = request_kind::run_now;
@@ -206,6 +212,17 @@ std::optional<job_error> validate_name(std::string_view field, const std::string
 /// the default.
 std::optional<job_error> validate(const job_submitted& spec,
                                   millis min_recurrence = min_recurrence_interval);
+
+/// The unique key of the follow-up job that accepting job `reviewed`
+/// submits ("on-accept:<id>").
+std::string follow_up_key(job_id reviewed);
+
+/// The follow-up job an accepted review of `reviewed` submits, of kind
+/// `kind`: in the reviewed job's queue, at its priority, due at once, with
+/// the payload {"job": id, "payload": ..., "result": ...} (the reviewed
+/// job's id, payload and result), unique key follow_up_key(id) and
+/// `follows` = id. Everything else has the submission defaults.
+job_submitted follow_up_spec(const job_record& reviewed, const std::string& kind);
 
 /// `job` is the current fold (ignored for cmd_submit); `now` is the wall
 /// time the resulting events will carry.

@@ -74,6 +74,7 @@ void json_fields(Io& io, B& b) {
   } else if constexpr (std::is_same_v<T, job_submitted>) {
     spec_fields(io, b);
     io("schedule", b.schedule);
+    io.id_if_set("follows", b.follows);
   } else if constexpr (std::is_same_v<T, job_started>) {
     io("attempt", b.attempt);
     io("worker", b.worker);
@@ -102,6 +103,7 @@ void json_fields(Io& io, B& b) {
   } else if constexpr (std::is_same_v<T, job_reviewed>) {
     io("accepted", b.accepted);
     io("comment", b.comment);
+    io.id_if_set("follow_up", b.follow_up);
   } else if constexpr (std::is_same_v<T, job_requested>) {
     io("what", b.what);
   } else if constexpr (std::is_same_v<T, queue_paused> || std::is_same_v<T, queue_resumed>) {
@@ -119,6 +121,10 @@ void json_fields(Io& io, B& b) {
     io("engine_version", b.engine_version);
     io("recovered_events", b.recovered_events);
     io("reclaimed_jobs", b.reclaimed_jobs);
+  } else if constexpr (std::is_same_v<T, kind_configured>) {
+    io("kind", b.kind);
+    io("on_accept", b.on_accept);
+    io.json_text_or_empty("schema", b.schema);
   } else {
     static_assert(always_false<T>, "add the type's JSON fields");
   }
@@ -155,6 +161,10 @@ class json_writer {
   void json_text(const char* name, const std::string& text) { obj_[name] = embed(text); }
   void json_text_or_empty(const char* name, const std::string& text) {
     if (!text.empty()) obj_[name] = embed(text);
+  }
+  /// A job id that is mostly 0 ("none"): written only when set.
+  void id_if_set(const char* name, job_id id) {
+    if (id != 0) obj_[name] = id;
   }
 
   static json value(const std::string& s) { return s; }
@@ -212,6 +222,7 @@ class json_reader {
     if (auto it = obj_.find(name); it != obj_.end()) text = it->dump();
   }
   void json_text_or_empty(const char* name, std::string& text) { json_text(name, text); }
+  void id_if_set(const char* name, job_id& id) { (*this)(name, id); }
 
   /// Accepts key `name` without reading it (the caller reads it).
   void allow(const char* name) { known_.push_back(name); }
@@ -611,6 +622,9 @@ class text_writer {
   }
   void json_text_or_empty(const char* name, const std::string& t) {
     if (!t.empty()) json_text(name, t);
+  }
+  void id_if_set(const char* name, job_id id) {
+    if (id != 0) (*this)(name, id);
   }
 
   /// Appends the object to `out`.

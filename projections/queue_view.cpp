@@ -84,6 +84,15 @@ const std::vector<std::pair<std::uint32_t, lock_mode>>& queue_view::resources_of
   return row.resources == 0 ? no_resources : resource_sets_[row.resources - 1];
 }
 
+void apply_kind_event(kind_table& kinds, const event& ev) {
+  auto k = std::get_if<kind_configured>(&ev.body);
+  if (!k) return;
+  if (k->on_accept.empty() && k->schema.empty())
+    kinds.erase(k->kind);
+  else
+    kinds.insert_or_assign(k->kind, *k);
+}
+
 void queue_view::apply(const event& ev) {
   head_ = ev.seq;
   head_time_ = ev.time;
@@ -99,6 +108,8 @@ void queue_view::apply(const event& ev) {
       schedules_[sc->id] = schedule_row{sc->id, 0, false, 0};
     } else if (auto sd = std::get_if<schedule_deleted>(&ev.body)) {
       schedules_.erase(sd->id);
+    } else {
+      apply_kind_event(kinds_, ev);
     }
     return;
   }
@@ -662,6 +673,12 @@ std::string queue_view::encode() const {
   for (auto n : {totals_.events, totals_.submitted, totals_.started, totals_.succeeded,
                  totals_.failed, totals_.reclaimed, totals_.cancelled, totals_.expired})
     w.put(n);
+  w.put_varint(kinds_.size());
+  for (const auto& [name, k] : kinds_) {
+    w.put(k.kind);
+    w.put(k.on_accept);
+    w.put(k.schema);
+  }
 
   std::vector<const job_row*> rows;
   rows.reserve(job_count_);
@@ -780,6 +797,18 @@ std::optional<queue_view> queue_view::decode(std::string_view bytes, std::string
   r("reclaimed", t.reclaimed);
   r("cancelled", t.cancelled);
   r("expired", t.expired);
+  r("kinds", n);
+  if (!r.failed() && n > r.left()) return fail("kind count exceeds the input");
+  for (std::uint64_t i = 0; i < n && !r.failed(); ++i) {
+    kind_configured k;
+    r("kind", k.kind);
+    r("on_accept", k.on_accept);
+    r("schema", k.schema);
+    if (r.failed()) break;
+    if (k.kind.empty() || (k.on_accept.empty() && k.schema.empty()) || v.kinds_.count(k.kind) != 0)
+      return fail("kind '" + k.kind + "' is empty, unset or appears twice");
+    v.kinds_.emplace(k.kind, std::move(k));
+  }
   if (r.failed()) return fail(r.path() + ": " + r.what());
   if (r.left() != 0) return fail(std::to_string(r.left()) + " bytes after the head");
 

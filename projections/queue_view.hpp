@@ -115,6 +115,12 @@ struct resource_row {
   std::vector<std::pair<job_id, lock_mode>> waiters;
 };
 
+/// Registered kinds by name: the last kind.configured of each (a kind
+/// configured with no follow-up and no schema is absent).
+using kind_table = std::map<std::string, kind_configured, std::less<>>;
+/// Folds kind.configured into `kinds`; ignores other events.
+void apply_kind_event(kind_table& kinds, const event& ev);
+
 class queue_view {
  public:
   /// Version of this fold's rules and of its snapshot encoding; a snapshot
@@ -122,7 +128,8 @@ class queue_view {
   /// 2: schedules, and each row's schedule id. 3: rows in checksummed
   /// chunks, read in parallel. 4: event counts. 5: rows stored against
   /// the row before them, and a word-wise checksum (half the bytes of 4).
-  static constexpr std::uint32_t version = 5;
+  /// 6: registered kinds.
+  static constexpr std::uint32_t version = 6;
 
   /// Folds one committed event; `ev.seq` must follow the last one applied.
   void apply(const event& ev);
@@ -162,7 +169,8 @@ class queue_view {
   ///   "jsqv" | u32 LE version | u64 LE checksum of head | varint len | head
   ///     | varint chunk count | chunks
   ///   head:  sequence, time, job count, the name table, the resource sets,
-  ///          the queue settings, the schedules, the event counts
+  ///          the queue settings, the schedules, the event counts, the
+  ///          registered kinds (kind, on_accept, schema: strings)
   ///   chunk: u64 LE checksum of rows | varint row count (<= 65,536)
   ///          | varint len | rows, in id order across all chunks
   ///   (events/binary_io.hpp encodings; each row as queue_view.cpp's
@@ -185,6 +193,8 @@ class queue_view {
   const std::unordered_map<std::uint32_t, queue_settings>& settings() const { return settings_; }
   /// Schedules not deleted, by id.
   const std::map<schedule_id, schedule_row>& schedules() const { return schedules_; }
+  /// Registered kinds (kind.configured), by name.
+  const kind_table& kinds() const { return kinds_; }
   /// The highest job id any event named (0 when none).
   job_id max_job() const;
   /// Calls fn(row) for every job not in a terminal state, in id order.
@@ -213,6 +223,7 @@ class queue_view {
   std::vector<std::vector<std::pair<std::uint32_t, lock_mode>>> resource_sets_;
   std::unordered_map<std::uint32_t, queue_settings> settings_;
   std::map<schedule_id, schedule_row> schedules_;
+  kind_table kinds_;
   event_counts totals_;
 };
 

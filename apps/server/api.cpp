@@ -110,6 +110,11 @@ const route routes[] = {
     {"POST", "/v1/queues/{queue}/resume", permission::administer, resume_queue},
     {"POST", "/v1/queues/{queue}/concurrency", permission::administer, configure_queue},
 
+    // routes_kinds.cpp
+    {"GET", "/v1/kinds", permission::read, list_kinds},
+    {"GET", "/v1/kinds/{kind}", permission::read, get_kind},
+    {"POST", "/v1/kinds/{kind}", permission::administer, configure_kind},
+
     // routes_schedules.cpp
     {"GET", "/v1/schedules", permission::read, list_schedules},
     {"DELETE", "/v1/schedules/{schedule_id}", permission::produce, delete_schedule},

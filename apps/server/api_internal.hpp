@@ -9,6 +9,7 @@
 //   routes_jobs.cpp      /v1/jobs: submit, list, get, cancel, run-now, retry, review
 //   routes_workers.cpp   lease, heartbeat, complete (one, a batch), fail
 //   routes_queues.cpp    /v1/queues: list, pause, resume, concurrency
+//   routes_kinds.cpp     /v1/kinds: list, get, configure
 //   routes_schedules.cpp /v1/schedules: list, delete
 //   routes_events.cpp    /v1/events: a page, a stream
 //   routes_admin.cpp     /v1/admin/backup
@@ -226,6 +227,10 @@ std::optional<stream_request> list_queues(request_context& rt);
 std::optional<stream_request> pause_queue(request_context& rt);
 std::optional<stream_request> resume_queue(request_context& rt);
 std::optional<stream_request> configure_queue(request_context& rt);
+// routes_kinds.cpp
+std::optional<stream_request> list_kinds(request_context& rt);
+std::optional<stream_request> get_kind(request_context& rt);
+std::optional<stream_request> configure_kind(request_context& rt);
 // routes_schedules.cpp
 std::optional<stream_request> list_schedules(request_context& rt);
 std::optional<stream_request> delete_schedule(request_context& rt);

@@ -119,9 +119,12 @@ BOOST_AUTO_TEST_CASE(enums_are_names_and_submission_has_one_shape) {
   BOOST_TEST(body["schedule"] == 42);
   BOOST_TEST(body["retry"]["jitter"] == 0.25);
   BOOST_TEST(!body.contains("recur"));
-  // The body is the submission shape plus "schedule".
+  // The body is the submission shape plus "schedule" and, when set,
+  // "follows".
+  BOOST_TEST(body["follows"] == 41);
   json without_schedule = body;
   without_schedule.erase("schedule");
+  without_schedule.erase("follows");
   BOOST_TEST(without_schedule == spec_to_json(std::get<job_submitted>(samples[0].body)));
 
   BOOST_TEST(to_json(samples[2])["body"]["lines"][0]["level"] == "warn");
@@ -202,7 +205,7 @@ BOOST_AUTO_TEST_CASE(malformed_events_are_refused_naming_the_field) {
   BOOST_TEST(event_error(with("/type"_json_pointer, "job.exploded")) ==
              "type: unknown event type 'job.exploded'");
   BOOST_TEST(event_error(with("/version"_json_pointer, 7)) ==
-             "job.submitted version 7 is newer than this reader (1)");
+             "job.submitted version 7 is newer than this reader (2)");
   BOOST_TEST(event_error(with("/version"_json_pointer, 0)) ==
              "job.submitted version 0 is older than the oldest this reader can read (1)");
 
@@ -283,8 +286,10 @@ BOOST_AUTO_TEST_CASE(malformed_submissions_are_refused_naming_the_field) {
 BOOST_AUTO_TEST_CASE(spec_to_json_reads_back_equal) {
   job_submitted s = std::get<job_submitted>(test::sample_events()[0].body);
   s.schedule = 0;  // engine-owned; not part of a submission
+  s.follows = 0;
   const json j = spec_to_json(s);
   BOOST_TEST(!j.contains("schedule"));
+  BOOST_TEST(!j.contains("follows"));
   BOOST_TEST((parse_spec(j) == s));
   BOOST_TEST((parse_spec(json::parse(j.dump())) == s));
 }

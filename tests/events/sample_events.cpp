@@ -22,6 +22,7 @@ std::vector<event> sample_events() {
   submitted.review_required = true;
   submitted.recur = recurrence{3'600'000, 3.0, 7'200'000, 4};
   submitted.schedule = 42;
+  submitted.follows = 41;
 
   job_progress progress;
   progress.attempt = 2;
@@ -39,7 +40,7 @@ std::vector<event> sample_events() {
       job_reclaimed{6, "heartbeat missed", 1'700'001'000'000},
       job_discarded{"obsolete"},
       job_cancelled{"user asked"},
-      job_reviewed{true, "looks right"},
+      job_reviewed{true, "looks right", 77},
       job_requested{request_kind::retry},
       job_expired{"not started within 5s"},
       queue_paused{"imports"},
@@ -48,6 +49,8 @@ std::vector<event> sample_events() {
       schedule_created{11, 1234},
       schedule_deleted{12, "replaced"},
       engine_started{"0.1.0", 123'456, 7},
+      kind_configured{"import.charts", "publish.charts",
+                      R"({"properties":{"file":{"type":"string"}},"required":["file"]})"},
   };
 
   std::vector<event> out;
