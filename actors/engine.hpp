@@ -28,14 +28,14 @@
 #include <string>
 #include <vector>
 
-#include "actors/clock.hpp"
-#include "actors/engine_error.hpp"
-#include "actors/engine_types.hpp"
-#include "actors/handler.hpp"
-#include "events/event.hpp"
-#include "events/job_state.hpp"
-#include "projections/job_filter.hpp"
-#include "projections/queue_view.hpp"
+#include "clock.hpp"
+#include "engine_error.hpp"
+#include "engine_types.hpp"
+#include "handler.hpp"
+#include "../events/event.hpp"
+#include "../events/job_state.hpp"
+#include "../projections/job_filter.hpp"
+#include "../projections/queue_view.hpp"
 
 namespace rocksdb {
 class Env;

@@ -23,9 +23,9 @@
 #include <string>
 #include <vector>
 
-#include "actors/engine.hpp"
-#include "apps/server/auth.hpp"
-#include "apps/server/beanstalk/options.hpp"
+#include "../../actors/engine.hpp"
+#include "auth.hpp"
+#include "beanstalk/options.hpp"
 
 namespace jobsmith::server {
 
