@@ -115,7 +115,9 @@ struct engine_metrics {
   sequence_t head = 0;
 };
 
-/// Ends its subscription when destroyed.
+/// Ends its subscription when destroyed. Once cancel() (or the destructor)
+/// returns, the function is not running on another thread and is not
+/// called again; called from inside the function itself, it returns at once.
 class subscription {
  public:
   subscription() = default;
@@ -229,6 +231,9 @@ class engine {
 
   /// Highest committed sequence (0 when the log is empty or the engine closed).
   sequence_t head() const;
+
+  /// The options the engine was opened with.
+  const engine_options& options() const;
 
   /// Visits the committed events with from <= seq <= to in sequence order,
   /// read and decoded from the log directly (no actor; safe on any thread).
