@@ -1,7 +1,8 @@
 // A service that embeds jobsmith (docs/embedding.md): it registers two
-// kinds, one with an on-accept hook, opens a data directory, submits one
-// job of each, reviews the one that waits for review, and serves the HTTP
-// API and dashboard over the same engine.
+// kinds, one with an on-accept hook, opens a data directory, subscribes to
+// what the engine commits, submits one job of each, reviews the one that
+// waits for review, and serves the HTTP API and dashboard over the same
+// engine.
 //
 //   jobsmith-embedded [DATA_DIR] [--serve]
 //
@@ -15,6 +16,7 @@
 #include <iostream>
 #include <string>
 #include <thread>
+#include <variant>
 
 #include <jobsmith/actors/engine.hpp>
 #include <jobsmith/apps/server/server.hpp>
@@ -87,6 +89,13 @@ int main(int argc, char** argv) {
   std::printf("engine open on %s: %llu event(s) replayed\n", data_dir.c_str(),
               static_cast<unsigned long long>(eng.recovered().events_replayed));
 
+  // Every event committed from now on, in sequence order, on a thread of
+  // the subscription's own.
+  std::atomic<int> finished{0};
+  auto subscription = eng.subscribe([&finished](const jobsmith::event& ev) {
+    if (std::holds_alternative<jobsmith::job_succeeded>(ev.body)) finished.fetch_add(1);
+  });
+
   jobsmith::job_submitted thumb;
   thumb.kind = "thumbnail";
   thumb.payload = R"({"image":"cat.png"})";
@@ -120,11 +129,18 @@ int main(int argc, char** argv) {
   if (hook_runs.load() != 1)
     return fail("the hook ran " + std::to_string(hook_runs.load()) + " time(s), not once");
 
+  // Events reach a subscriber just after they are committed.
+  for (int i = 0; i < 2000 && finished.load() < 2; ++i) std::this_thread::sleep_for(5ms);
+  if (finished.load() != 2)
+    return fail("the subscription saw " + std::to_string(finished.load()) +
+                " job.succeeded event(s), not 2");
+  std::printf("the subscription saw both job.succeeded events\n");
+
   // The publish job's whole history, as the log holds it.
   auto view = eng.get(*publish_id);
   if (!view) return fail("get: " + view.error().to_string());
   for (const auto& ev : view->history)
-    std::printf("  seq %llu  %-14s by %s\n", static_cast<unsigned long long>(ev.seq),
+    std::printf("  seq %-3llu %-14s by %s\n", static_cast<unsigned long long>(ev.seq),
                 std::string{jobsmith::type_name(ev.body)}.c_str(), ev.principal.c_str());
 
   // The HTTP API and dashboard over the same engine, in-process: jobs
