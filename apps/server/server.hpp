@@ -4,12 +4,11 @@
 // with allow_unknown_kinds and no local handlers: every kind runs on remote
 // workers; `jobsmith serve`), or it serves an engine the caller opened and
 // owns, with the caller's handlers and hooks (docs/embedding.md). It holds
-// an event hub (one engine
-// subscription fanned out to event streams, metrics and per-queue counts),
-// a bounded pool of threads for the blocking facade calls, and RESTinio on
-// its own Asio threads. Asio threads never wait for the engine: a request is
-// accepted, handed to the pool (or to an asynchronous facade call) and
-// answered from there.
+// an event hub (one engine subscription fanned out to event streams,
+// metrics and per-queue counts), a bounded pool of threads for the blocking
+// facade calls, and RESTinio on its own Asio threads. Asio threads never
+// wait for the engine: a request is accepted, handed to the pool (or to an
+// asynchronous facade call) and answered from there.
 //
 //   jobsmith::server::server_config cfg;
 //   cfg.engine.data_dir = "./data";
