@@ -7,7 +7,7 @@
 #include <chrono>
 #include <functional>
 
-#include "events/event.hpp"
+#include "../events/event.hpp"
 
 namespace jobsmith {
 

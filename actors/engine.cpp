@@ -89,6 +89,10 @@ void stop_core(const engine_core& core) {
 // -- the facade -------------------------------------------------------------------------
 
 void subscription::impl::stop() {
+  {
+    std::lock_guard<std::recursive_mutex> no_call{calls->mu};
+    calls->live = false;
+  }
   if (!subscriber) return;
   caf::anon_send(journal, atom::unsubscrib::value, subscriber);
   caf::anon_send_exit(subscriber, caf::exit_reason::user_shutdown);
@@ -471,9 +475,12 @@ result<job_record> engine::fail(job_id id, std::uint64_t lease_token, std::strin
 
 namespace {
 
-caf::behavior subscriber(caf::event_based_actor*, std::function<void(const event&)> fn) {
+caf::behavior subscriber(caf::event_based_actor*, std::shared_ptr<subscription::impl::gate> calls,
+                         std::function<void(const event&)> fn) {
   return {
-      [fn](atom::committed, const committed_batch& batch) {
+      [calls, fn](atom::committed, const committed_batch& batch) {
+        std::lock_guard<std::recursive_mutex> calling{calls->mu};
+        if (!calls->live) return;  // cancelled: batches still queued are dropped
         for (auto& ev : *batch) fn(ev);
       },
   };
@@ -487,8 +494,8 @@ subscription engine::subscribe(std::function<void(const event&)> fn, subscriber_
   auto sub = std::make_shared<subscription::impl>();
   sub->journal = im.core.journal;
   sub->subscriber = where == subscriber_thread::own
-                        ? im.system->spawn<caf::detached>(subscriber, std::move(fn))
-                        : im.system->spawn(subscriber, std::move(fn));
+                        ? im.system->spawn<caf::detached>(subscriber, sub->calls, std::move(fn))
+                        : im.system->spawn(subscriber, sub->calls, std::move(fn));
   caf::anon_send(im.core.journal, atom::subscribe::value, sub->subscriber);
   std::lock_guard<std::mutex> guard{im.close_mutex};
   im.subscriptions.push_back(sub);
@@ -496,6 +503,8 @@ subscription engine::subscribe(std::function<void(const event&)> fn, subscriber_
 }
 
 // -- for the HTTP server (apps/server) ----------------------------------------------------
+
+const engine_options& engine::options() const { return impl_->options; }
 
 sequence_t engine::head() const {
   auto& im = *impl_;

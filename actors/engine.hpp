@@ -28,14 +28,14 @@
 #include <string>
 #include <vector>
 
-#include "actors/clock.hpp"
-#include "actors/engine_error.hpp"
-#include "actors/engine_types.hpp"
-#include "actors/handler.hpp"
-#include "events/event.hpp"
-#include "events/job_state.hpp"
-#include "projections/job_filter.hpp"
-#include "projections/queue_view.hpp"
+#include "clock.hpp"
+#include "engine_error.hpp"
+#include "engine_types.hpp"
+#include "handler.hpp"
+#include "../events/event.hpp"
+#include "../events/job_state.hpp"
+#include "../projections/job_filter.hpp"
+#include "../projections/queue_view.hpp"
 
 namespace rocksdb {
 class Env;
@@ -115,7 +115,9 @@ struct engine_metrics {
   sequence_t head = 0;
 };
 
-/// Ends its subscription when destroyed.
+/// Ends its subscription when destroyed. Once cancel() (or the destructor)
+/// returns, the function is not running on another thread and is not
+/// called again; called from inside the function itself, it returns at once.
 class subscription {
  public:
   subscription() = default;
@@ -244,6 +246,9 @@ class engine {
 
   /// Highest committed sequence (0 when the log is empty or the engine closed).
   sequence_t head() const;
+
+  /// The options the engine was opened with.
+  const engine_options& options() const;
 
   /// Visits the committed events with from <= seq <= to in sequence order,
   /// read and decoded from the log directly (no actor; safe on any thread).

@@ -10,7 +10,7 @@
 #include <utility>
 #include <variant>
 
-#include "events/job_state.hpp"
+#include "../events/job_state.hpp"
 
 namespace jobsmith {
 

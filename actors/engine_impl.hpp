@@ -19,6 +19,15 @@
 namespace jobsmith {
 
 struct subscription::impl {
+  /// Held while the subscriber calls the function; stop() clears `live`
+  /// under it, so once stop() returns the function is not running on
+  /// another thread and is never called again (recursive: the function may
+  /// cancel its own subscription).
+  struct gate {
+    std::recursive_mutex mu;
+    bool live = true;
+  };
+  std::shared_ptr<gate> calls = std::make_shared<gate>();
   caf::actor subscriber;
   journal_actor journal;
   void stop();

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "actors/lock_table.hpp"
-#include "events/event.hpp"
+#include "lock_table.hpp"
+#include "../events/event.hpp"
 
 namespace jobsmith {
 

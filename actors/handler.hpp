@@ -10,7 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "events/event.hpp"
+#include "../events/event.hpp"
 
 namespace jobsmith {
 

@@ -50,7 +50,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "events/event.hpp"
+#include "../events/event.hpp"
 
 namespace jobsmith {
 

@@ -25,7 +25,7 @@
 #include <variant>
 #include <vector>
 
-#include "events/event.hpp"
+#include "event.hpp"
 
 namespace jobsmith {
 

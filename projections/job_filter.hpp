@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "events/event.hpp"
-#include "events/job_state.hpp"
+#include "../events/event.hpp"
+#include "../events/job_state.hpp"
 
 namespace jobsmith {
 

@@ -24,10 +24,10 @@
 #include <unordered_map>
 #include <vector>
 
-#include "events/event.hpp"
-#include "events/job_state.hpp"
-#include "projections/job_filter.hpp"
-#include "projections/large_allocator.hpp"
+#include "../events/event.hpp"
+#include "../events/job_state.hpp"
+#include "job_filter.hpp"
+#include "large_allocator.hpp"
 
 namespace jobsmith {
 

@@ -24,6 +24,7 @@
 #include "apps/server/call_pool.hpp"
 #include "apps/server/event_hub.hpp"
 #include "apps/server/log_limiter.hpp"
+#include "apps/server/reply_count.hpp"
 
 namespace jobsmith::server {
 
@@ -262,8 +263,13 @@ bool is_loopback(const std::string& host) {
 }
 
 struct server::impl {
+  explicit impl(bool callers) : callers_engine(callers) {}
+
   server_config config;
-  std::unique_ptr<engine> eng;
+  std::unique_ptr<engine> owned_eng;  // the engine the server opened, if it did
+  engine* eng = nullptr;              // the engine served: owned_eng's or the caller's
+  const bool callers_engine;
+  reply_count replies;                // counted over the caller's engine only
   std::unique_ptr<event_hub> hub;
   std::unique_ptr<call_pool> pool;
   std::unique_ptr<api> handler;
@@ -271,7 +277,10 @@ struct server::impl {
   // engine opens (a port in use must not leave engine.started in the log),
   // and a request that arrives in between is answered 503.
   std::atomic<api*> serving{nullptr};
-  restinio::asio_ns::io_context io;
+  // Freed at the end of stop(): the connections that queued handlers still
+  // hold close then, not when the server object goes.
+  std::unique_ptr<restinio::asio_ns::io_context> io =
+      std::make_unique<restinio::asio_ns::io_context>();
   std::unique_ptr<http_server> http;
   std::unique_ptr<beanstalk::listener> beanstalk;  // after io: its sockets and timers go first
   std::vector<std::thread> io_threads;
@@ -316,7 +325,8 @@ struct server::impl {
     r.source.content_type = h.get_field_or(restinio::http_field::content_type, "");
     r.prefer = h.get_field_or("Prefer", "");
     r.body = req->body();
-    auto stream = h_api->handle(std::move(r), [this, req](http_reply reply) {
+    auto counted = callers_engine ? std::make_shared<reply_count::token>(replies) : nullptr;
+    auto stream = h_api->handle(std::move(r), [this, req, counted](http_reply reply) {
       answer(req, std::move(reply));
     });
     if (stream) open_stream(req, std::move(*stream));
@@ -342,7 +352,7 @@ struct server::impl {
       write_reply(req, std::move(reply));
       return;
     }
-    restinio::asio_ns::post(io, [req, reply = std::move(reply)]() mutable {
+    restinio::asio_ns::post(*io, [req, reply = std::move(reply)]() mutable {
       write_reply(req, std::move(reply));
     });
   }
@@ -367,8 +377,13 @@ struct server::impl {
   }
 };
 
-server::server(server_config config) : impl_(std::make_unique<impl>()) {
+server::server(server_config config) : impl_(std::make_unique<impl>(false)) {
   impl_->config = std::move(config);
+}
+
+server::server(server_config config, engine& eng) : impl_(std::make_unique<impl>(true)) {
+  impl_->config = std::move(config);
+  impl_->eng = &eng;
 }
 
 server::~server() { stop(); }
@@ -385,11 +400,15 @@ std::string server::start() {
   auto& im = *impl_;
   auto& cfg = im.config;
   if (im.running) return "already started";
+  if (!im.io) return "a stopped server does not start again";
   if (cfg.tokens.empty() && !is_loopback(cfg.host))
     return "refusing to listen on " + cfg.host +
            " without tokens: anyone could submit and cancel jobs. Give --tokens FILE, or listen "
            "on 127.0.0.1";
-  if (!cfg.engine.handlers.empty()) return "the server runs no handlers: remote workers run every kind";
+  if (!im.callers_engine && !cfg.engine.handlers.empty())
+    return "the server runs no handlers: remote workers run every kind";
+  if (im.callers_engine && cfg.beanstalk.enabled())
+    return "the beanstalkd protocol is served only by a server that opens its own engine";
   if (cfg.beanstalk.enabled() && cfg.tokens.empty() && !is_loopback(cfg.beanstalk.host))
     return "refusing to serve the beanstalkd protocol on " + cfg.beanstalk.host +
            " without tokens: anyone could put and delete jobs. Give --tokens FILE (clients then "
@@ -420,7 +439,7 @@ std::string server::start() {
   std::promise<std::string> opened_promise;
   auto opened_future = opened_promise.get_future();
   try {
-    im.http = std::make_unique<http_server>(restinio::external_io_context(im.io),
+    im.http = std::make_unique<http_server>(restinio::external_io_context(*im.io),
                                             std::move(settings));
     im.http->open_async([&] { opened_promise.set_value({}); },
                         [&](std::exception_ptr ex) {
@@ -438,8 +457,8 @@ std::string server::start() {
   auto threads = std::max<std::size_t>(1, cfg.io_threads);
   for (std::size_t i = 0; i < threads; ++i)
     im.io_threads.emplace_back([&im] {
-      auto guard = restinio::asio_ns::make_work_guard(im.io);
-      im.io.run();
+      auto guard = restinio::asio_ns::make_work_guard(*im.io);
+      im.io->run();
     });
   im.running = true;
   if (auto err = opened_future.get(); !err.empty()) {
@@ -447,23 +466,32 @@ std::string server::start() {
     return err;
   }
   if (cfg.beanstalk.enabled()) {
-    im.beanstalk = std::make_unique<beanstalk::listener>(im.io, cfg.beanstalk);
+    im.beanstalk = std::make_unique<beanstalk::listener>(*im.io, cfg.beanstalk);
     if (auto err = im.beanstalk->bind(); !err.empty()) {
       stop();
       return err;
     }
   }
 
-  // 2. Open the engine (recovery writes engine.started), then serve.
-  auto opts = cfg.engine;
-  opts.allow_unknown_kinds = true;
-  if (opts.default_principal == "embedded") opts.default_principal = "local";
-  auto opened = engine::open(std::move(opts));
-  if (!opened) {
-    stop();
-    return "cannot open the engine: " + opened.error().to_string();
+  // 2. Open the engine (recovery writes engine.started), then serve. The
+  //    caller's engine is open already; the routes read its options (the
+  //    data directory that backups stay out of, submission bounds).
+  if (im.callers_engine) {
+    auto opts = im.eng->options();
+    opts.handlers = {};
+    cfg.engine = std::move(opts);
+  } else {
+    auto opts = cfg.engine;
+    opts.allow_unknown_kinds = true;
+    if (opts.default_principal == "embedded") opts.default_principal = "local";
+    auto opened = engine::open(std::move(opts));
+    if (!opened) {
+      stop();
+      return "cannot open the engine: " + opened.error().to_string();
+    }
+    im.owned_eng = std::move(*opened);
+    im.eng = im.owned_eng.get();
   }
-  im.eng = std::move(*opened);
   im.hub = std::make_unique<event_hub>(*im.eng);
   if (auto err = im.hub->start(); !err.empty()) {
     stop();
@@ -477,7 +505,7 @@ std::string server::start() {
   im.serving.store(im.handler.get(), std::memory_order_release);
   if (im.beanstalk) {
     beanstalk::service::setup bs;
-    bs.eng = im.eng.get();
+    bs.eng = im.eng;
     bs.pool = im.pool.get();
     bs.tokens = &cfg.tokens;
     bs.max_long_poll = cfg.limits.max_long_poll.count();
@@ -529,23 +557,29 @@ void server::stop() {
   if (im.hub) im.hub->stop();
   // 2. Let the calls in progress finish (the engine still answers them).
   if (im.pool) im.pool->stop();
-  // 3. Stop Asio: open connections close, waiting leases see the close.
+  // 3. Stop Asio. Open connections close (a waiting lease sees the close)
+  //    when the io_context goes, at the end.
   //    Every thread that called into CAF (Asio threads spawn the actors of
   //    asynchronous calls, pool threads block on them) must be gone before
   //    the engine closes: CAF's ~actor_system waits until no thread holds
   //    its logger, and a thread holds it from its first call until it exits.
-  im.io.stop();
+  im.io->stop();
   for (auto& t : im.io_threads) t.join();
   im.io_threads.clear();
   im.serving.store(nullptr);
-  // 4. Close the engine: every actor stops, the log closes.
-  if (im.eng) im.eng->close();
+  // 4. Close the engine: every actor stops, the log closes, and every call
+  //    the server made is answered. The caller's engine stays open: wait
+  //    for the answers to those calls instead.
+  if (im.owned_eng) im.owned_eng->close();
+  else im.replies.wait_for_none();
   im.beanstalk.reset();  // its held-job callbacks have all been answered now
   im.http.reset();
   im.handler.reset();
   im.pool.reset();
   im.hub.reset();
-  im.eng.reset();
+  im.io.reset();
+  im.owned_eng.reset();
+  if (!im.callers_engine) im.eng = nullptr;
 }
 
 }  // namespace jobsmith::server

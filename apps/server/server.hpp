@@ -1,12 +1,14 @@
 // `jobsmith serve`: the HTTP/JSON API of docs/api.md over one engine.
 //
-// The server owns the engine (opened with allow_unknown_kinds and no local
-// handlers: every kind runs on remote workers), an event hub (one engine
-// subscription fanned out to event streams, metrics and per-queue counts),
-// a bounded pool of threads for the blocking facade calls, and RESTinio on
-// its own Asio threads. Asio threads never wait for the engine: a request is
-// accepted, handed to the pool (or to an asynchronous facade call) and
-// answered from there.
+// Either the server owns the engine (opened from server_config::engine
+// with allow_unknown_kinds and no local handlers: every kind runs on remote
+// workers; `jobsmith serve`), or it serves an engine the caller opened and
+// owns, with the caller's handlers and hooks (docs/embedding.md). It holds
+// an event hub (one engine subscription fanned out to event streams,
+// metrics and per-queue counts), a bounded pool of threads for the blocking
+// facade calls, and RESTinio on its own Asio threads. Asio threads never
+// wait for the engine: a request is accepted, handed to the pool (or to an
+// asynchronous facade call) and answered from there.
 //
 //   jobsmith::server::server_config cfg;
 //   cfg.engine.data_dir = "./data";
@@ -15,6 +17,11 @@
 //   if (auto err = srv.start(); !err.empty()) { /* report err */ }
 //   ... srv.port() ...
 //   srv.stop();
+//
+// Over the caller's engine (opened as in actors/engine.hpp):
+//
+//   jobsmith::server::server srv{cfg, *eng};  // cfg.engine is not used
+//   srv.start();  ...  srv.stop();            // the engine stays open
 #pragma once
 
 #include <chrono>
@@ -23,9 +30,9 @@
 #include <string>
 #include <vector>
 
-#include "actors/engine.hpp"
-#include "apps/server/auth.hpp"
-#include "apps/server/beanstalk/options.hpp"
+#include "../../actors/engine.hpp"
+#include "auth.hpp"
+#include "beanstalk/options.hpp"
 
 namespace jobsmith::server {
 
@@ -74,7 +81,9 @@ struct server_config {
   std::size_t io_threads = 2;
   token_table tokens;  // empty = no auth, loopback only
   server_limits limits;
-  engine_options engine;  // handlers must be empty; allow_unknown_kinds is forced on
+  /// For a server that opens its own engine: handlers must be empty,
+  /// allow_unknown_kinds is forced on. Not used over the caller's engine.
+  engine_options engine;
   /// Folder POST /v1/admin/backup may create new directories in (never
   /// inside the data directory); empty = HTTP backups are refused (403).
   /// apps/server/backup_target.hpp.
@@ -89,18 +98,28 @@ bool is_loopback(const std::string& host);
 
 class server {
  public:
+  /// A server that opens (at start()) and closes (at stop()) its own engine.
   explicit server(server_config config);
+  /// A server over `eng`, which the caller opened and owns: its handlers run
+  /// the kinds they cover, and its allow_unknown_kinds says whether HTTP
+  /// may submit other kinds (for remote workers). The beanstalkd protocol
+  /// is not served over it (start() refuses). REQUIRES: `eng` is open and
+  /// outlives the server.
+  server(server_config config, engine& eng);
   ~server();  // stop()
   server(const server&) = delete;
   server& operator=(const server&) = delete;
 
-  /// Opens the engine and starts listening. Returns "" on success, else why
-  /// not (nothing keeps running then). Refuses a non-loopback address when
-  /// no tokens are configured.
+  /// Opens the engine (unless it is the caller's) and starts listening.
+  /// Returns "" on success, else why not (nothing keeps running then).
+  /// Refuses a non-loopback address when no tokens are configured.
   std::string start();
   /// Stops listening, ends event streams, lets engine calls in progress
   /// finish, closes open connections (a waiting long poll sees its
-  /// connection close), closes the engine and joins every thread. Idempotent.
+  /// connection close), closes the engine and joins every thread.
+  /// Idempotent. The caller's engine is left open: stop() then waits until
+  /// the engine has answered every call the server made, which for a
+  /// worker's long poll is up to its wait (limits.max_long_poll at most).
   void stop();
 
   /// The bound port (after start()).

@@ -250,3 +250,31 @@ BOOST_AUTO_TEST_CASE(a_subscriber_on_the_engine_threads_sees_every_commit_in_ord
   for (auto s = from; s <= head; ++s) expected.push_back(s);
   BOOST_TEST(seen == expected, boost::test_tools::per_element());
 }
+
+BOOST_AUTO_TEST_CASE(once_cancel_returns_a_subscriber_is_neither_running_nor_called) {
+  // What a subscriber's function touches may go as soon as cancel() returns
+  // (a server stopped over an engine that stays open), on either thread.
+  for (auto where : {engine::subscriber_thread::own, engine::subscriber_thread::engine}) {
+    temp_dir dir;
+    auto eng = open_engine(remote_options(dir));
+    std::atomic<bool> inside{false}, cancelled{false};
+    std::atomic<int> calls_after_cancel{0};
+    auto sub = eng->subscribe(
+        [&](const event&) {
+          inside = true;
+          if (cancelled) calls_after_cancel.fetch_add(1);
+          std::this_thread::sleep_for(50ms);  // long enough for cancel() to land meanwhile
+          inside = false;
+        },
+        where);
+    BOOST_REQUIRE(eng->submit(spec_of("a")).ok());
+    BOOST_REQUIRE(wait_until([&] { return inside.load(); }));
+    sub.cancel();
+    const bool running_after_cancel = inside.load();
+    cancelled = true;
+    for (int i = 0; i < 5; ++i) BOOST_REQUIRE(eng->submit(spec_of("a")).ok());
+    std::this_thread::sleep_for(200ms);
+    BOOST_TEST(!running_after_cancel);
+    BOOST_TEST(calls_after_cancel.load() == 0);
+  }
+}
