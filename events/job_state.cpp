@@ -258,7 +258,6 @@ decision decide_one(const job_record& job, const cmd_discard& c, millis now) {
 // next_run_at is 0.
 void end_attempt(job_record& job, attempt_end how, millis next_run_at, millis time) {
   job.last_end = how;
-  job.worker.clear();
   if (next_run_at > 0) {
     job.state = job_state::scheduled;
     job.due_at = next_run_at;
@@ -302,7 +301,6 @@ void apply_one(job_record& job, const event& ev, const job_succeeded& b) {
   if (job.state != job_state::running) return;
   job.result = b.result;
   job.last_end = attempt_end::succeeded;
-  job.worker.clear();
   if (job.spec.review_required) {
     job.state = job_state::pending_review;
   } else {

@@ -73,7 +73,10 @@ struct job_record {
   millis finished_at = 0;     // time of the terminal event, else 0
   std::uint32_t attempts = 0;      // attempts started so far
   std::uint32_t max_attempts = 0;  // budget; `retry` raises it
-  std::string worker;              // holder of the current lease
+  // Worker of the current or last attempt: it stays once the attempt ends,
+  // so it says who ran a finished job. Whether the job is leased now is
+  // `state == running`, never a non-empty worker.
+  std::string worker;
   std::uint64_t lease_token = 0;   // token of the current or last attempt
   attempt_end last_end = attempt_end::none;  // how that attempt ended
   std::string last_error;

@@ -37,7 +37,6 @@ const std::vector<std::pair<std::uint32_t, lock_mode>> no_resources;
 // order as there; the test compares both after every event.
 void end_attempt(job_row& row, attempt_end how, millis next_run_at, millis time) {
   row.last_end = how;
-  row.worker = 0;
   if (next_run_at > 0) {
     row.state = job_state::scheduled;
     row.due_at = next_run_at;
@@ -154,7 +153,6 @@ void queue_view::apply(const event& ev) {
           if (r.state != job_state::running) return;
           ++totals_.succeeded;
           r.last_end = attempt_end::succeeded;
-          r.worker = 0;
           if (r.review_required) {
             r.state = job_state::pending_review;
           } else {

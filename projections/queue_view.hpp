@@ -58,7 +58,7 @@ struct job_row {
   std::int32_t priority = 0;
   std::uint32_t queue = 0;
   std::uint32_t kind = 0;
-  std::uint32_t worker = 0;  // holder of the current lease, 0 = none
+  std::uint32_t worker = 0;  // worker of the current or last attempt, 0 = none yet
   std::uint32_t attempts = 0;
   std::uint32_t max_attempts = 0;
   std::uint32_t retry_budget = 0;  // spec.retry.max_attempts, for a retry by hand
@@ -122,7 +122,8 @@ class queue_view {
   /// 2: schedules, and each row's schedule id. 3: rows in checksummed
   /// chunks, read in parallel. 4: event counts. 5: rows stored against
   /// the row before them, and a word-wise checksum (half the bytes of 4).
-  static constexpr std::uint32_t version = 5;
+  /// 6: a finished attempt keeps its worker.
+  static constexpr std::uint32_t version = 6;
 
   /// Folds one committed event; `ev.seq` must follow the last one applied.
   void apply(const event& ev);

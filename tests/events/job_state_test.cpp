@@ -313,7 +313,7 @@ BOOST_AUTO_TEST_CASE(succeed_finishes_the_job_and_repeats_are_idempotent) {
   BOOST_TEST(h.job.state == job_state::succeeded);
   BOOST_TEST(h.job.result == R"({"rows":3})");
   BOOST_TEST(h.job.finished_at == 20);
-  BOOST_TEST(h.job.worker.empty());
+  BOOST_TEST(h.job.worker == "worker:w1");  // who ran it stays on the record
   BOOST_TEST(to_string(h.job.last_end) == "succeeded");
 
   // A worker that lost the reply completes again: accepted, nothing recorded.
@@ -386,17 +386,19 @@ BOOST_AUTO_TEST_CASE(a_reclaimed_attempts_late_result_is_refused) {
   BOOST_TEST(h.job.state == job_state::scheduled);
   BOOST_TEST(h.job.due_at == 1100);
   BOOST_TEST(h.job.last_error == "reclaimed: heartbeat missed");
-  BOOST_TEST(h.job.worker.empty());
+  BOOST_TEST(h.job.worker == "worker:w1");  // the last attempt's, until the next starts
   expect_refusal(h.run(cmd_succeed{5, "1"}, 200), job_errc::stale_token,
                  "job 12 attempt 1 was reclaimed; cannot complete it");
 
-  h.start(6, 1100);
+  BOOST_TEST_REQUIRE(h.run(cmd_start{"worker:w2", 6}, 1100).ok());
   BOOST_TEST(h.job.attempts == 2u);
+  BOOST_TEST(h.job.worker == "worker:w2");
   expect_refusal(h.run(cmd_succeed{5, "1"}, 1200), job_errc::stale_token,
                  "job 12: lease token 5 is stale; a newer attempt (2) holds the job");
   BOOST_TEST(h.job.state == job_state::running);
   only_event<job_succeeded>(h.run(cmd_succeed{6, "2"}, 1300));
   BOOST_TEST(h.job.result == "2");
+  BOOST_TEST(h.job.worker == "worker:w2");  // the attempt that finished it
 }
 
 BOOST_AUTO_TEST_CASE(reclaim_needs_a_running_job) {
