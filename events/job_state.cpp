@@ -312,7 +312,9 @@ void apply_one(job_record& job, const event& ev, const job_succeeded& b) {
 void apply_one(job_record& job, const event& ev, const job_failed& b) {
   if (job.state != job_state::running) return;
   job.last_error = b.error;
-  job.handover = b.handover;
+  // A failure without a handover keeps the last one given: attempts that
+  // fail before they get as far pass on what an earlier one left.
+  if (!b.handover.empty()) job.handover = b.handover;
   end_attempt(job, attempt_end::failed, b.next_run_at, ev.time);
 }
 

@@ -81,7 +81,7 @@ struct job_record {
   attempt_end last_end = attempt_end::none;  // how that attempt ended
   std::string last_error;
   std::string result = "null";  // JSON text of the last success
-  std::string handover;         // state handed to the next attempt
+  std::string handover;  // the last handover a failed attempt gave (JSON text or empty)
   std::string detail;           // last progress detail
   std::int32_t percent = -1;
   std::string review_comment;

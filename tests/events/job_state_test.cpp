@@ -434,6 +434,26 @@ BOOST_AUTO_TEST_CASE(a_failure_waits_out_the_backoff_and_hands_over_state) {
              4000);
 }
 
+BOOST_AUTO_TEST_CASE(a_handover_stays_until_a_later_failure_gives_another) {
+  job_harness h;
+  job_submitted spec = make_spec();
+  spec.retry.max_attempts = 4;
+  h.submit(spec, 0);
+  h.start(1, 0);
+  only_event<job_failed>(h.run(cmd_fail{1, "timeout", true, R"({"page":4})"}, 10));
+  h.start(2, 1010);
+  // The second attempt fails before it gets anywhere: page 4 is still where to go on.
+  only_event<job_failed>(h.run(cmd_fail{2, "no route", true, ""}, 1020));
+  BOOST_TEST(h.job.handover == R"({"page":4})");
+  h.start(3, 3020);
+  BOOST_TEST(h.job.handover == R"({"page":4})");  // what the third attempt is handed
+  only_event<job_failed>(h.run(cmd_fail{3, "timeout", true, R"({"page":9})"}, 3030));
+  BOOST_TEST(h.job.handover == R"({"page":9})");
+  h.start(4, 10'000);
+  only_event<job_succeeded>(h.run(cmd_succeed{4, "1"}, 10'010));
+  BOOST_TEST(h.job.handover == R"({"page":9})");
+}
+
 BOOST_AUTO_TEST_CASE(out_of_attempts_the_job_is_discarded) {
   job_harness h;
   h.submit(make_spec(), 0);  // max_attempts 3

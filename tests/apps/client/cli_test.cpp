@@ -368,6 +368,40 @@ BOOST_AUTO_TEST_CASE(a_failing_command_is_retried_and_a_permanent_code_discards)
   BOOST_TEST(w2->wait(10s) == 0);
 }
 
+BOOST_AUTO_TEST_CASE(a_failed_command_hands_over_to_later_attempts_through_files) {
+  // Attempt 1 has no handover and leaves one; attempt 2 fails without
+  // leaving any; attempt 3 still reads attempt 1's.
+  served s;
+  auto id = s.submit({"--kind", "k", "--max-attempts", "3", "--retry-initial", "0"});
+  auto w = s.start(work_args(
+      {}, {"--", "sh", "-c",
+           "cat >/dev/null; case $JOBSMITH_ATTEMPT in "
+           "1) echo \"{\\\"page\\\":4,\\\"had\\\":\\\"${JOBSMITH_HANDOVER_FILE:-none}\\\"}\" "
+           "> \"$JOBSMITH_HANDOVER_OUT\"; exit 1;; "
+           "2) exit 1;; "
+           "*) echo \"{\\\"seen\\\":$(cat \"$JOBSMITH_HANDOVER_FILE\")}\";; esac"}));
+  BOOST_TEST_REQUIRE(s.wait_state(id, "succeeded"), w->err());
+  auto job = s.job(id)["job"];
+  BOOST_TEST(job["attempts"] == 3);
+  BOOST_TEST(job["result"] == json::parse(R"({"seen":{"page":4,"had":"none"}})"), job.dump());
+  BOOST_TEST(job["handover"] == json::parse(R"({"page":4,"had":"none"})"), job.dump());
+  w->signal(SIGTERM);
+  BOOST_TEST(w->wait(10s) == 0, w->err());
+}
+
+BOOST_AUTO_TEST_CASE(a_handover_file_that_is_not_json_is_refused_with_a_log_line) {
+  served s;
+  auto id = s.submit({"--kind", "k", "--max-attempts", "1"});
+  auto w = s.start(work_args(
+      {}, {"--", "sh", "-c", "cat >/dev/null; echo 'page 4' > \"$JOBSMITH_HANDOVER_OUT\"; exit 1"}));
+  BOOST_TEST_REQUIRE(s.wait_state(id, "discarded"), w->err());
+  BOOST_TEST(!s.job(id)["job"].contains("handover"), s.job(id).dump());
+  auto st = s.run({"status", std::to_string(id)});
+  BOOST_TEST(contains(st.out, "JOBSMITH_HANDOVER_OUT is not JSON; no handover sent"), st.out);
+  w->signal(SIGTERM);
+  BOOST_TEST(w->wait(10s) == 0, w->err());
+}
+
 BOOST_AUTO_TEST_CASE(sigterm_lets_the_running_job_finish_and_stops_leasing) {
   served s;
   auto first = s.submit({"--kind", "slow"});
