@@ -222,7 +222,8 @@ class job_runner {
     auto deadline = steady::now() + milliseconds(std::max<std::int64_t>(job_.heartbeat_ms, 10'000));
     auto path = "/v1/jobs/" + std::to_string(job_.id) + "/" + action;
     for (auto backoff = milliseconds(100);; backoff = std::min(backoff * 2, milliseconds(2000))) {
-      auto r = client_.request("POST", path, body.dump(), minimal_answers);
+      // Invalid UTF-8 (a command's last stderr line) replaced, not thrown on.
+      auto r = client_.request("POST", path, compact(body), minimal_answers);
       if (r.status == 200) {
         std::string extra =
             body.contains("error") ? " (" + body["error"].get<std::string>() + ")" : "";

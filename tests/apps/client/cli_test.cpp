@@ -402,6 +402,18 @@ BOOST_AUTO_TEST_CASE(a_handover_file_that_is_not_json_is_refused_with_a_log_line
   BOOST_TEST(w->wait(10s) == 0, w->err());
 }
 
+BOOST_AUTO_TEST_CASE(a_last_stderr_line_that_is_not_utf8_still_fails_the_job) {
+  // The error text carries the line; the worker once died encoding it.
+  served s;
+  auto id = s.submit({"--kind", "k", "--max-attempts", "1"});
+  auto w = s.start(work_args({}, {"--", "sh", "-c", "cat >/dev/null; printf 'caf\\351\\n' >&2; exit 1"}));
+  BOOST_TEST_REQUIRE(s.wait_state(id, "discarded"), w->err());
+  auto error = s.job(id)["job"]["last_error"].get<std::string>();
+  BOOST_TEST(error.rfind("exit code 1: caf", 0) == 0u, error);
+  w->signal(SIGTERM);
+  BOOST_TEST(w->wait(10s) == 0, w->err());
+}
+
 BOOST_AUTO_TEST_CASE(sigterm_lets_the_running_job_finish_and_stops_leasing) {
   served s;
   auto first = s.submit({"--kind", "slow"});
