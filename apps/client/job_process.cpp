@@ -100,6 +100,15 @@ bool start_group_guardian(std::size_t max_groups) { return guardian.start(max_gr
 
 namespace {
 
+/// A line's level set by its prefix (docs/cli.md, "work"), as GitHub
+/// Actions' workflow commands spell them.
+struct level_prefix {
+  std::string_view prefix;
+  const char* level;
+};
+constexpr level_prefix level_prefixes[] = {
+    {"::error::", "error"}, {"::warning::", "warn"}, {"::notice::", "info"}, {"::info::", "info"}};
+
 constexpr const char* handover_in_name = "/handover.json";
 constexpr const char* handover_out_name = "/handover-out.json";
 
@@ -270,11 +279,23 @@ void job_process::drain(int fd) {
   auto& splitter = is_err ? err_lines_ : out_lines_;
   auto take = [&](std::string_view line) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    // Unprefixed, the stream says the level; a prefix says it for either
+    // stream, and is not part of the text. A prefixed stdout line is a log
+    // line only, never the result.
+    const char* level = is_err ? "warn" : "info";
+    bool prefixed = false;
+    for (const auto& p : level_prefixes)
+      if (line.starts_with(p.prefix)) {
+        level = p.level;
+        line.remove_prefix(p.prefix.size());
+        prefixed = true;
+        break;
+      }
     std::string text(line.substr(0, 4000));
-    if (!is_err && !text.empty()) last_stdout_ = text;
+    if (!is_err && !prefixed && !text.empty()) last_stdout_ = text;
     if (is_err && !text.empty()) last_stderr_ = text;
     if (pending_.size() < max_pending_lines)
-      pending_.push_back({{"level", is_err ? "warn" : "info"}, {"text", std::move(text)}});
+      pending_.push_back({{"level", level}, {"text", std::move(text)}});
     else
       ++dropped_;
   };

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <cstdlib>
 #include <fstream>
@@ -318,6 +319,33 @@ BOOST_AUTO_TEST_CASE(work_completes_jobs_with_the_last_json_line_and_logs) {
   BOOST_TEST(contains(st.out, "job " + std::to_string(ids[1]) + " attempt 1 kind echo"), st.out);
   BOOST_TEST(contains(st.out, R"(info   {"n":1})"), st.out);
   BOOST_TEST(contains(st.out, "warn   warning"), st.out);
+  w->signal(SIGTERM);
+  BOOST_TEST(w->wait(10s) == 0, w->err());
+}
+
+BOOST_AUTO_TEST_CASE(work_sets_a_line_s_level_by_its_prefix_on_either_stream) {
+  served s;
+  auto id = s.submit({"--kind", "k"});
+  auto w = s.start(work_args(
+      {}, {"--", "sh", "-c",
+           "cat >/dev/null; echo '::error::disk full'; echo '::warning::slow disk'; "
+           "echo '::info::from stderr' >&2; echo '::notice::noted'; echo '::error::on stderr' >&2; "
+           "echo plain; echo 'plain err' >&2; echo '{\"ok\":1}'; echo '::info::after the result'"}));
+  BOOST_TEST_REQUIRE(s.wait_state(id, "succeeded"), w->err());
+  std::vector<std::string> lines;
+  auto view = s.job(id);
+  for (auto& ev : view["history"])
+    if (ev["type"] == "job.progress")
+      for (auto& l : ev["body"]["lines"])
+        lines.push_back(l["level"].get<std::string>() + " " + l["text"].get<std::string>());
+  std::sort(lines.begin(), lines.end());  // the two streams interleave as they were read
+  BOOST_TEST(lines == (std::vector<std::string>{"error disk full", "error on stderr",
+                                                "info after the result", "info from stderr",
+                                                "info noted", "info plain", "info {\"ok\":1}",
+                                                "warn plain err", "warn slow disk"}),
+             boost::test_tools::per_element());
+  // A prefixed line is not the result.
+  BOOST_TEST(view["job"]["result"] == json::parse(R"({"ok":1})"));
   w->signal(SIGTERM);
   BOOST_TEST(w->wait(10s) == 0, w->err());
 }
