@@ -124,7 +124,7 @@ struct scheduler_state {
   ready_index ready;
   std::deque<job_id> granted;
   std::multimap<millis, job_id> due_timers;     // wall clock
-  std::multimap<millis, job_id> start_limits;   // wall clock: due + to_start
+  std::multimap<millis, job_id> start_limits;   // wall clock: became_due_at + to_start
   std::multimap<time_point, std::pair<job_id, std::uint64_t>> deadlines;  // monotonic
   std::unordered_map<std::string, queue_slot> queues;
   std::unordered_map<std::string, job_id> unique_keys;

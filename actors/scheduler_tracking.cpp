@@ -115,7 +115,7 @@ void place(self_ptr self, tracked_job& tj) {
   auto now = wall_now(self);
   auto& rec = tj.rec;
   if (rec.spec.timeouts.to_start > 0)
-    st.start_limits.emplace(rec.due_at + rec.spec.timeouts.to_start, rec.id);
+    st.start_limits.emplace(became_due_at(rec) + rec.spec.timeouts.to_start, rec.id);
   if (rec.due_at <= now) {
     tj.ph = phase::ready;
     st.ready.insert(rec.spec.queue, {rec.id, rec.spec.priority, rec.due_at});

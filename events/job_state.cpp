@@ -273,7 +273,9 @@ void apply_one(job_record& job, const event& ev, const job_submitted& b) {
   job.id = ev.job;
   job.spec = b;
   job.submitted_at = ev.time;
-  job.due_at = std::max(b.run_at, ev.time);
+  // A run_at in the past stays the due time (it is due at once), so jobs
+  // submitted overdue keep the order of their due times; 0 means now.
+  job.due_at = b.run_at > 0 ? b.run_at : ev.time;
   job.state = job_state::scheduled;
   job.attempts = 0;
   job.max_attempts = b.retry.max_attempts;
@@ -442,6 +444,8 @@ std::string_view to_string(job_errc e) {
   }
   return "invalid";
 }
+
+millis became_due_at(const job_record& job) { return std::max(job.due_at, job.submitted_at); }
 
 job_state effective_state(const job_record& job, millis now) {
   if (job.state == job_state::scheduled && job.due_at <= now) return job_state::queued;

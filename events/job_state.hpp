@@ -68,7 +68,7 @@ struct job_record {
   job_state state = job_state::scheduled;
   job_submitted spec;
   millis submitted_at = 0;
-  millis due_at = 0;          // when the current wait ends
+  millis due_at = 0;          // when the current wait ends (may precede submitted_at)
   millis started_at = 0;      // start of the current or last attempt
   millis finished_at = 0;     // time of the terminal event, else 0
   std::uint32_t attempts = 0;      // attempts started so far
@@ -94,6 +94,11 @@ struct job_record {
 /// The state a user sees at wall time `now`: a waiting job is `scheduled`
 /// before due_at and `queued` from then on.
 job_state effective_state(const job_record& job, millis now);
+
+/// When the job's current wait ends or ended as far as time limits go: its
+/// due time, but not before it was submitted (a job submitted overdue keeps
+/// its past due time for its order). timeouts.to_start counts from here.
+millis became_due_at(const job_record& job);
 
 // -- commands -----------------------------------------------------------------
 

@@ -120,7 +120,7 @@ void queue_view::apply(const event& ev) {
           r.queue = names_.intern(b.queue);
           r.kind = names_.intern(b.kind);
           r.submitted_at = ev.time;
-          r.due_at = std::max(b.run_at, ev.time);
+          r.due_at = b.run_at > 0 ? b.run_at : ev.time;
           r.attempts = 0;
           r.max_attempts = b.retry.max_attempts;
           r.retry_budget = b.retry.max_attempts;

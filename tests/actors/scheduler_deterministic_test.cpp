@@ -571,6 +571,42 @@ BOOST_AUTO_TEST_CASE(higher_priority_then_earlier_due_then_lower_id_is_leased_fi
              boost::test_tools::per_element());
 }
 
+BOOST_AUTO_TEST_CASE(jobs_submitted_overdue_are_leased_in_the_order_of_their_due_times) {
+  sim s;
+  s.spawn();
+  std::vector<job_id> ids;
+  for (millis late : {1'000, 2'000, 3'000}) {  // the most overdue is submitted last
+    auto spec = spec_of("remote");
+    spec.run_at = s.now() - late;
+    ids.push_back(s.submit(spec));
+    s.advance(1);
+  }
+  auto due_now = s.submit(spec_of("remote"));
+  std::vector<job_id> order;
+  for (int i = 0; i < 4; ++i) {
+    auto leased = s.lease("w1");
+    BOOST_REQUIRE_EQUAL(leased.size(), 1u);
+    order.push_back(leased[0].id);
+  }
+  BOOST_TEST(order == (std::vector<job_id>{ids[2], ids[1], ids[0], due_now}),
+             boost::test_tools::per_element());
+  BOOST_TEST(s.job(ids[2]).due_at == sim::base + 2 - 3'000);
+}
+
+BOOST_AUTO_TEST_CASE(a_job_submitted_overdue_has_its_whole_time_to_start) {
+  sim s;  // nobody leases: the job waits
+  s.spawn();
+  auto spec = spec_of("remote");
+  spec.run_at = s.now() - 60'000;
+  spec.timeouts.to_start = 300;
+  auto id = s.submit(spec);
+  BOOST_TEST(s.phase(id) == "ready");
+  s.advance(299);
+  BOOST_TEST(s.job(id).state == job_state::scheduled);
+  s.advance(2);  // past submission + to_start
+  BOOST_TEST(s.job(id).state == job_state::expired);
+}
+
 BOOST_AUTO_TEST_CASE(a_waiting_lease_takes_only_the_jobs_of_one_dispatch_round) {
   // Two long polls of one worker wait; job a is ready, job b becomes due
   // while a's start is still on its way to the log. b must go to the

@@ -219,7 +219,7 @@ BOOST_AUTO_TEST_CASE(submit_creates_a_waiting_job) {
   BOOST_TEST(h.job.id == the_job);
   BOOST_TEST(h.job.state == job_state::scheduled);
   BOOST_TEST(h.job.submitted_at == 500);
-  BOOST_TEST(h.job.due_at == 500);  // run_at in the past means now
+  BOOST_TEST(h.job.due_at == 500);  // run_at 0 means now
   BOOST_TEST(h.job.max_attempts == 3u);
   BOOST_TEST(h.job.attempts == 0u);
   BOOST_TEST(h.job.last_seq == 1u);
@@ -247,6 +247,18 @@ BOOST_AUTO_TEST_CASE(a_future_job_is_scheduled_until_due_then_queued) {
                  "job 12 is scheduled until 5000; cannot start it before then");
   h.start(1, 5000);
   BOOST_TEST(effective_state(h.job, 5000) == job_state::running);
+}
+
+BOOST_AUTO_TEST_CASE(a_past_run_at_stays_the_due_time_and_the_job_is_due_at_once) {
+  job_harness h;
+  job_submitted spec = make_spec();
+  spec.run_at = 300;
+  h.submit(spec, 1000);
+  BOOST_TEST(h.job.due_at == 300);
+  BOOST_TEST(effective_state(h.job, 1000) == job_state::queued);
+  BOOST_TEST(became_due_at(h.job) == 1000);  // time limits count from the submission
+  h.start(1, 1000);
+  BOOST_TEST(h.job.state == job_state::running);
 }
 
 BOOST_AUTO_TEST_CASE(commands_for_a_job_never_submitted_are_unknown) {

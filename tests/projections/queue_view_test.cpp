@@ -95,7 +95,11 @@ struct run {
     s.kind = kinds[pick(3)];
     s.queue = queues[pick(3)];
     s.priority = static_cast<std::int32_t>(pick(5)) - 2;
-    s.run_at = pick(3) == 0 ? now + static_cast<millis>(pick(10'000)) : 0;
+    switch (pick(4)) {  // due later, overdue (kept as the due time), or now
+      case 0: s.run_at = now + static_cast<millis>(pick(10'000)); break;
+      case 1: s.run_at = now - static_cast<millis>(pick(10'000)); break;
+      default: s.run_at = 0; break;
+    }
     s.retry.max_attempts = static_cast<std::uint32_t>(1 + pick(3));
     s.review_required = pick(4) == 0;
     for (int i = 0, n = static_cast<int>(pick(3)); i < n; ++i)
