@@ -220,7 +220,8 @@ decision decide_one(const job_record& job, const cmd_request& c, millis now) {
       if (job.state != job_state::scheduled)
         return refuse(job_errc::illegal_transition,
                       job_is(job, now) + "; run now applies only to a scheduled job");
-      if (job.due_at <= now) return {};  // already due
+      // Also for a job already due: it goes ahead of the others.
+      if (job.requested_at != 0) return {};  // already requested
       return emit(job_requested{request_kind::run_now});
     case request_kind::retry:
       switch (job.state) {
@@ -284,6 +285,7 @@ void apply_one(job_record& job, const event& ev, const job_submitted& b) {
 void apply_one(job_record& job, const event& ev, const job_started& b) {
   if (job.state != job_state::scheduled) return;
   job.state = job_state::running;
+  job.requested_at = 0;
   job.attempts = b.attempt;
   job.worker = b.worker;
   job.lease_token = b.lease_token;
@@ -329,6 +331,7 @@ void apply_one(job_record& job, const event& ev, const job_reclaimed& b) {
 void apply_one(job_record& job, const event& ev, const job_discarded& b) {
   if (is_terminal(job.state)) return;
   if (job.state == job_state::running) job.last_end = attempt_end::discarded;
+  job.requested_at = 0;
   job.state = job_state::discarded;
   job.finished_at = ev.time;
   if (!b.reason.empty()) job.last_error = b.reason;
@@ -337,6 +340,7 @@ void apply_one(job_record& job, const event& ev, const job_discarded& b) {
 void apply_one(job_record& job, const event& ev, const job_cancelled&) {
   if (is_terminal(job.state)) return;
   if (job.state == job_state::running) job.last_end = attempt_end::cancelled;
+  job.requested_at = 0;
   job.state = job_state::cancelled;
   job.finished_at = ev.time;
 }
@@ -352,8 +356,11 @@ void apply_one(job_record& job, const event& ev, const job_reviewed& b) {
 void apply_one(job_record& job, const event& ev, const job_requested& b) {
   switch (b.what) {
     case request_kind::run_now:
-      // Run now never delays a job that is already due.
-      if (job.state == job_state::scheduled) job.due_at = std::min(job.due_at, ev.time);
+      // Run now never delays a job that is already due; the first request
+      // of a wait places it.
+      if (job.state != job_state::scheduled) return;
+      job.due_at = std::min(job.due_at, ev.time);
+      if (job.requested_at == 0) job.requested_at = std::max<millis>(1, ev.time);  // 0 = none
       return;
     case request_kind::retry:
       switch (job.state) {
@@ -374,6 +381,7 @@ void apply_one(job_record& job, const event& ev, const job_requested& b) {
 
 void apply_one(job_record& job, const event& ev, const job_expired&) {
   if (job.state != job_state::scheduled) return;
+  job.requested_at = 0;
   job.state = job_state::expired;
   job.finished_at = ev.time;
 }

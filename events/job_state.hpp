@@ -69,6 +69,10 @@ struct job_record {
   job_submitted spec;
   millis submitted_at = 0;
   millis due_at = 0;          // when the current wait ends (may precede submitted_at)
+  // Time of the run-now request the current wait answers, else 0. Such a
+  // job goes ahead of every other due job; cleared when the wait ends (the
+  // attempt starts, or the job ends).
+  millis requested_at = 0;
   millis started_at = 0;      // start of the current or last attempt
   millis finished_at = 0;     // time of the terminal event, else 0
   std::uint32_t attempts = 0;      // attempts started so far

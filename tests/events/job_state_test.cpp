@@ -559,12 +559,30 @@ BOOST_AUTO_TEST_CASE(run_now_makes_a_scheduled_job_due) {
   h.submit(spec, 0);
   only_event<job_requested>(h.run(cmd_request{request_kind::run_now}, 300));
   BOOST_TEST(h.job.due_at == 300);
+  BOOST_TEST(h.job.requested_at == 300);
   BOOST_TEST(effective_state(h.job, 300) == job_state::queued);
-  // Already due: nothing to do.
+  // Already requested: nothing to do.
   expect_nothing(h.run(cmd_request{request_kind::run_now}, 400));
+  BOOST_TEST(h.job.requested_at == 300);
   h.start(1, 400);
+  BOOST_TEST(h.job.requested_at == 0);  // the request is answered
   expect_refusal(h.run(cmd_request{request_kind::run_now}, 500), job_errc::illegal_transition,
                  "job 12 is running; run now applies only to a scheduled job");
+}
+
+BOOST_AUTO_TEST_CASE(run_now_on_a_due_job_is_recorded_to_put_it_first) {
+  job_harness h;
+  job_submitted spec = make_spec();
+  spec.run_at = 100;
+  h.submit(spec, 200);  // overdue: due at once
+  only_event<job_requested>(h.run(cmd_request{request_kind::run_now}, 300));
+  BOOST_TEST(h.job.due_at == 100);  // never later than it was
+  BOOST_TEST(h.job.requested_at == 300);
+  expect_nothing(h.run(cmd_request{request_kind::run_now}, 400));
+  only_event<job_cancelled>(h.run(cmd_cancel{"not needed"}, 500));
+  BOOST_TEST(h.job.requested_at == 0);  // a retry later waits like any other
+  only_event<job_requested>(h.run(cmd_request{request_kind::retry}, 600));
+  BOOST_TEST(h.job.requested_at == 0);
 }
 
 BOOST_AUTO_TEST_CASE(run_now_cuts_a_retry_backoff_short) {
