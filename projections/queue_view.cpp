@@ -285,6 +285,8 @@ std::vector<job_id> queue_view::match(const job_filter& filter, millis now) cons
     if (!filter.error_contains.empty() &&
         r.last_error.find(filter.error_contains) == std::string::npos)
       return false;
+    if (filter.attempts_min && r.attempts < *filter.attempts_min) return false;
+    if (filter.attempts_max && r.attempts > *filter.attempts_max) return false;
     return true;
   };
   // Dense rows are in id order; sparse ids all lie beyond them.

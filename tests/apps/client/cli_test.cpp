@@ -377,6 +377,9 @@ BOOST_AUTO_TEST_CASE(a_failing_command_is_retried_and_a_permanent_code_discards)
              job["last_error"]);
   auto types = s.history(flaky);
   BOOST_TEST(std::count(types.begin(), types.end(), "job.failed") == 2, s.job(flaky).dump());
+  auto tried_twice = s.run({"list", "--attempts-min", "2", "--attempts-max", "2"});
+  BOOST_TEST((tried_twice.code == 0 && contains(tried_twice.out, "discarded")), tried_twice.err);
+  BOOST_TEST(!contains(s.run({"list", "--attempts-max", "1"}).out, "discarded"));
   w->signal(SIGTERM);
   BOOST_TEST(w->wait(10s) == 0);
 

@@ -66,8 +66,9 @@ struct served {
   std::vector<std::uint64_t> list(const std::string& query) {
     auto r = c->get("/v1/jobs?" + query);
     BOOST_TEST_REQUIRE(r.status == 200, r.body);
+    const json answer = r.json();  // (a temporary's member in a range-for would dangle)
     std::vector<std::uint64_t> ids;
-    for (auto& j : r.json()["jobs"]) ids.push_back(j["id"].get<std::uint64_t>());
+    for (auto& j : answer["jobs"]) ids.push_back(j["id"].get<std::uint64_t>());
     return ids;
   }
 };
@@ -93,4 +94,34 @@ BOOST_AUTO_TEST_CASE(a_finished_job_names_the_worker_that_ran_its_last_attempt) 
   BOOST_TEST(s.job(retried)["state"] == "succeeded");
   BOOST_TEST(s.job(retried)["worker"] == "host-b");
   BOOST_TEST(s.job(retried)["attempts"] == 2);
+}
+
+BOOST_AUTO_TEST_CASE(jobs_are_listed_by_the_attempts_they_made) {
+  served s;
+  auto fresh = s.submit({{"kind", "k"}, {"queue", "idle"}});
+  auto once = s.submit({{"kind", "k"}, {"queue", "once"}});
+  auto twice = s.submit({{"kind", "k"}, {"queue", "twice"}, {"retry", retry_at_once}});
+  s.outcome(s.lease_one("w", "once"), "complete", {});
+  s.outcome(s.lease_one("w", "twice"), "fail", {{"error", "flaky"}});
+  s.outcome(s.lease_one("w", "twice"), "fail", {{"error", "flaky"}});
+  using ids = std::vector<std::uint64_t>;
+  BOOST_TEST(s.list("attempts_min=1") == (ids{once, twice}), boost::test_tools::per_element());
+  BOOST_TEST(s.list("attempts_min=2") == (ids{twice}), boost::test_tools::per_element());
+  BOOST_TEST(s.list("attempts_max=0") == (ids{fresh}), boost::test_tools::per_element());
+  BOOST_TEST(s.list("attempts_min=1&attempts_max=1") == (ids{once}),
+             boost::test_tools::per_element());
+  BOOST_TEST(s.list("attempts_min=1&state=queued") == (ids{twice}),
+             boost::test_tools::per_element());
+
+  // A bad bound is 400 naming it, and lists nothing.
+  const auto head = s.head();
+  for (std::string query : {"attempts_min=-1", "attempts_max=two", "attempts_min=",
+                            "attempts_max=4294967296", "attempts_min=1.5"}) {
+    auto r = s.c->get("/v1/jobs?" + query);
+    BOOST_TEST(r.status == 400, query << ": " << r.body);
+    auto name = query.substr(0, query.find('='));
+    BOOST_TEST(r.json()["error"]["code"] == "bad_request", r.body);
+    BOOST_TEST(r.json()["error"]["message"].get<std::string>().rfind(name + ":", 0) == 0u, r.body);
+  }
+  BOOST_TEST(s.head() == head);
 }
