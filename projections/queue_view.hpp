@@ -123,10 +123,10 @@ class queue_view {
   /// 2: schedules, and each row's schedule id. 3: rows in checksummed
   /// chunks, read in parallel. 4: event counts. 5: rows stored against
   /// the row before them, and a word-wise checksum (half the bytes of 4).
-  /// 6: a finished attempt keeps its worker; a past run_at stays the due
+  /// 7: a finished attempt keeps its worker; a past run_at stays the due
   /// time; rows keep the time of a run-now request (flag bit 8, then the
   /// time after the error text).
-  static constexpr std::uint32_t version = 6;
+  static constexpr std::uint32_t version = 7;
 
   /// Folds one committed event; `ev.seq` must follow the last one applied.
   void apply(const event& ev);
