@@ -1,6 +1,7 @@
 // The ready index: jobs that are due and wait for a slot, per queue, in
-// dispatch order: higher priority first, then earlier due time, then lower
-// job id (submission order). A plain class; the scheduler actor owns one.
+// dispatch order: jobs requested to run now first (earliest request first),
+// then higher priority, then earlier due time, then lower job id
+// (submission order). A plain class; the scheduler actor owns one.
 #pragma once
 
 #include <cstdint>
@@ -21,10 +22,13 @@ class ready_index {
     job_id id = 0;
     std::int32_t priority = 0;
     millis due_at = 0;
+    millis requested_at = 0;  // of a run-now request; 0 = none
     // Dispatch order: the smallest entry goes first.
     friend bool operator<(const entry& a, const entry& b) {
-      return std::tuple(-static_cast<std::int64_t>(a.priority), a.due_at, a.id) <
-             std::tuple(-static_cast<std::int64_t>(b.priority), b.due_at, b.id);
+      return std::tuple(a.requested_at == 0, a.requested_at, -static_cast<std::int64_t>(a.priority),
+                        a.due_at, a.id) <
+             std::tuple(b.requested_at == 0, b.requested_at, -static_cast<std::int64_t>(b.priority),
+                        b.due_at, b.id);
     }
   };
 

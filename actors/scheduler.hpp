@@ -3,8 +3,9 @@
 // Its view of the jobs is a fold of committed events (the journal publishes
 // every batch to it) applied with the same `apply` as everywhere else; its
 // decisions go back through the job actors as commands. It owns:
-// - the ready index (actors/ready_index.hpp): due jobs by priority, due
-//   time, id; timers for jobs due later, retry backoffs and time-to-start;
+// - the ready index (actors/ready_index.hpp): due jobs, run-now requests
+//   first, then by priority, due time, id; timers for jobs due later, retry
+//   backoffs and time-to-start;
 // - per-queue pause and concurrency limits, counted from the moment a job
 //   asks for its locks until its attempt ends;
 // - workers: the in-process pool (pushed to) and remote workers (which
@@ -124,7 +125,7 @@ struct scheduler_state {
   ready_index ready;
   std::deque<job_id> granted;
   std::multimap<millis, job_id> due_timers;     // wall clock
-  std::multimap<millis, job_id> start_limits;   // wall clock: due + to_start
+  std::multimap<millis, job_id> start_limits;   // wall clock: became_due_at + to_start
   std::multimap<time_point, std::pair<job_id, std::uint64_t>> deadlines;  // monotonic
   std::unordered_map<std::string, queue_slot> queues;
   std::unordered_map<std::string, job_id> unique_keys;

@@ -291,7 +291,7 @@ void on_tick(self_ptr self) {
     bool not_started = tj.ph == phase::waiting || tj.ph == phase::ready ||
                        tj.ph == phase::locking || tj.ph == phase::granted;
     auto limit = tj.rec.spec.timeouts.to_start;
-    if (not_started && limit > 0 && tj.rec.due_at + limit <= now_wall)
+    if (not_started && limit > 0 && became_due_at(tj.rec) + limit <= now_wall)
       tell_job(self, id,
                cmd_expire{"not started within " + std::to_string(limit) + " ms of its due time"});
   }

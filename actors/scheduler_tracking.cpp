@@ -115,10 +115,10 @@ void place(self_ptr self, tracked_job& tj) {
   auto now = wall_now(self);
   auto& rec = tj.rec;
   if (rec.spec.timeouts.to_start > 0)
-    st.start_limits.emplace(rec.due_at + rec.spec.timeouts.to_start, rec.id);
+    st.start_limits.emplace(became_due_at(rec) + rec.spec.timeouts.to_start, rec.id);
   if (rec.due_at <= now) {
     tj.ph = phase::ready;
-    st.ready.insert(rec.spec.queue, {rec.id, rec.spec.priority, rec.due_at});
+    st.ready.insert(rec.spec.queue, {rec.id, rec.spec.priority, rec.due_at, rec.requested_at});
   } else {
     tj.ph = phase::waiting;
     st.due_timers.emplace(rec.due_at, rec.id);
@@ -256,6 +256,10 @@ void resync(self_ptr self, tracked_job& tj) {
       place(self, tj);
     } else if (tj.ph == phase::waiting) {
       place(self, tj);  // run now: due time moved
+    } else if (tj.ph == phase::ready && self->state.ready.erase(rec.id)) {
+      // run now of a due job: ahead of the others now
+      self->state.ready.insert(rec.spec.queue,
+                               {rec.id, rec.spec.priority, rec.due_at, rec.requested_at});
     }
     return;
   }

@@ -220,7 +220,8 @@ decision decide_one(const job_record& job, const cmd_request& c, millis now) {
       if (job.state != job_state::scheduled)
         return refuse(job_errc::illegal_transition,
                       job_is(job, now) + "; run now applies only to a scheduled job");
-      if (job.due_at <= now) return {};  // already due
+      // Also for a job already due: it goes ahead of the others.
+      if (job.requested_at != 0) return {};  // already requested
       return emit(job_requested{request_kind::run_now});
     case request_kind::retry:
       switch (job.state) {
@@ -258,7 +259,6 @@ decision decide_one(const job_record& job, const cmd_discard& c, millis now) {
 // next_run_at is 0.
 void end_attempt(job_record& job, attempt_end how, millis next_run_at, millis time) {
   job.last_end = how;
-  job.worker.clear();
   if (next_run_at > 0) {
     job.state = job_state::scheduled;
     job.due_at = next_run_at;
@@ -274,7 +274,9 @@ void apply_one(job_record& job, const event& ev, const job_submitted& b) {
   job.id = ev.job;
   job.spec = b;
   job.submitted_at = ev.time;
-  job.due_at = std::max(b.run_at, ev.time);
+  // A run_at in the past stays the due time (it is due at once), so jobs
+  // submitted overdue keep the order of their due times; 0 means now.
+  job.due_at = b.run_at > 0 ? b.run_at : ev.time;
   job.state = job_state::scheduled;
   job.attempts = 0;
   job.max_attempts = b.retry.max_attempts;
@@ -283,6 +285,7 @@ void apply_one(job_record& job, const event& ev, const job_submitted& b) {
 void apply_one(job_record& job, const event& ev, const job_started& b) {
   if (job.state != job_state::scheduled) return;
   job.state = job_state::running;
+  job.requested_at = 0;
   job.attempts = b.attempt;
   job.worker = b.worker;
   job.lease_token = b.lease_token;
@@ -302,7 +305,6 @@ void apply_one(job_record& job, const event& ev, const job_succeeded& b) {
   if (job.state != job_state::running) return;
   job.result = b.result;
   job.last_end = attempt_end::succeeded;
-  job.worker.clear();
   if (job.spec.review_required) {
     job.state = job_state::pending_review;
   } else {
@@ -314,7 +316,9 @@ void apply_one(job_record& job, const event& ev, const job_succeeded& b) {
 void apply_one(job_record& job, const event& ev, const job_failed& b) {
   if (job.state != job_state::running) return;
   job.last_error = b.error;
-  job.handover = b.handover;
+  // A failure without a handover keeps the last one given: attempts that
+  // fail before they get as far pass on what an earlier one left.
+  if (!b.handover.empty()) job.handover = b.handover;
   end_attempt(job, attempt_end::failed, b.next_run_at, ev.time);
 }
 
@@ -327,6 +331,7 @@ void apply_one(job_record& job, const event& ev, const job_reclaimed& b) {
 void apply_one(job_record& job, const event& ev, const job_discarded& b) {
   if (is_terminal(job.state)) return;
   if (job.state == job_state::running) job.last_end = attempt_end::discarded;
+  job.requested_at = 0;
   job.state = job_state::discarded;
   job.finished_at = ev.time;
   if (!b.reason.empty()) job.last_error = b.reason;
@@ -335,6 +340,7 @@ void apply_one(job_record& job, const event& ev, const job_discarded& b) {
 void apply_one(job_record& job, const event& ev, const job_cancelled&) {
   if (is_terminal(job.state)) return;
   if (job.state == job_state::running) job.last_end = attempt_end::cancelled;
+  job.requested_at = 0;
   job.state = job_state::cancelled;
   job.finished_at = ev.time;
 }
@@ -350,8 +356,11 @@ void apply_one(job_record& job, const event& ev, const job_reviewed& b) {
 void apply_one(job_record& job, const event& ev, const job_requested& b) {
   switch (b.what) {
     case request_kind::run_now:
-      // Run now never delays a job that is already due.
-      if (job.state == job_state::scheduled) job.due_at = std::min(job.due_at, ev.time);
+      // Run now never delays a job that is already due; the first request
+      // of a wait places it.
+      if (job.state != job_state::scheduled) return;
+      job.due_at = std::min(job.due_at, ev.time);
+      if (job.requested_at == 0) job.requested_at = std::max<millis>(1, ev.time);  // 0 = none
       return;
     case request_kind::retry:
       switch (job.state) {
@@ -372,6 +381,7 @@ void apply_one(job_record& job, const event& ev, const job_requested& b) {
 
 void apply_one(job_record& job, const event& ev, const job_expired&) {
   if (job.state != job_state::scheduled) return;
+  job.requested_at = 0;
   job.state = job_state::expired;
   job.finished_at = ev.time;
 }
@@ -442,6 +452,8 @@ std::string_view to_string(job_errc e) {
   }
   return "invalid";
 }
+
+millis became_due_at(const job_record& job) { return std::max(job.due_at, job.submitted_at); }
 
 job_state effective_state(const job_record& job, millis now) {
   if (job.state == job_state::scheduled && job.due_at <= now) return job_state::queued;

@@ -68,17 +68,24 @@ struct job_record {
   job_state state = job_state::scheduled;
   job_submitted spec;
   millis submitted_at = 0;
-  millis due_at = 0;          // when the current wait ends
+  millis due_at = 0;          // when the current wait ends (may precede submitted_at)
+  // Time of the run-now request the current wait answers, else 0. Such a
+  // job goes ahead of every other due job; cleared when the wait ends (the
+  // attempt starts, or the job ends).
+  millis requested_at = 0;
   millis started_at = 0;      // start of the current or last attempt
   millis finished_at = 0;     // time of the terminal event, else 0
   std::uint32_t attempts = 0;      // attempts started so far
   std::uint32_t max_attempts = 0;  // budget; `retry` raises it
-  std::string worker;              // holder of the current lease
+  // Worker of the current or last attempt: it stays once the attempt ends,
+  // so it says who ran a finished job. Whether the job is leased now is
+  // `state == running`, never a non-empty worker.
+  std::string worker;
   std::uint64_t lease_token = 0;   // token of the current or last attempt
   attempt_end last_end = attempt_end::none;  // how that attempt ended
   std::string last_error;
   std::string result = "null";  // JSON text of the last success
-  std::string handover;         // state handed to the next attempt
+  std::string handover;  // the last handover a failed attempt gave (JSON text or empty)
   std::string detail;           // last progress detail
   std::int32_t percent = -1;
   std::string review_comment;
@@ -91,6 +98,11 @@ struct job_record {
 /// The state a user sees at wall time `now`: a waiting job is `scheduled`
 /// before due_at and `queued` from then on.
 job_state effective_state(const job_record& job, millis now);
+
+/// When the job's current wait ends or ended as far as time limits go: its
+/// due time, but not before it was submitted (a job submitted overdue keeps
+/// its past due time for its order). timeouts.to_start counts from here.
+millis became_due_at(const job_record& job);
 
 // -- commands -----------------------------------------------------------------
 

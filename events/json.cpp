@@ -477,6 +477,7 @@ void record_fields(Io& io, const job_record& job, millis now) {
   io("lease_token", job.lease_token);
   io("max_attempts", job.max_attempts);
   io("percent", job.percent);
+  io("requested_at", job.requested_at);
   io.json_text("result", job.result);
   io("review_comment", job.review_comment);
   io("reviewer", job.reviewer);

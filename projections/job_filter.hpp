@@ -1,8 +1,10 @@
 // What a job list asks for: states, queue, kind, time ranges, error text,
-// paging. queue_view::match() answers it.
+// attempts made, paging. queue_view::match() answers it.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +25,10 @@ struct job_filter {
   millis finished_from = 0;
   millis finished_to = 0;
   std::string error_contains;            // substring of last_error; empty = any
+  // Attempts started so far (job_record::attempts), inclusive; unset =
+  // unbounded on that side.
+  std::optional<std::uint32_t> attempts_min;
+  std::optional<std::uint32_t> attempts_max;
   job_id after = 0;                      // paging: ids greater than this
   std::size_t limit = 100;
 };

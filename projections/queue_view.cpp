@@ -37,7 +37,6 @@ const std::vector<std::pair<std::uint32_t, lock_mode>> no_resources;
 // order as there; the test compares both after every event.
 void end_attempt(job_row& row, attempt_end how, millis next_run_at, millis time) {
   row.last_end = how;
-  row.worker = 0;
   if (next_run_at > 0) {
     row.state = job_state::scheduled;
     row.due_at = next_run_at;
@@ -132,7 +131,7 @@ void queue_view::apply(const event& ev) {
           r.queue = names_.intern(b.queue);
           r.kind = names_.intern(b.kind);
           r.submitted_at = ev.time;
-          r.due_at = std::max(b.run_at, ev.time);
+          r.due_at = b.run_at > 0 ? b.run_at : ev.time;
           r.attempts = 0;
           r.max_attempts = b.retry.max_attempts;
           r.retry_budget = b.retry.max_attempts;
@@ -156,6 +155,7 @@ void queue_view::apply(const event& ev) {
           if (r.state != job_state::scheduled) return;
           ++totals_.started;
           r.state = job_state::running;
+          r.requested_at = 0;
           r.attempts = b.attempt;
           r.worker = names_.intern(b.worker);
           r.lease_token = b.lease_token;
@@ -165,7 +165,6 @@ void queue_view::apply(const event& ev) {
           if (r.state != job_state::running) return;
           ++totals_.succeeded;
           r.last_end = attempt_end::succeeded;
-          r.worker = 0;
           if (r.review_required) {
             r.state = job_state::pending_review;
           } else {
@@ -185,6 +184,7 @@ void queue_view::apply(const event& ev) {
         } else if constexpr (std::is_same_v<body_t, job_discarded>) {
           if (is_terminal(r.state)) return;
           if (r.state == job_state::running) r.last_end = attempt_end::discarded;
+          r.requested_at = 0;
           r.state = job_state::discarded;
           r.finished_at = ev.time;
           if (!b.reason.empty()) r.last_error = b.reason;
@@ -192,6 +192,7 @@ void queue_view::apply(const event& ev) {
           if (is_terminal(r.state)) return;
           ++totals_.cancelled;
           if (r.state == job_state::running) r.last_end = attempt_end::cancelled;
+          r.requested_at = 0;
           r.state = job_state::cancelled;
           r.finished_at = ev.time;
         } else if constexpr (std::is_same_v<body_t, job_reviewed>) {
@@ -200,7 +201,9 @@ void queue_view::apply(const event& ev) {
           r.finished_at = ev.time;
         } else if constexpr (std::is_same_v<body_t, job_requested>) {
           if (b.what == request_kind::run_now) {
-            if (r.state == job_state::scheduled) r.due_at = std::min(r.due_at, ev.time);
+            if (r.state != job_state::scheduled) return;
+            r.due_at = std::min(r.due_at, ev.time);
+            if (r.requested_at == 0) r.requested_at = std::max<millis>(1, ev.time);
             return;
           }
           switch (r.state) {
@@ -219,6 +222,7 @@ void queue_view::apply(const event& ev) {
         } else if constexpr (std::is_same_v<body_t, job_expired>) {
           if (r.state != job_state::scheduled) return;
           ++totals_.expired;
+          r.requested_at = 0;
           r.state = job_state::expired;
           r.finished_at = ev.time;
         }
@@ -292,6 +296,8 @@ std::vector<job_id> queue_view::match(const job_filter& filter, millis now) cons
     if (!filter.error_contains.empty() &&
         r.last_error.find(filter.error_contains) == std::string::npos)
       return false;
+    if (filter.attempts_min && r.attempts < *filter.attempts_min) return false;
+    if (filter.attempts_max && r.attempts > *filter.attempts_max) return false;
     return true;
   };
   // Dense rows are in id order; sparse ids all lie beyond them.
@@ -366,6 +372,9 @@ std::vector<const job_row*> queue_view::ready(millis now) const {
   for (const auto& r : rows_) take(r);
   for (const auto& [id, r] : sparse_) take(r);
   std::sort(out.begin(), out.end(), [](const job_row* a, const job_row* b) {
+    // Requested first, earliest request first (actors/ready_index.hpp).
+    if ((a->requested_at == 0) != (b->requested_at == 0)) return a->requested_at != 0;
+    if (a->requested_at != b->requested_at) return a->requested_at < b->requested_at;
     if (a->priority != b->priority) return a->priority > b->priority;
     if (a->due_at != b->due_at) return a->due_at < b->due_at;
     return a->submitted_seq < b->submitted_seq;
@@ -461,7 +470,7 @@ std::uint64_t get_fixed(std::string_view in, int bytes) {
 // Rows in a chunk are stored against the row before them (the first
 // against zeros), so the numbers that grow with the log take a byte or two:
 //   varint id - previous id (> 0: ids rise)
-//   u8 flags: state | last_end << 4 | review_required << 7
+//   varint flags: state | last_end << 4 | review_required << 7 | requested << 8
 //   zigzag priority | varint queue, kind, worker, attempts, max_attempts,
 //     retry_budget, resources
 //   zigzag submitted_at - previous submitted_at
@@ -469,6 +478,7 @@ std::uint64_t get_fixed(std::string_view in, int bytes) {
 //   varint lease_token
 //   zigzag submitted_seq - previous submitted_seq | zigzag last_seq - submitted_seq
 //   varint event_count, schedule | varint len, last_error
+//   zigzag requested_at - submitted_at, only with the `requested` flag
 // Differences wrap (two's complement), so every value round-trips.
 struct row_base {
   job_id id = 0;
@@ -485,7 +495,8 @@ void put_row(binary::writer& w, const job_row& r, row_base& base) {
   const auto submitted_at = static_cast<std::uint64_t>(r.submitted_at);
   w.put_varint(r.id - base.id);
   w.put_varint(static_cast<std::uint64_t>(r.state) | static_cast<std::uint64_t>(r.last_end) << 4 |
-               static_cast<std::uint64_t>(r.review_required) << 7);
+               static_cast<std::uint64_t>(r.review_required) << 7 |
+               static_cast<std::uint64_t>(r.requested_at != 0) << 8);
   w.put_varint(binary::zigzag(r.priority));
   for (std::uint32_t v : {r.queue, r.kind, r.worker, r.attempts, r.max_attempts, r.retry_budget,
                           r.resources})
@@ -499,6 +510,8 @@ void put_row(binary::writer& w, const job_row& r, row_base& base) {
   w.put_varint(r.event_count);
   w.put_varint(r.schedule);
   w.put(r.last_error);
+  if (r.requested_at != 0)
+    w.put_varint(delta(static_cast<std::uint64_t>(r.requested_at), submitted_at));
   base = {r.id, r.submitted_at, r.submitted_seq};
 }
 
@@ -521,7 +534,7 @@ class row_reader {
     if (v[0] == 0 || base.id + v[0] < base.id) return bad(error, "row ids do not rise");
     const std::uint64_t flags = v[1];
     const std::uint64_t state = flags & 0x0f, last_end = (flags >> 4) & 0x07;
-    if (flags > 0xff || state >= job_state_count ||
+    if (flags > 0x1ff || state >= job_state_count ||
         last_end > static_cast<std::uint64_t>(attempt_end::discarded))
       return bad(error, "a row's state flags are out of range");
     const std::int64_t priority = binary::unzigzag(v[2]);
@@ -532,7 +545,7 @@ class row_reader {
     r.id = base.id + v[0];
     r.state = static_cast<job_state>(state);
     r.last_end = static_cast<attempt_end>(last_end);
-    r.review_required = (flags >> 7) != 0;
+    r.review_required = ((flags >> 7) & 1) != 0;
     r.priority = static_cast<std::int32_t>(priority);
     r.queue = static_cast<std::uint32_t>(v[3]);
     r.kind = static_cast<std::uint32_t>(v[4]);
@@ -553,6 +566,13 @@ class row_reader {
     r.schedule = v[18];
     r.last_error.assign(reinterpret_cast<const char*>(p_), static_cast<std::size_t>(len));
     p_ += len;
+    r.requested_at = 0;
+    if ((flags >> 8) != 0) {
+      std::uint64_t requested = 0;
+      if (!varint(requested)) return bad(error, "a row ends early or has an overlong varint");
+      r.requested_at = static_cast<millis>(undelta(requested, submitted_at));
+      if (r.requested_at == 0) return bad(error, "a row's request time is 0");
+    }
     base = {r.id, r.submitted_at, r.submitted_seq};
     return true;
   }

@@ -58,13 +58,14 @@ struct job_row {
   std::int32_t priority = 0;
   std::uint32_t queue = 0;
   std::uint32_t kind = 0;
-  std::uint32_t worker = 0;  // holder of the current lease, 0 = none
+  std::uint32_t worker = 0;  // worker of the current or last attempt, 0 = none yet
   std::uint32_t attempts = 0;
   std::uint32_t max_attempts = 0;
   std::uint32_t retry_budget = 0;  // spec.retry.max_attempts, for a retry by hand
   std::uint32_t resources = 0;     // 1 + index of its resource set, 0 = none
   millis submitted_at = 0;
   millis due_at = 0;
+  millis requested_at = 0;  // as job_record::requested_at
   millis started_at = 0;
   millis finished_at = 0;
   std::uint64_t lease_token = 0;
@@ -128,8 +129,10 @@ class queue_view {
   /// 2: schedules, and each row's schedule id. 3: rows in checksummed
   /// chunks, read in parallel. 4: event counts. 5: rows stored against
   /// the row before them, and a word-wise checksum (half the bytes of 4).
-  /// 6: registered kinds.
-  static constexpr std::uint32_t version = 6;
+  /// 6: registered kinds. 7: a finished attempt keeps its worker; a past
+  /// run_at stays the due time; rows keep the time of a run-now request
+  /// (flag bit 8, then the time after the error text).
+  static constexpr std::uint32_t version = 7;
 
   /// Folds one committed event; `ev.seq` must follow the last one applied.
   void apply(const event& ev);
@@ -155,7 +158,8 @@ class queue_view {
   std::vector<queue_row> queues(millis now) const;
   /// Running jobs in id order: what is leased to whom.
   std::vector<const job_row*> running() const;
-  /// Due jobs (queued at `now`) in the scheduler's order: priority (higher
+  /// Due jobs (queued at `now`) in the scheduler's order: those requested
+  /// to run now first (earliest request first), then priority (higher
   /// first), then due time, then submission sequence.
   std::vector<const job_row*> ready(millis now) const;
   /// Resources held or waited for, by name.

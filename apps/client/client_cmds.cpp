@@ -251,6 +251,7 @@ int run_status(const connection_options& conn, std::uint64_t id) {
 struct list_options {
   connection_options conn;
   std::string state, not_state, queue, kind, error;
+  std::string attempts_min, attempts_max;  // as given: the server checks them
   std::uint32_t limit = 0;
   std::string after;
 };
@@ -265,6 +266,8 @@ int run_list(const list_options& o) {
   param("queue", o.queue);
   param("kind", o.kind);
   param("error", o.error);
+  param("attempts_min", o.attempts_min);
+  param("attempts_max", o.attempts_max);
   param("limit", o.limit ? std::to_string(o.limit) : "");
   param("after", o.after);
   auto c = make_client(o.conn, "list");
@@ -496,6 +499,8 @@ void add_client_commands(CLI::App& app, int& exit_code) {
     cmd->add_option("--queue", o->queue, "queue");
     cmd->add_option("--kind", o->kind, "kind");
     cmd->add_option("--error", o->error, "text contained in the last error");
+    cmd->add_option("--attempts-min", o->attempts_min, "at least this many attempts started");
+    cmd->add_option("--attempts-max", o->attempts_max, "at most this many attempts started");
     cmd->add_option("--limit", o->limit, "jobs per page (server default 100, max 1000)");
     cmd->add_option("--after", o->after, "the cursor printed after the previous page");
     cmd->callback([o, code] { *code = run_list(*o); });

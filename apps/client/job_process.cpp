@@ -13,7 +13,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <vector>
 
 extern char** environ;
@@ -94,7 +97,52 @@ group_guardian guardian;
 
 bool start_group_guardian(std::size_t max_groups) { return guardian.start(max_groups); }
 
+namespace {
+
+/// A line's level set by its prefix (docs/cli.md, "work"), as GitHub
+/// Actions' workflow commands spell them.
+struct level_prefix {
+  std::string_view prefix;
+  const char* level;
+};
+constexpr level_prefix level_prefixes[] = {
+    {"::error::", "error"}, {"::warning::", "warn"}, {"::notice::", "info"}, {"::info::", "info"}};
+
+constexpr const char* handover_in_name = "/handover.json";
+constexpr const char* handover_out_name = "/handover-out.json";
+
+}  // namespace
+
+job_process::~job_process() {
+  if (scratch_dir_.empty()) return;
+  std::error_code ec;  // a directory the command made unremovable stays
+  std::filesystem::remove_all(scratch_dir_, ec);
+}
+
+/// The job's directory for its handover files, under $TMPDIR (or /tmp),
+/// with the current handover written in it when there is one.
+bool job_process::make_scratch_dir(std::string& error) {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
+                        "/jobsmith-job-" + std::to_string(job_.id) + "-XXXXXX";
+  if (::mkdtemp(pattern.data()) == nullptr) {
+    error = "worker: cannot make the job's handover directory " + pattern + ": " +
+            std::strerror(errno);
+    return false;
+  }
+  scratch_dir_ = pattern;
+  if (job_.handover.empty()) return true;
+  std::ofstream out(scratch_dir_ + handover_in_name, std::ios::binary);
+  out << job_.handover;
+  if (!out.flush()) {
+    error = "worker: cannot write the job's handover in " + scratch_dir_;
+    return false;
+  }
+  return true;
+}
+
 bool job_process::spawn(std::string& error) {
+  if (!make_scratch_dir(error)) return false;
   int in[2], out[2], err[2];
   if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
     error = "worker: pipe: " + std::string(std::strerror(errno));
@@ -111,6 +159,9 @@ bool job_process::spawn(std::string& error) {
   env_strings.push_back("JOBSMITH_ATTEMPT=" + std::to_string(job_.attempt));
   env_strings.push_back("JOBSMITH_LEASE_TOKEN=" + std::to_string(job_.token));
   env_strings.push_back("JOBSMITH_URL=" + o_.conn.url);
+  env_strings.push_back("JOBSMITH_HANDOVER_OUT=" + scratch_dir_ + handover_out_name);
+  if (!job_.handover.empty())
+    env_strings.push_back("JOBSMITH_HANDOVER_FILE=" + scratch_dir_ + handover_in_name);
   std::vector<char*> envp, argv;
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
@@ -227,11 +278,23 @@ void job_process::drain(int fd) {
   auto& splitter = is_err ? err_lines_ : out_lines_;
   auto take = [&](std::string_view line) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    // Unprefixed, the stream says the level; a prefix says it for either
+    // stream, and is not part of the text. A prefixed stdout line is a log
+    // line only, never the result.
+    const char* level = is_err ? "warn" : "info";
+    bool prefixed = false;
+    for (const auto& p : level_prefixes)
+      if (line.starts_with(p.prefix)) {
+        level = p.level;
+        line.remove_prefix(p.prefix.size());
+        prefixed = true;
+        break;
+      }
     std::string text(line.substr(0, 4000));
-    if (!is_err && !text.empty()) last_stdout_ = text;
+    if (!is_err && !prefixed && !text.empty()) last_stdout_ = text;
     if (is_err && !text.empty()) last_stderr_ = text;
     if (pending_.size() < max_pending_lines)
-      pending_.push_back({{"level", is_err ? "warn" : "info"}, {"text", std::move(text)}});
+      pending_.push_back({{"level", level}, {"text", std::move(text)}});
     else
       ++dropped_;
   };
@@ -251,6 +314,32 @@ void job_process::drain(int fd) {
       close_fd(stdout_fd_);
     return;
   }
+}
+
+std::optional<json> job_process::handover_out() {
+  if (scratch_dir_.empty()) return std::nullopt;
+  std::ifstream in(scratch_dir_ + handover_out_name, std::ios::binary);
+  if (!in) return std::nullopt;  // the command left none
+  std::string text;
+  text.resize(max_handover_bytes + 1);
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (text.empty()) return std::nullopt;
+  if (text.size() > max_handover_bytes) {
+    note("warn", "jobsmith work: JOBSMITH_HANDOVER_OUT holds more than " +
+                     std::to_string(max_handover_bytes) + " bytes; no handover sent");
+    return std::nullopt;
+  }
+  auto value = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded()) {
+    note("warn", "jobsmith work: JOBSMITH_HANDOVER_OUT is not JSON; no handover sent");
+    return std::nullopt;
+  }
+  return value;
+}
+
+void job_process::note(const char* level, std::string text) {
+  pending_.push_back({{"level", level}, {"text", std::move(text)}});
 }
 
 json& job_process::lines_to_send() {

@@ -10,6 +10,11 @@
 //   on its stdin and gathers its stdout/stderr as log lines for the caller
 //   to ship. It never blocks longer than pump()'s timeout and never throws
 //   past a failed spawn (spawn() says why).
+// - The handover (docs/cli.md, "work"): the command finds the job's current
+//   handover in the file JOBSMITH_HANDOVER_FILE names (unset when there is
+//   none) and may leave one for the next attempt in the file
+//   JOBSMITH_HANDOVER_OUT names. Both live in a directory of the job's own,
+//   removed with the job_process.
 #pragma once
 
 #include <sys/types.h>
@@ -17,6 +22,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -34,6 +40,7 @@ struct leased_job {
   std::uint64_t id = 0;
   std::uint64_t token = 0;
   std::string kind, queue, payload;
+  std::string handover;  // compact JSON text; empty = none
   std::uint32_t attempt = 0;
   std::int64_t heartbeat_ms = 30'000;
 
@@ -68,6 +75,7 @@ struct line_splitter {
 class job_process {
  public:
   job_process(const work_options& o, const leased_job& job) : o_(o), job_(job) {}
+  ~job_process();
   job_process(const job_process&) = delete;
   job_process& operator=(const job_process&) = delete;
 
@@ -96,7 +104,17 @@ class job_process {
   const std::string& last_stdout() const { return last_stdout_; }
   const std::string& last_stderr() const { return last_stderr_; }
 
+  /// The handover the command left in JOBSMITH_HANDOVER_OUT; nullopt when it
+  /// left none (no file, an empty one), or (with a warning log line added)
+  /// when the file is not JSON or is over max_handover_bytes.
+  std::optional<nlohmann::json> handover_out();
+  /// Adds a line of the worker's own to the job's log.
+  void note(const char* level, std::string text);
+
+  static constexpr std::size_t max_handover_bytes = 1024 * 1024;
+
  private:
+  bool make_scratch_dir(std::string& error);
   bool wait_child(int& status, bool block);
   static void close_fd(int& fd);
   void drain_all();
@@ -114,6 +132,7 @@ class job_process {
   nlohmann::json pending_ = nlohmann::json::array();
   std::size_t dropped_ = 0;
   std::string last_stdout_, last_stderr_;
+  std::string scratch_dir_;  // the handover files' directory; empty until spawn()
 };
 
 }  // namespace jobsmith::apps

@@ -22,6 +22,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "apps/client/job_process.hpp"
@@ -76,6 +77,8 @@ bool leased_job::from(const json& j, leased_job& out) {
   if (s.contains("kind") && s["kind"].is_string()) out.kind = s["kind"];
   if (s.contains("queue") && s["queue"].is_string()) out.queue = s["queue"];
   out.payload = s.contains("payload") ? compact(s["payload"]) : "{}";
+  // At the top in both shapes; present only when the job has one.
+  if (j.contains("handover")) out.handover = compact(j["handover"]);
   if (s.contains("timeouts") && s["timeouts"].is_object() && s["timeouts"].contains("heartbeat") &&
       s["timeouts"]["heartbeat"].is_number_integer())
     out.heartbeat_ms = s["timeouts"]["heartbeat"].get<std::int64_t>();
@@ -136,10 +139,16 @@ class job_runner {
       }
     }
     process_.close_pipes();
+    // A failure's handover is read first: a warning about its file goes
+    // with the last lines.
+    std::optional<json> handover;
+    if (!exited_zero(process_.status())) handover = process_.handover_out();
     // Lines not yet sent go out before the outcome, so the log is whole.
     if (process_.pending_lines() > 0 && !heartbeat()) return;
-    report_exit(process_.status());
+    report_exit(process_.status(), handover);
   }
+
+  static bool exited_zero(int status) { return WIFEXITED(status) && WEXITSTATUS(status) == 0; }
 
   /// Renews the lease and ships pending lines. False when the job is no
   /// longer ours (409: reclaimed, cancelled, finished) or a cancel was asked.
@@ -180,8 +189,9 @@ class job_runner {
     return "HTTP " + std::to_string(r.status);
   }
 
-  void report_exit(int status) {
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+  /// `handover`: what a failed command left for the next attempt.
+  void report_exit(int status, const std::optional<json>& handover) {
+    if (exited_zero(status)) {
       auto result = json::parse(process_.last_stdout(), nullptr, false);
       if (process_.last_stdout().empty() || result.is_discarded()) result = {{"exit_code", 0}};
       send_outcome("complete", {{"lease_token", job_.token}, {"result", result}}, "succeeded");
@@ -197,12 +207,14 @@ class job_runner {
       why = "killed by signal " + std::to_string(WTERMSIG(status));
     }
     if (!process_.last_stderr().empty()) why += ": " + process_.last_stderr();
-    report_fail(why, retryable);
+    report_fail(why, retryable, handover);
   }
 
-  void report_fail(const std::string& error, bool retryable) {
-    send_outcome("fail", {{"lease_token", job_.token}, {"error", error}, {"retryable", retryable}},
-                 retryable ? "failed" : "failed permanently");
+  void report_fail(const std::string& error, bool retryable,
+                   const std::optional<json>& handover = std::nullopt) {
+    json body = {{"lease_token", job_.token}, {"error", error}, {"retryable", retryable}};
+    if (handover) body["handover"] = *handover;
+    send_outcome("fail", body, retryable ? "failed" : "failed permanently");
   }
 
   /// Posts the outcome, retrying transient failures for about a lease.
@@ -210,7 +222,8 @@ class job_runner {
     auto deadline = steady::now() + milliseconds(std::max<std::int64_t>(job_.heartbeat_ms, 10'000));
     auto path = "/v1/jobs/" + std::to_string(job_.id) + "/" + action;
     for (auto backoff = milliseconds(100);; backoff = std::min(backoff * 2, milliseconds(2000))) {
-      auto r = client_.request("POST", path, body.dump(), minimal_answers);
+      // Invalid UTF-8 (a command's last stderr line) replaced, not thrown on.
+      auto r = client_.request("POST", path, compact(body), minimal_answers);
       if (r.status == 200) {
         std::string extra =
             body.contains("error") ? " (" + body["error"].get<std::string>() + ")" : "";

@@ -1,5 +1,6 @@
 // /v1/jobs: submit, list, get (with history and explanation), and what a
 // producer does to one job: cancel, run-now, retry, review.
+#include <limits>
 #include <memory>
 #include <string>
 #include <variant>
@@ -125,7 +126,8 @@ std::optional<stream_request> submit_jobs(request_context& rt) {
 
 std::optional<stream_request> list_jobs(request_context& rt) {
   rt.only_query({"state", "not_state", "queue", "kind", "submitted_from", "submitted_to",
-                 "finished_from", "finished_to", "error", "limit", "after"});
+                 "finished_from", "finished_to", "error", "attempts_min", "attempts_max", "limit",
+                 "after"});
   job_filter f;
   auto states = [&](const char* key, std::vector<job_state>& out) {
     if (auto v = rt.query(key))
@@ -144,6 +146,16 @@ std::optional<stream_request> list_jobs(request_context& rt) {
   f.submitted_to = rt.query_int("submitted_to", 0, 0);
   f.finished_from = rt.query_int("finished_from", 0, 0);
   f.finished_to = rt.query_int("finished_to", 0, 0);
+  auto attempts = [&](const char* key, std::optional<std::uint32_t>& out) {
+    if (!rt.query(key)) return;
+    auto n = rt.query_int(key, 0, 0);
+    if (n > std::numeric_limits<std::uint32_t>::max())
+      throw bad_request(std::string{key} + ": at most " +
+                        std::to_string(std::numeric_limits<std::uint32_t>::max()));
+    out = static_cast<std::uint32_t>(n);
+  };
+  attempts("attempts_min", f.attempts_min);
+  attempts("attempts_max", f.attempts_max);
   f.after = static_cast<job_id>(rt.query_int("after", 0, 0));
   auto limit = rt.query_int("limit", 100, 1);
   if (limit > 1000) throw bad_request("limit: at most 1000");

@@ -571,6 +571,92 @@ BOOST_AUTO_TEST_CASE(higher_priority_then_earlier_due_then_lower_id_is_leased_fi
              boost::test_tools::per_element());
 }
 
+BOOST_AUTO_TEST_CASE(a_job_requested_to_run_now_is_leased_before_the_due_backlog) {
+  sim s;
+  s.spawn();
+  auto urgent = spec_of("remote");
+  urgent.priority = 5;
+  std::vector<job_id> backlog = s.submit(std::vector<job_submitted>(10, urgent));
+  auto delayed = spec_of("remote");
+  delayed.run_at = s.now() + hour;
+  auto late = s.submit(delayed);
+  auto due_low = s.submit(spec_of("remote"));  // already due, priority 0
+  s.advance(10);
+  BOOST_REQUIRE(s.command(late, cmd_request{request_kind::run_now}).ok());
+  BOOST_TEST(s.job(late).requested_at == sim::base + 10);
+  s.advance(10);
+  // Run now on a job that is due already moves it ahead too, behind the
+  // earlier request.
+  BOOST_REQUIRE(s.command(due_low, cmd_request{request_kind::run_now}).ok());
+  std::vector<job_id> order;
+  for (int i = 0; i < 3; ++i) {
+    auto leased = s.lease("w1");
+    BOOST_REQUIRE_EQUAL(leased.size(), 1u);
+    order.push_back(leased[0].id);
+    BOOST_TEST(leased[0].requested_at == 0);  // the wait it answered is over
+  }
+  BOOST_TEST(order == (std::vector<job_id>{late, due_low, backlog[0]}),
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(a_run_now_request_keeps_its_place_after_a_restart) {
+  sim s;
+  // The log of a process that stopped after job 11 was requested to run now.
+  auto urgent = spec_of("remote");
+  urgent.priority = 5;
+  auto delayed = spec_of("remote");
+  delayed.run_at = sim::base + hour;
+  std::vector<event> events;
+  for (job_id id = 1; id <= 10; ++id) events.push_back({0, id, sim::base - 20, "user:test", urgent});
+  events.push_back({0, 11, sim::base - 20, "user:test", delayed});
+  events.push_back({0, 11, sim::base - 10, "user:test", job_requested{request_kind::run_now}});
+  std::vector<store::record_input> records;
+  for (auto& ev : events) records.push_back(store::record_input{ev.job, encode(ev)});
+  BOOST_REQUIRE(s.log->append(records, nullptr).is_ok());
+  auto seed = recover(*s.log);
+  BOOST_REQUIRE(seed.ok());
+  s.spawn(std::move(*seed));
+  auto leased = s.lease("w1");
+  BOOST_REQUIRE_EQUAL(leased.size(), 1u);
+  BOOST_TEST(leased[0].id == 11u);
+}
+
+BOOST_AUTO_TEST_CASE(jobs_submitted_overdue_are_leased_in_the_order_of_their_due_times) {
+  sim s;
+  s.spawn();
+  std::vector<job_id> ids;
+  for (millis late : {1'000, 2'000, 3'000}) {  // the most overdue is submitted last
+    auto spec = spec_of("remote");
+    spec.run_at = s.now() - late;
+    ids.push_back(s.submit(spec));
+    s.advance(1);
+  }
+  auto due_now = s.submit(spec_of("remote"));
+  std::vector<job_id> order;
+  for (int i = 0; i < 4; ++i) {
+    auto leased = s.lease("w1");
+    BOOST_REQUIRE_EQUAL(leased.size(), 1u);
+    order.push_back(leased[0].id);
+  }
+  BOOST_TEST(order == (std::vector<job_id>{ids[2], ids[1], ids[0], due_now}),
+             boost::test_tools::per_element());
+  BOOST_TEST(s.job(ids[2]).due_at == sim::base + 2 - 3'000);
+}
+
+BOOST_AUTO_TEST_CASE(a_job_submitted_overdue_has_its_whole_time_to_start) {
+  sim s;  // nobody leases: the job waits
+  s.spawn();
+  auto spec = spec_of("remote");
+  spec.run_at = s.now() - 60'000;
+  spec.timeouts.to_start = 300;
+  auto id = s.submit(spec);
+  BOOST_TEST(s.phase(id) == "ready");
+  s.advance(299);
+  BOOST_TEST(s.job(id).state == job_state::scheduled);
+  s.advance(2);  // past submission + to_start
+  BOOST_TEST(s.job(id).state == job_state::expired);
+}
+
 BOOST_AUTO_TEST_CASE(a_waiting_lease_takes_only_the_jobs_of_one_dispatch_round) {
   // Two long polls of one worker wait; job a is ready, job b becomes due
   // while a's start is still on its way to the log. b must go to the

@@ -219,7 +219,7 @@ BOOST_AUTO_TEST_CASE(submit_creates_a_waiting_job) {
   BOOST_TEST(h.job.id == the_job);
   BOOST_TEST(h.job.state == job_state::scheduled);
   BOOST_TEST(h.job.submitted_at == 500);
-  BOOST_TEST(h.job.due_at == 500);  // run_at in the past means now
+  BOOST_TEST(h.job.due_at == 500);  // run_at 0 means now
   BOOST_TEST(h.job.max_attempts == 3u);
   BOOST_TEST(h.job.attempts == 0u);
   BOOST_TEST(h.job.last_seq == 1u);
@@ -247,6 +247,18 @@ BOOST_AUTO_TEST_CASE(a_future_job_is_scheduled_until_due_then_queued) {
                  "job 12 is scheduled until 5000; cannot start it before then");
   h.start(1, 5000);
   BOOST_TEST(effective_state(h.job, 5000) == job_state::running);
+}
+
+BOOST_AUTO_TEST_CASE(a_past_run_at_stays_the_due_time_and_the_job_is_due_at_once) {
+  job_harness h;
+  job_submitted spec = make_spec();
+  spec.run_at = 300;
+  h.submit(spec, 1000);
+  BOOST_TEST(h.job.due_at == 300);
+  BOOST_TEST(effective_state(h.job, 1000) == job_state::queued);
+  BOOST_TEST(became_due_at(h.job) == 1000);  // time limits count from the submission
+  h.start(1, 1000);
+  BOOST_TEST(h.job.state == job_state::running);
 }
 
 BOOST_AUTO_TEST_CASE(commands_for_a_job_never_submitted_are_unknown) {
@@ -313,7 +325,7 @@ BOOST_AUTO_TEST_CASE(succeed_finishes_the_job_and_repeats_are_idempotent) {
   BOOST_TEST(h.job.state == job_state::succeeded);
   BOOST_TEST(h.job.result == R"({"rows":3})");
   BOOST_TEST(h.job.finished_at == 20);
-  BOOST_TEST(h.job.worker.empty());
+  BOOST_TEST(h.job.worker == "worker:w1");  // who ran it stays on the record
   BOOST_TEST(to_string(h.job.last_end) == "succeeded");
 
   // A worker that lost the reply completes again: accepted, nothing recorded.
@@ -386,17 +398,19 @@ BOOST_AUTO_TEST_CASE(a_reclaimed_attempts_late_result_is_refused) {
   BOOST_TEST(h.job.state == job_state::scheduled);
   BOOST_TEST(h.job.due_at == 1100);
   BOOST_TEST(h.job.last_error == "reclaimed: heartbeat missed");
-  BOOST_TEST(h.job.worker.empty());
+  BOOST_TEST(h.job.worker == "worker:w1");  // the last attempt's, until the next starts
   expect_refusal(h.run(cmd_succeed{5, "1"}, 200), job_errc::stale_token,
                  "job 12 attempt 1 was reclaimed; cannot complete it");
 
-  h.start(6, 1100);
+  BOOST_TEST_REQUIRE(h.run(cmd_start{"worker:w2", 6}, 1100).ok());
   BOOST_TEST(h.job.attempts == 2u);
+  BOOST_TEST(h.job.worker == "worker:w2");
   expect_refusal(h.run(cmd_succeed{5, "1"}, 1200), job_errc::stale_token,
                  "job 12: lease token 5 is stale; a newer attempt (2) holds the job");
   BOOST_TEST(h.job.state == job_state::running);
   only_event<job_succeeded>(h.run(cmd_succeed{6, "2"}, 1300));
   BOOST_TEST(h.job.result == "2");
+  BOOST_TEST(h.job.worker == "worker:w2");  // the attempt that finished it
 }
 
 BOOST_AUTO_TEST_CASE(reclaim_needs_a_running_job) {
@@ -430,6 +444,26 @@ BOOST_AUTO_TEST_CASE(a_failure_waits_out_the_backoff_and_hands_over_state) {
   // The second failure waits twice as long.
   BOOST_TEST(only_event<job_failed>(h.run(cmd_fail{6, "again", true, ""}, 2000)).next_run_at ==
              4000);
+}
+
+BOOST_AUTO_TEST_CASE(a_handover_stays_until_a_later_failure_gives_another) {
+  job_harness h;
+  job_submitted spec = make_spec();
+  spec.retry.max_attempts = 4;
+  h.submit(spec, 0);
+  h.start(1, 0);
+  only_event<job_failed>(h.run(cmd_fail{1, "timeout", true, R"({"page":4})"}, 10));
+  h.start(2, 1010);
+  // The second attempt fails before it gets anywhere: page 4 is still where to go on.
+  only_event<job_failed>(h.run(cmd_fail{2, "no route", true, ""}, 1020));
+  BOOST_TEST(h.job.handover == R"({"page":4})");
+  h.start(3, 3020);
+  BOOST_TEST(h.job.handover == R"({"page":4})");  // what the third attempt is handed
+  only_event<job_failed>(h.run(cmd_fail{3, "timeout", true, R"({"page":9})"}, 3030));
+  BOOST_TEST(h.job.handover == R"({"page":9})");
+  h.start(4, 10'000);
+  only_event<job_succeeded>(h.run(cmd_succeed{4, "1"}, 10'010));
+  BOOST_TEST(h.job.handover == R"({"page":9})");
 }
 
 BOOST_AUTO_TEST_CASE(out_of_attempts_the_job_is_discarded) {
@@ -525,12 +559,30 @@ BOOST_AUTO_TEST_CASE(run_now_makes_a_scheduled_job_due) {
   h.submit(spec, 0);
   only_event<job_requested>(h.run(cmd_request{request_kind::run_now}, 300));
   BOOST_TEST(h.job.due_at == 300);
+  BOOST_TEST(h.job.requested_at == 300);
   BOOST_TEST(effective_state(h.job, 300) == job_state::queued);
-  // Already due: nothing to do.
+  // Already requested: nothing to do.
   expect_nothing(h.run(cmd_request{request_kind::run_now}, 400));
+  BOOST_TEST(h.job.requested_at == 300);
   h.start(1, 400);
+  BOOST_TEST(h.job.requested_at == 0);  // the request is answered
   expect_refusal(h.run(cmd_request{request_kind::run_now}, 500), job_errc::illegal_transition,
                  "job 12 is running; run now applies only to a scheduled job");
+}
+
+BOOST_AUTO_TEST_CASE(run_now_on_a_due_job_is_recorded_to_put_it_first) {
+  job_harness h;
+  job_submitted spec = make_spec();
+  spec.run_at = 100;
+  h.submit(spec, 200);  // overdue: due at once
+  only_event<job_requested>(h.run(cmd_request{request_kind::run_now}, 300));
+  BOOST_TEST(h.job.due_at == 100);  // never later than it was
+  BOOST_TEST(h.job.requested_at == 300);
+  expect_nothing(h.run(cmd_request{request_kind::run_now}, 400));
+  only_event<job_cancelled>(h.run(cmd_cancel{"not needed"}, 500));
+  BOOST_TEST(h.job.requested_at == 0);  // a retry later waits like any other
+  only_event<job_requested>(h.run(cmd_request{request_kind::retry}, 600));
+  BOOST_TEST(h.job.requested_at == 0);
 }
 
 BOOST_AUTO_TEST_CASE(run_now_cuts_a_retry_backoff_short) {

@@ -328,7 +328,7 @@ BOOST_AUTO_TEST_CASE(job_record_shows_the_effective_state_and_every_field) {
   BOOST_TEST(j["last_seq"] == 40);
   BOOST_TEST(j["event_count"] == 4);
   for (const char* key : {"submitted_at", "started_at", "finished_at", "worker", "detail",
-                          "review_comment", "reviewer"})
+                          "review_comment", "reviewer", "requested_at"})
     BOOST_TEST(j.contains(key), key);
 
   job.handover.clear();
@@ -416,6 +416,7 @@ BOOST_AUTO_TEST_CASE(job_text_is_byte_for_byte_the_dumped_tree) {
     j.spec.review_required = pick(2);
     j.submitted_at = static_cast<millis>(rng());
     j.due_at = static_cast<millis>(rng() % 4'000'000'000'000);
+    j.requested_at = pick(2) ? 0 : static_cast<millis>(rng() % 4'000'000'000'000);
     j.attempts = static_cast<std::uint32_t>(rng());
     j.worker = strings[pick(strings.size())];
     j.lease_token = rng();

@@ -78,6 +78,21 @@ BOOST_AUTO_TEST_CASE(error_text_is_a_substring_match) {
   BOOST_TEST(idx.match(f, 1000).empty());
 }
 
+BOOST_AUTO_TEST_CASE(attempt_bounds_are_inclusive) {
+  auto idx = sample();  // jobs 1 and 3 made one attempt, 2 and 4 none
+  job_filter f;
+  f.attempts_min = 1;
+  BOOST_TEST(ids(idx.match(f, 1000)) == (std::vector<job_id>{1, 3}), boost::test_tools::per_element());
+  f.attempts_max = 1;
+  BOOST_TEST(ids(idx.match(f, 1000)) == (std::vector<job_id>{1, 3}), boost::test_tools::per_element());
+  f.attempts_min.reset();
+  f.attempts_max = 0;
+  BOOST_TEST(ids(idx.match(f, 1000)) == (std::vector<job_id>{2, 4}), boost::test_tools::per_element());
+  f.attempts_max.reset();
+  f.attempts_min = 2;
+  BOOST_TEST(idx.match(f, 1000).empty());
+}
+
 BOOST_AUTO_TEST_CASE(filters_combine_with_states_and_paging) {
   auto idx = sample();
   job_filter f;
@@ -178,6 +193,8 @@ BOOST_AUTO_TEST_CASE(match_equals_a_plain_filter_over_folded_records) {
     if (pick(4) == 0) f.finished_from = static_cast<millis>(pick(static_cast<std::uint64_t>(now)));
     if (pick(4) == 0) f.finished_to = static_cast<millis>(pick(static_cast<std::uint64_t>(now)));
     if (pick(4) == 0) f.error_contains = pick(2) == 0 ? "disk" : "timeout";
+    if (pick(4) == 0) f.attempts_min = static_cast<std::uint32_t>(pick(3));
+    if (pick(4) == 0) f.attempts_max = static_cast<std::uint32_t>(pick(3));
     f.after = pick(3) == 0 ? pick(records.size()) : 0;
     f.limit = 1 + pick(200);
     auto at = now - static_cast<millis>(pick(300));
@@ -200,6 +217,8 @@ BOOST_AUTO_TEST_CASE(match_equals_a_plain_filter_over_folded_records) {
       if (f.finished_to && rec.finished_at > f.finished_to) continue;
       if (!f.error_contains.empty() && rec.last_error.find(f.error_contains) == std::string::npos)
         continue;
+      if (f.attempts_min && rec.attempts < *f.attempts_min) continue;
+      if (f.attempts_max && rec.attempts > *f.attempts_max) continue;
       want.push_back(id);
     }
     BOOST_TEST(view.match(f, at) == want, boost::test_tools::per_element());

@@ -54,6 +54,7 @@ struct run {
     BOOST_TEST(row->max_attempts == rec.max_attempts);
     BOOST_TEST(row->submitted_at == rec.submitted_at);
     BOOST_TEST(row->due_at == rec.due_at);
+    BOOST_TEST(row->requested_at == rec.requested_at);
     BOOST_TEST(row->started_at == rec.started_at);
     BOOST_TEST(row->finished_at == rec.finished_at);
     BOOST_TEST(row->lease_token == rec.lease_token);
@@ -95,7 +96,11 @@ struct run {
     s.kind = kinds[pick(3)];
     s.queue = queues[pick(3)];
     s.priority = static_cast<std::int32_t>(pick(5)) - 2;
-    s.run_at = pick(3) == 0 ? now + static_cast<millis>(pick(10'000)) : 0;
+    switch (pick(4)) {  // due later, overdue (kept as the due time), or now
+      case 0: s.run_at = now + static_cast<millis>(pick(10'000)); break;
+      case 1: s.run_at = now - static_cast<millis>(pick(10'000)); break;
+      default: s.run_at = 0; break;
+    }
     s.retry.max_attempts = static_cast<std::uint32_t>(1 + pick(3));
     s.review_required = pick(4) == 0;
     for (int i = 0, n = static_cast<int>(pick(3)); i < n; ++i)
@@ -219,6 +224,40 @@ BOOST_AUTO_TEST_CASE(explain_names_the_holder_the_pause_and_the_due_time) {
   fold(17, job_succeeded{1, "null"});
   BOOST_TEST(v.explain(17, t0) == "succeeded");
   BOOST_TEST(v.explain(18, t0) == "ready, 0 jobs ahead");
+}
+
+BOOST_AUTO_TEST_CASE(ready_order_puts_run_now_requests_first_and_a_snapshot_keeps_it) {
+  queue_view v;
+  sequence_t seq = 0;
+  auto fold = [&](job_id id, millis time, event_body body) {
+    v.apply(event{++seq, id, time, "test", std::move(body)});
+  };
+  job_submitted urgent;
+  urgent.kind = "k";
+  urgent.priority = 5;
+  job_submitted later = urgent;
+  later.priority = 0;
+  later.run_at = t0 + 3'600'000;
+  fold(1, t0, urgent);
+  fold(2, t0, urgent);
+  fold(3, t0, later);
+  fold(3, t0 + 10, job_requested{request_kind::run_now});
+  auto ids = [](const std::vector<const job_row*>& rows) {
+    std::vector<job_id> out;
+    for (auto* r : rows) out.push_back(r->id);
+    return out;
+  };
+  BOOST_TEST(ids(v.ready(t0 + 20)) == (std::vector<job_id>{3, 1, 2}), boost::test_tools::per_element());
+  BOOST_TEST(v.explain(1, t0 + 20) == "ready, 1 job ahead");
+  std::string error;
+  auto back = queue_view::decode(v.encode(), &error);
+  BOOST_REQUIRE_MESSAGE(back, error);
+  BOOST_TEST(back->find(3)->requested_at == t0 + 10);
+  BOOST_TEST(back->find(1)->requested_at == 0);
+  BOOST_TEST(ids(back->ready(t0 + 20)) == (std::vector<job_id>{3, 1, 2}),
+             boost::test_tools::per_element());
+  fold(3, t0 + 30, job_started{1, "w1", 7});  // answered: the request is over
+  BOOST_TEST(v.find(3)->requested_at == 0);
 }
 
 BOOST_AUTO_TEST_CASE(sparse_ids_do_not_grow_the_dense_rows) {

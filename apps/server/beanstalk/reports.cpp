@@ -240,11 +240,14 @@ std::string list_tubes(service& svc) {
 }
 
 /// peek-ready: the job a reserve would take first among those looked at
-/// (priority, then due time, then id: the scheduler's order).
+/// (kicked or run-now jobs by request time, then priority, then due time,
+/// then id: the scheduler's order, actors/ready_index.hpp).
 std::string peek_ready(service& svc, const std::string& tube) {
   auto jobs = jobs_in(svc.eng(), tube, {job_state::queued}, scan_limit);
   if (!jobs) return line(refusal_of(jobs.error()));
   auto best = std::min_element(jobs->begin(), jobs->end(), [](auto& a, auto& b) {
+    if ((a.requested_at == 0) != (b.requested_at == 0)) return a.requested_at != 0;
+    if (a.requested_at != b.requested_at) return a.requested_at < b.requested_at;
     if (a.spec.priority != b.spec.priority) return a.spec.priority > b.spec.priority;
     if (a.due_at != b.due_at) return a.due_at < b.due_at;
     return a.id < b.id;

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <cstdlib>
 #include <fstream>
@@ -322,6 +323,33 @@ BOOST_AUTO_TEST_CASE(work_completes_jobs_with_the_last_json_line_and_logs) {
   BOOST_TEST(w->wait(10s) == 0, w->err());
 }
 
+BOOST_AUTO_TEST_CASE(work_sets_a_line_s_level_by_its_prefix_on_either_stream) {
+  served s;
+  auto id = s.submit({"--kind", "k"});
+  auto w = s.start(work_args(
+      {}, {"--", "sh", "-c",
+           "cat >/dev/null; echo '::error::disk full'; echo '::warning::slow disk'; "
+           "echo '::info::from stderr' >&2; echo '::notice::noted'; echo '::error::on stderr' >&2; "
+           "echo plain; echo 'plain err' >&2; echo '{\"ok\":1}'; echo '::info::after the result'"}));
+  BOOST_TEST_REQUIRE(s.wait_state(id, "succeeded"), w->err());
+  std::vector<std::string> lines;
+  auto view = s.job(id);
+  for (auto& ev : view["history"])
+    if (ev["type"] == "job.progress")
+      for (auto& l : ev["body"]["lines"])
+        lines.push_back(l["level"].get<std::string>() + " " + l["text"].get<std::string>());
+  std::sort(lines.begin(), lines.end());  // the two streams interleave as they were read
+  BOOST_TEST(lines == (std::vector<std::string>{"error disk full", "error on stderr",
+                                                "info after the result", "info from stderr",
+                                                "info noted", "info plain", "info {\"ok\":1}",
+                                                "warn plain err", "warn slow disk"}),
+             boost::test_tools::per_element());
+  // A prefixed line is not the result.
+  BOOST_TEST(view["job"]["result"] == json::parse(R"({"ok":1})"));
+  w->signal(SIGTERM);
+  BOOST_TEST(w->wait(10s) == 0, w->err());
+}
+
 BOOST_AUTO_TEST_CASE(work_takes_the_queues_right_before_the_command) {
   // As the README types it: `--queues Q -- sh -c ...`. --queues used to take
   // the `--` as the end of its list, and work then refused `-c`.
@@ -349,6 +377,9 @@ BOOST_AUTO_TEST_CASE(a_failing_command_is_retried_and_a_permanent_code_discards)
              job["last_error"]);
   auto types = s.history(flaky);
   BOOST_TEST(std::count(types.begin(), types.end(), "job.failed") == 2, s.job(flaky).dump());
+  auto tried_twice = s.run({"list", "--attempts-min", "2", "--attempts-max", "2"});
+  BOOST_TEST((tried_twice.code == 0 && contains(tried_twice.out, "discarded")), tried_twice.err);
+  BOOST_TEST(!contains(s.run({"list", "--attempts-max", "1"}).out, "discarded"));
   w->signal(SIGTERM);
   BOOST_TEST(w->wait(10s) == 0);
 
@@ -366,6 +397,52 @@ BOOST_AUTO_TEST_CASE(a_failing_command_is_retried_and_a_permanent_code_discards)
   }));
   w2->signal(SIGTERM);
   BOOST_TEST(w2->wait(10s) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_command_hands_over_to_later_attempts_through_files) {
+  // Attempt 1 has no handover and leaves one; attempt 2 fails without
+  // leaving any; attempt 3 still reads attempt 1's.
+  served s;
+  auto id = s.submit({"--kind", "k", "--max-attempts", "3", "--retry-initial", "0"});
+  auto w = s.start(work_args(
+      {}, {"--", "sh", "-c",
+           "cat >/dev/null; case $JOBSMITH_ATTEMPT in "
+           "1) echo \"{\\\"page\\\":4,\\\"had\\\":\\\"${JOBSMITH_HANDOVER_FILE:-none}\\\"}\" "
+           "> \"$JOBSMITH_HANDOVER_OUT\"; exit 1;; "
+           "2) exit 1;; "
+           "*) echo \"{\\\"seen\\\":$(cat \"$JOBSMITH_HANDOVER_FILE\")}\";; esac"}));
+  BOOST_TEST_REQUIRE(s.wait_state(id, "succeeded"), w->err());
+  auto job = s.job(id)["job"];
+  BOOST_TEST(job["attempts"] == 3);
+  BOOST_TEST(job["result"] == json::parse(R"({"seen":{"page":4,"had":"none"}})"), job.dump());
+  BOOST_TEST(job["handover"] == json::parse(R"({"page":4,"had":"none"})"), job.dump());
+  w->signal(SIGTERM);
+  BOOST_TEST(w->wait(10s) == 0, w->err());
+}
+
+BOOST_AUTO_TEST_CASE(a_handover_file_that_is_not_json_is_refused_with_a_log_line) {
+  served s;
+  auto id = s.submit({"--kind", "k", "--max-attempts", "1"});
+  auto w = s.start(work_args(
+      {}, {"--", "sh", "-c", "cat >/dev/null; echo 'page 4' > \"$JOBSMITH_HANDOVER_OUT\"; exit 1"}));
+  BOOST_TEST_REQUIRE(s.wait_state(id, "discarded"), w->err());
+  BOOST_TEST(!s.job(id)["job"].contains("handover"), s.job(id).dump());
+  auto st = s.run({"status", std::to_string(id)});
+  BOOST_TEST(contains(st.out, "JOBSMITH_HANDOVER_OUT is not JSON; no handover sent"), st.out);
+  w->signal(SIGTERM);
+  BOOST_TEST(w->wait(10s) == 0, w->err());
+}
+
+BOOST_AUTO_TEST_CASE(a_last_stderr_line_that_is_not_utf8_still_fails_the_job) {
+  // The error text carries the line; the worker once died encoding it.
+  served s;
+  auto id = s.submit({"--kind", "k", "--max-attempts", "1"});
+  auto w = s.start(work_args({}, {"--", "sh", "-c", "cat >/dev/null; printf 'caf\\351\\n' >&2; exit 1"}));
+  BOOST_TEST_REQUIRE(s.wait_state(id, "discarded"), w->err());
+  auto error = s.job(id)["job"]["last_error"].get<std::string>();
+  BOOST_TEST(error.rfind("exit code 1: caf", 0) == 0u, error);
+  w->signal(SIGTERM);
+  BOOST_TEST(w->wait(10s) == 0, w->err());
 }
 
 BOOST_AUTO_TEST_CASE(sigterm_lets_the_running_job_finish_and_stops_leasing) {
