@@ -1,0 +1,535 @@
+// The queue view as snapshot bytes: encode, decode, checksum
+// (projections/queue_view.hpp, "The whole view as bytes").
+#include "projections/queue_view.hpp"
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cstring>
+#include <map>
+#include <thread>
+#include "events/binary_io.hpp"
+#include "events/time_text.hpp"
+
+// -- snapshots ------------------------------------------------------------------------
+
+namespace jobsmith {
+
+namespace {
+
+constexpr std::string_view snapshot_magic = "jsqv";
+
+void put_fixed(std::string& out, std::uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+std::uint64_t get_fixed(std::string_view in, int bytes) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i)
+    v |= static_cast<std::uint64_t>(static_cast<unsigned char>(in[static_cast<std::size_t>(i)]))
+         << (8 * i);
+  return v;
+}
+
+// Rows in a chunk are stored against the row before them (the first
+// against zeros), so the numbers that grow with the log take a byte or two:
+//   varint id - previous id (> 0: ids rise)
+//   varint flags: state | last_end << 4 | review_required << 7 | requested << 8
+//   zigzag priority | varint queue, kind, worker, attempts, max_attempts,
+//     retry_budget, resources
+//   zigzag submitted_at - previous submitted_at
+//   zigzag due_at, started_at, finished_at - submitted_at (each)
+//   varint lease_token
+//   zigzag submitted_seq - previous submitted_seq | zigzag last_seq - submitted_seq
+//   varint event_count, schedule | varint len, last_error
+//   zigzag requested_at - submitted_at, only with the `requested` flag
+// Differences wrap (two's complement), so every value round-trips.
+struct row_base {
+  job_id id = 0;
+  millis submitted_at = 0;
+  sequence_t submitted_seq = 0;
+};
+
+std::uint64_t delta(std::uint64_t v, std::uint64_t base) { return binary::zigzag(static_cast<std::int64_t>(v - base)); }
+std::uint64_t undelta(std::uint64_t z, std::uint64_t base) {
+  return base + static_cast<std::uint64_t>(binary::unzigzag(z));
+}
+
+void put_row(binary::writer& w, const job_row& r, row_base& base) {
+  const auto submitted_at = static_cast<std::uint64_t>(r.submitted_at);
+  w.put_varint(r.id - base.id);
+  w.put_varint(static_cast<std::uint64_t>(r.state) | static_cast<std::uint64_t>(r.last_end) << 4 |
+               static_cast<std::uint64_t>(r.review_required) << 7 |
+               static_cast<std::uint64_t>(r.requested_at != 0) << 8);
+  w.put_varint(binary::zigzag(r.priority));
+  for (std::uint32_t v : {r.queue, r.kind, r.worker, r.attempts, r.max_attempts, r.retry_budget,
+                          r.resources})
+    w.put_varint(v);
+  w.put_varint(delta(submitted_at, static_cast<std::uint64_t>(base.submitted_at)));
+  for (millis t : {r.due_at, r.started_at, r.finished_at})
+    w.put_varint(delta(static_cast<std::uint64_t>(t), submitted_at));
+  w.put_varint(r.lease_token);
+  w.put_varint(delta(r.submitted_seq, base.submitted_seq));
+  w.put_varint(delta(r.last_seq, r.submitted_seq));
+  w.put_varint(r.event_count);
+  w.put_varint(r.schedule);
+  w.put(r.last_error);
+  if (r.requested_at != 0)
+    w.put_varint(delta(static_cast<std::uint64_t>(r.requested_at), submitted_at));
+  base = {r.id, r.submitted_at, r.submitted_seq};
+}
+
+/// Reads rows as put_row wrote them; a plain cursor rather than
+/// binary::reader, since this loop is most of a restart's decode time.
+class row_reader {
+ public:
+  explicit row_reader(std::string_view bytes)
+      : p_(reinterpret_cast<const unsigned char*>(bytes.data())), end_(p_ + bytes.size()) {}
+  std::size_t left() const { return static_cast<std::size_t>(end_ - p_); }
+
+  /// Reads one row into *r; false with *error set when the bytes are short
+  /// or a value is out of its range.
+  bool get(job_row& r, row_base& base, std::string* error) {
+    std::uint64_t v[21];
+    for (int i = 0; i < 20; ++i)
+      if (!varint(v[i])) return bad(error, "a row ends early or has an overlong varint");
+    const std::uint64_t len = v[19];
+    if (len > left()) return bad(error, "a row's error text runs past its chunk");
+    if (v[0] == 0 || base.id + v[0] < base.id) return bad(error, "row ids do not rise");
+    const std::uint64_t flags = v[1];
+    const std::uint64_t state = flags & 0x0f, last_end = (flags >> 4) & 0x07;
+    if (flags > 0x1ff || state >= job_state_count ||
+        last_end > static_cast<std::uint64_t>(attempt_end::discarded))
+      return bad(error, "a row's state flags are out of range");
+    const std::int64_t priority = binary::unzigzag(v[2]);
+    if (priority < INT32_MIN || priority > INT32_MAX)
+      return bad(error, "a row's priority is out of range");
+    for (int i = 3; i <= 9; ++i)
+      if (v[i] > UINT32_MAX) return bad(error, "a row's count or name id is out of range");
+    r.id = base.id + v[0];
+    r.state = static_cast<job_state>(state);
+    r.last_end = static_cast<attempt_end>(last_end);
+    r.review_required = ((flags >> 7) & 1) != 0;
+    r.priority = static_cast<std::int32_t>(priority);
+    r.queue = static_cast<std::uint32_t>(v[3]);
+    r.kind = static_cast<std::uint32_t>(v[4]);
+    r.worker = static_cast<std::uint32_t>(v[5]);
+    r.attempts = static_cast<std::uint32_t>(v[6]);
+    r.max_attempts = static_cast<std::uint32_t>(v[7]);
+    r.retry_budget = static_cast<std::uint32_t>(v[8]);
+    r.resources = static_cast<std::uint32_t>(v[9]);
+    const std::uint64_t submitted_at = undelta(v[10], static_cast<std::uint64_t>(base.submitted_at));
+    r.submitted_at = static_cast<millis>(submitted_at);
+    r.due_at = static_cast<millis>(undelta(v[11], submitted_at));
+    r.started_at = static_cast<millis>(undelta(v[12], submitted_at));
+    r.finished_at = static_cast<millis>(undelta(v[13], submitted_at));
+    r.lease_token = v[14];
+    r.submitted_seq = undelta(v[15], base.submitted_seq);
+    r.last_seq = undelta(v[16], r.submitted_seq);
+    r.event_count = v[17];
+    r.schedule = v[18];
+    r.last_error.assign(reinterpret_cast<const char*>(p_), static_cast<std::size_t>(len));
+    p_ += len;
+    r.requested_at = 0;
+    if ((flags >> 8) != 0) {
+      std::uint64_t requested = 0;
+      if (!varint(requested)) return bad(error, "a row ends early or has an overlong varint");
+      r.requested_at = static_cast<millis>(undelta(requested, submitted_at));
+      if (r.requested_at == 0) return bad(error, "a row's request time is 0");
+    }
+    base = {r.id, r.submitted_at, r.submitted_seq};
+    return true;
+  }
+
+  /// The first row's id (its first varint), without consuming it.
+  std::optional<job_id> peek_id() const {
+    row_reader copy = *this;
+    std::uint64_t id = 0;
+    if (!copy.varint(id)) return std::nullopt;
+    return id;
+  }
+
+ private:
+  bool varint(std::uint64_t& out) {
+    std::uint64_t v = 0;
+    for (int shift = 0; p_ != end_; shift += 7) {
+      const unsigned char b = *p_++;
+      if (shift == 63 && b > 1) return false;
+      v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) {
+        out = v;
+        return true;
+      }
+      if (shift == 63) return false;
+    }
+    return false;
+  }
+  static bool bad(std::string* error, const char* why) {
+    *error = why;
+    return false;
+  }
+
+  const unsigned char* p_;
+  const unsigned char* end_;
+};
+
+}  // namespace
+
+// XXH64's construction (four multiply-rotate lanes over 8-byte words, then
+// an avalanche), written here and not bit-compatible with it. On a 103 MB
+// snapshot it takes 0.02 s here; byte-wise FNV-1a, used before, took 0.2 s.
+std::uint64_t queue_view::checksum(std::string_view bytes) {
+  constexpr std::uint64_t p1 = 0x9e3779b185ebca87ull, p2 = 0xc2b2ae3d27d4eb4full,
+                          p3 = 0x165667b19e3779f9ull, p4 = 0x85ebca77c2b2ae63ull,
+                          p5 = 0x27d4eb2f165667c5ull;
+  auto word = [](const char* q) {
+    std::uint64_t w;
+    std::memcpy(&w, q, 8);
+    if constexpr (std::endian::native == std::endian::big) w = __builtin_bswap64(w);
+    return w;
+  };
+  auto round = [](std::uint64_t acc, std::uint64_t w) { return std::rotl(acc + w * p2, 31) * p1; };
+  const char* p = bytes.data();
+  std::size_t n = bytes.size();
+  std::uint64_t h;
+  if (n >= 32) {
+    std::uint64_t a = p1 + p2, b = p2, c = 0, d = 0 - p1;
+    for (; n >= 32; p += 32, n -= 32) {
+      a = round(a, word(p));
+      b = round(b, word(p + 8));
+      c = round(c, word(p + 16));
+      d = round(d, word(p + 24));
+    }
+    h = std::rotl(a, 1) + std::rotl(b, 7) + std::rotl(c, 12) + std::rotl(d, 18);
+    for (std::uint64_t lane : {a, b, c, d}) h = (h ^ round(0, lane)) * p1 + p4;
+  } else {
+    h = p5;
+  }
+  h += bytes.size();
+  for (; n >= 8; p += 8, n -= 8) h = std::rotl(h ^ round(0, word(p)), 27) * p1 + p4;
+  for (; n > 0; ++p, --n) h = std::rotl(h ^ static_cast<unsigned char>(*p) * p5, 11) * p1;
+  h ^= h >> 33;
+  h *= p2;
+  h ^= h >> 29;
+  h *= p3;
+  h ^= h >> 32;
+  return h;
+}
+
+// Rows go in chunks of this many, each with its own checksum, so decode
+// checks and reads them on several threads.
+constexpr std::size_t rows_per_chunk = 1u << 16;
+// The fewest bytes a row takes: one per varint of put_row.
+constexpr std::size_t min_row_bytes = 20;
+
+std::string queue_view::encode() const {
+  // The head: everything but the rows.
+  std::string head;
+  binary::writer w(head);
+  w.put(head_);
+  w.put(head_time_);
+  w.put(job_count_);
+  w.put_varint(names_.size() - 1);
+  for (std::size_t i = 1; i < names_.size(); ++i) w.put(names_.name(static_cast<std::uint32_t>(i)));
+  w.put_varint(resource_sets_.size());
+  for (const auto& set : resource_sets_) {
+    w.put_varint(set.size());
+    for (auto [name, mode] : set) {
+      w.put(name);
+      w.put(mode);
+    }
+  }
+  std::vector<std::pair<std::uint32_t, queue_settings>> settings(settings_.begin(), settings_.end());
+  std::sort(settings.begin(), settings.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  w.put_varint(settings.size());
+  for (auto& [name, s] : settings) {
+    w.put(name);
+    w.put(s.paused);
+    w.put(s.concurrency);
+  }
+  w.put_varint(schedules_.size());
+  for (const auto& [id, s] : schedules_) {
+    w.put(s.id);
+    w.put(s.last_run);
+    w.put(s.last_run_ended);
+    w.put(s.consecutive_failures);
+  }
+  for (auto n : {totals_.events, totals_.submitted, totals_.started, totals_.succeeded,
+                 totals_.failed, totals_.reclaimed, totals_.cancelled, totals_.expired})
+    w.put(n);
+  w.put_varint(kinds_.size());
+  for (const auto& [name, k] : kinds_) {
+    w.put(k.kind);
+    w.put(k.on_accept);
+    w.put(k.schema);
+  }
+
+  std::vector<const job_row*> rows;
+  rows.reserve(job_count_);
+  for (const auto& r : rows_)
+    if (r.id != 0) rows.push_back(&r);
+  std::vector<const job_row*> sparse;
+  for (const auto& [id, r] : sparse_)
+    if (r.id != 0) sparse.push_back(&r);
+  std::sort(sparse.begin(), sparse.end(), [](auto* a, auto* b) { return a->id < b->id; });
+  rows.insert(rows.end(), sparse.begin(), sparse.end());
+
+  std::string out(snapshot_magic);
+  put_fixed(out, version, 4);
+  put_fixed(out, checksum(head), 8);
+  binary::writer o(out);
+  o.put_varint(head.size());
+  out += head;
+  const std::size_t chunks = (rows.size() + rows_per_chunk - 1) / rows_per_chunk;
+  o.put_varint(chunks);
+  std::string chunk;
+  binary::writer c(chunk);
+  for (std::size_t k = 0; k < chunks; ++k) {
+    chunk.clear();
+    const std::size_t first = k * rows_per_chunk;
+    const std::size_t last = std::min(rows.size(), first + rows_per_chunk);
+    row_base base;
+    for (std::size_t i = first; i < last; ++i) put_row(c, *rows[i], base);
+    put_fixed(out, checksum(chunk), 8);
+    o.put_varint(last - first);
+    o.put_varint(chunk.size());
+    out += chunk;
+  }
+  return out;
+}
+
+std::optional<queue_view> queue_view::decode(std::string_view bytes, std::string* error) {
+  auto fail = [&](std::string why) -> std::optional<queue_view> {
+    if (error) *error = "queue view snapshot: " + std::move(why);
+    return std::nullopt;
+  };
+  if (bytes.size() < snapshot_magic.size() + 4 + 8 || bytes.substr(0, 4) != snapshot_magic)
+    return fail("not a queue view snapshot");
+  const auto stored_version = static_cast<std::uint32_t>(get_fixed(bytes.substr(4), 4));
+  if (stored_version != version)
+    return fail("version " + std::to_string(stored_version) + ", this reader folds version " +
+                std::to_string(version));
+  const auto head_sum = get_fixed(bytes.substr(8), 8);
+  binary::reader framing(bytes.substr(16));
+  std::uint64_t head_len = 0;
+  if (!framing.get_varint(head_len) || head_len > framing.left()) return fail("head length is damaged");
+  const std::size_t head_at = 16 + (bytes.size() - 16 - framing.left());
+  const std::string_view head = bytes.substr(head_at, static_cast<std::size_t>(head_len));
+  if (checksum(head) != head_sum) return fail("checksum mismatch in the head");
+
+  binary::reader r(head);
+  queue_view v;
+  r("head", v.head_);
+  r("head_time", v.head_time_);
+  std::uint64_t job_count = 0;
+  r("job_count", job_count);
+  std::uint64_t n = 0;
+  r("names", n);
+  if (n > r.left()) return fail("name count " + std::to_string(n) + " exceeds the input");
+  for (std::uint64_t i = 0; i < n && !r.failed(); ++i) {
+    std::string name;
+    r("name", name);
+    if (r.failed()) break;
+    if (v.names_.intern(name) != i + 1) return fail("name '" + name + "' appears twice");
+  }
+  r("resource_sets", n);
+  if (n > r.left()) return fail("resource set count exceeds the input");
+  for (std::uint64_t i = 0; i < n && !r.failed(); ++i) {
+    std::uint64_t m = 0;
+    r("resource_set", m);
+    if (m > r.left()) return fail("resource count exceeds the input");
+    auto& set = v.resource_sets_.emplace_back();
+    for (std::uint64_t k = 0; k < m && !r.failed(); ++k) {
+      std::uint32_t name = 0;
+      lock_mode mode = lock_mode::exclusive;
+      r("resource", name);
+      r("mode", mode);
+      if (name >= v.names_.size()) return fail("resource name id out of range");
+      set.emplace_back(name, mode);
+    }
+  }
+  r("settings", n);
+  if (n > r.left()) return fail("settings count exceeds the input");
+  for (std::uint64_t i = 0; i < n && !r.failed(); ++i) {
+    std::uint32_t name = 0;
+    queue_settings s;
+    r("queue", name);
+    r("paused", s.paused);
+    r("concurrency", s.concurrency);
+    if (name >= v.names_.size()) return fail("queue name id out of range");
+    v.settings_[name] = s;
+  }
+  r("schedules", n);
+  if (n > r.left()) return fail("schedule count exceeds the input");
+  for (std::uint64_t i = 0; i < n && !r.failed(); ++i) {
+    schedule_row s;
+    r("schedule", s.id);
+    r("last_run", s.last_run);
+    r("last_run_ended", s.last_run_ended);
+    r("consecutive_failures", s.consecutive_failures);
+    if (r.failed()) break;
+    if (s.id == 0 || v.schedules_.count(s.id) != 0)
+      return fail("schedule id " + std::to_string(s.id) + " is 0 or appears twice");
+    v.schedules_[s.id] = s;
+  }
+  auto& t = v.totals_;
+  r("events", t.events);
+  r("submitted", t.submitted);
+  r("started", t.started);
+  r("succeeded", t.succeeded);
+  r("failed", t.failed);
+  r("reclaimed", t.reclaimed);
+  r("cancelled", t.cancelled);
+  r("expired", t.expired);
+  r("kinds", n);
+  if (!r.failed() && n > r.left()) return fail("kind count exceeds the input");
+  for (std::uint64_t i = 0; i < n && !r.failed(); ++i) {
+    kind_configured k;
+    r("kind", k.kind);
+    r("on_accept", k.on_accept);
+    r("schema", k.schema);
+    if (r.failed()) break;
+    if (k.kind.empty() || (k.on_accept.empty() && k.schema.empty()) || v.kinds_.count(k.kind) != 0)
+      return fail("kind '" + k.kind + "' is empty, unset or appears twice");
+    v.kinds_.emplace(k.kind, std::move(k));
+  }
+  if (r.failed()) return fail(r.path() + ": " + r.what());
+  if (r.left() != 0) return fail(std::to_string(r.left()) + " bytes after the head");
+
+  // The chunks' frames, in order; their bytes are checked and read below.
+  struct chunk {
+    std::uint64_t sum = 0;
+    std::uint64_t rows = 0;
+    std::string_view bytes;
+    std::vector<job_row> out;
+    std::string error;
+  };
+  std::string_view rest = bytes.substr(head_at + head.size());
+  binary::reader frames(rest);
+  std::uint64_t chunk_count = 0;
+  if (!frames.get_varint(chunk_count) || chunk_count > frames.left())
+    return fail("chunk count is damaged");
+  std::vector<chunk> chunks(static_cast<std::size_t>(chunk_count));
+  std::uint64_t total_rows = 0;
+  for (auto& ch : chunks) {
+    std::size_t at = rest.size() - frames.left();
+    if (frames.left() < 8) return fail("input ends inside a chunk frame");
+    ch.sum = get_fixed(rest.substr(at), 8);
+    binary::reader after(rest.substr(at + 8));
+    std::uint64_t len = 0;
+    // Every row field takes a byte at least, so a frame cannot claim more
+    // rows than its bytes hold: memory stays in proportion to the input.
+    if (!after.get_varint(ch.rows) || !after.get_varint(len) || len > after.left() ||
+        ch.rows == 0 || ch.rows > rows_per_chunk || len < ch.rows * min_row_bytes)
+      return fail("chunk frame is damaged");
+    std::size_t body_at = at + 8 + (rest.size() - at - 8 - after.left());
+    ch.bytes = rest.substr(body_at, static_cast<std::size_t>(len));
+    total_rows += ch.rows;
+    frames = binary::reader(rest.substr(body_at + ch.bytes.size()));
+    rest = rest.substr(body_at + ch.bytes.size());
+  }
+  if (frames.left() != 0) return fail(std::to_string(frames.left()) + " bytes after the last row");
+  if (total_rows != job_count)
+    return fail("row count " + std::to_string(total_rows) + " does not match the job count " +
+                std::to_string(job_count));
+
+  // Each chunk's first row id (its first field) tells where its rows go:
+  // ids rise across chunks, so chunk k's ids lie in [first[k], first[k+1]).
+  // When they fit the dense vector (the usual case: ids are counted up),
+  // the threads decode each row straight into its place; otherwise rows
+  // are collected per chunk and placed one by one.
+  // (Read before the checksums are checked: bytes that do not make rising
+  // ids only turn the fast path off; the threads then say what is wrong.)
+  std::vector<job_id> first(chunks.size());
+  bool rising = !chunks.empty();
+  for (std::size_t k = 0; k < chunks.size() && rising; ++k) {
+    auto id = row_reader(chunks[k].bytes).peek_id();
+    rising = id && *id != 0 && (k == 0 || *id > first[k - 1]);
+    first[k] = id.value_or(0);
+  }
+  // Memory in proportion to the input: the dense vector reaches at most
+  // twice the row count (plus a little); rows with ids beyond go to the
+  // sparse map. (With the live fold's slack of a million ids, 20 bytes
+  // naming job 999,999 made a million empty rows: 150 MB, found by the
+  // snapshot fuzzer as a slow input.)
+  const job_id dense_limit = 2 * total_rows + 1024;
+  // Every id below the last chunk's first, plus that chunk's rows if its
+  // ids are dense; ids past that (gaps in the last chunk) are placed after.
+  const bool in_place = rising && first.back() + chunks.back().rows - 1 <= dense_limit;
+  if (in_place) v.rows_.resize(static_cast<std::size_t>(first.back() + chunks.back().rows - 1));
+
+  // Check and read the chunks on a few threads; each checks what it can
+  // alone (names in range, ids rising within the chunk and inside its
+  // range).
+  const std::size_t names = v.names_.size();
+  const std::size_t sets = v.resource_sets_.size();
+  auto read_chunk = [&](std::size_t k) {
+    chunk& ch = chunks[k];
+    if (checksum(ch.bytes) != ch.sum) {
+      ch.error = "checksum mismatch in rows";
+      return;
+    }
+    const job_id end = in_place && k + 1 < chunks.size() ? first[k + 1] : ~job_id{0};
+    row_reader cr(ch.bytes);
+    row_base base;
+    if (!in_place) ch.out.resize(static_cast<std::size_t>(ch.rows));
+    job_row scratch;
+    for (std::uint64_t i = 0; i < ch.rows; ++i) {
+      job_row& row = in_place ? scratch : ch.out[static_cast<std::size_t>(i)];
+      if (!cr.get(row, base, &ch.error)) return;
+      if (row.id >= end || (in_place && i == 0 && row.id != first[k])) {
+        ch.error = "rows out of id order at job " + std::to_string(row.id);
+        return;
+      }
+      if (row.queue >= names || row.kind >= names || row.worker >= names || row.resources > sets) {
+        ch.error = "job " + std::to_string(row.id) + " names an id out of range";
+        return;
+      }
+      if (in_place) {
+        // Only the last chunk can reach past the vector (gaps in its ids):
+        // those rows are placed after the threads are done.
+        if (row.id > v.rows_.size())
+          ch.out.push_back(std::move(row));
+        else
+          v.rows_[static_cast<std::size_t>(row.id - 1)] = std::move(row);
+      }
+    }
+    if (cr.left() != 0) ch.error = std::to_string(cr.left()) + " bytes after a chunk's rows";
+  };
+  const std::size_t threads =
+      std::min<std::size_t>(chunks.size(), std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
+  {
+    std::atomic<std::size_t> next{0};
+    auto worker = [&] {
+      for (std::size_t k; (k = next.fetch_add(1)) < chunks.size();) read_chunk(k);
+    };
+    std::vector<std::thread> pool;
+    for (std::size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+    worker();
+    for (auto& t : pool) t.join();
+  }
+  for (auto& ch : chunks)
+    if (!ch.error.empty()) return fail(ch.error);
+  if (!in_place) {
+    job_id previous = 0;
+    for (auto& ch : chunks) {
+      if (ch.out.front().id <= previous)
+        return fail("rows out of id order at job " + std::to_string(ch.out.front().id));
+      previous = ch.out.back().id;
+    }
+    v.rows_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(job_count, 1u << 26)));
+  }
+  for (auto& ch : chunks) {
+    for (auto& row : ch.out) {
+      auto id = row.id;
+      if (id > dense_limit && id > v.rows_.size())
+        v.sparse_[id] = std::move(row);
+      else
+        *v.row_for(id, true) = std::move(row);
+    }
+    std::vector<job_row>().swap(ch.out);
+  }
+  v.job_count_ = job_count;
+  return v;
+}
+
+}  // namespace jobsmith
