@@ -106,23 +106,32 @@ std::optional<std::string> kind_registry::check_schema(const std::string& schema
   }
 }
 
+namespace {
+
+/// A kind's settings with its schema compiled. A schema this version cannot
+/// compile (it compiled when it was configured) is kept uncompiled, and
+/// check_payload then refuses every payload rather than none.
+std::shared_ptr<kind_registry::compiled> compile_kind(const kind_configured& k) {
+  auto c = std::make_shared<kind_registry::compiled>();
+  c->settings = k;
+  if (!k.schema.empty()) {
+    try {
+      c->schema = compile(k.schema, c->document);
+      c->uses_regex = uses_regex(c->document);
+    } catch (const std::exception&) {
+    }
+  }
+  return c;
+}
+
+}  // namespace
+
 void kind_registry::reset(const kind_table& kinds) {
   std::map<std::string, std::shared_ptr<const compiled>, std::less<>> fresh;
   std::size_t with_schema = 0;
   for (const auto& [name, k] : kinds) {
-    auto c = std::make_shared<compiled>();
-    c->settings = k;
-    if (!k.schema.empty()) {
-      // It compiled when it was configured; a schema this version cannot
-      // compile refuses every payload rather than none (check_payload).
-      try {
-        c->schema = compile(k.schema, c->document);
-        c->uses_regex = uses_regex(c->document);
-      } catch (const std::exception&) {
-      }
-      ++with_schema;
-    }
-    fresh.emplace(name, std::move(c));
+    fresh.emplace(name, compile_kind(k));
+    with_schema += k.schema.empty() ? 0 : 1;
   }
   std::unique_lock lock(mu_);
   kinds_ = std::move(fresh);
@@ -130,18 +139,8 @@ void kind_registry::reset(const kind_table& kinds) {
 }
 
 void kind_registry::set(const kind_configured& k) {
-  std::shared_ptr<compiled> c;
-  if (!k.on_accept.empty() || !k.schema.empty()) {
-    c = std::make_shared<compiled>();
-    c->settings = k;
-    if (!k.schema.empty()) {
-      try {
-        c->schema = compile(k.schema, c->document);
-        c->uses_regex = uses_regex(c->document);
-      } catch (const std::exception&) {
-      }
-    }
-  }
+  std::shared_ptr<const compiled> c;
+  if (!k.on_accept.empty() || !k.schema.empty()) c = compile_kind(k);
   std::unique_lock lock(mu_);
   if (c)
     kinds_.insert_or_assign(k.kind, std::move(c));

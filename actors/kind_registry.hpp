@@ -48,8 +48,10 @@ class kind_registry {
   /// (a JSON pointer) and the rule it breaks.
   std::optional<std::string> check_payload(std::string_view kind, const std::string& payload) const;
 
+ /// A kind's settings and its parsed schema (kind_registry.cpp).
+  struct compiled;
+
  private:
-  struct compiled;  // the kind's settings and its parsed schema
   mutable std::shared_mutex mu_;
   std::map<std::string, std::shared_ptr<const compiled>, std::less<>> kinds_;
   /// Kinds with a schema: submits skip the lock while there are none.
