@@ -301,9 +301,10 @@ result<job_id> engine::submit(job_submitted spec, const submit_options& opts) {
 
 // -- acting on jobs -------------------------------------------------------------------------
 
-result<job_record> engine::cancel(job_id id, std::string reason, std::string principal) {
+result<job_record> engine::cancel(job_id id, std::string reason, std::string principal,
+                                  bool at_once) {
   if (reason.empty()) reason = "cancelled by request";
-  return impl_->command(id, cmd_cancel{std::move(reason)}, std::move(principal));
+  return impl_->command(id, cmd_cancel{std::move(reason), at_once}, std::move(principal));
 }
 
 result<job_record> engine::run_now(job_id id, std::string principal) {

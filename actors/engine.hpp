@@ -152,7 +152,14 @@ class engine {
                                           const submit_options& opts = {});
 
   // -- acting on jobs (principal empty = options.default_principal) ------------
-  result<job_record> cancel(job_id id, std::string reason = {}, std::string principal = {});
+  /// A job that is not running is cancelled now. A running one is asked to
+  /// stop (job.cancel_requested; its worker is told and has the job's
+  /// timeouts.to_stop) and is cancelled when its worker reports, its lease
+  /// ends or to_stop runs out; the answer shows it running with
+  /// cancel_requested_at set. `at_once` (or a to_stop of 0) cancels a running
+  /// job now without waiting for its worker.
+  result<job_record> cancel(job_id id, std::string reason = {}, std::string principal = {},
+                            bool at_once = false);
   result<job_record> run_now(job_id id, std::string principal = {});
   result<job_record> retry(job_id id, std::string principal = {});
   result<job_record> discard(job_id id, std::string reason = {}, std::string principal = {});

@@ -37,7 +37,11 @@ struct heartbeat_request {
 
 struct heartbeat_reply {
   millis lease_ms = 0;  // the lease now ends this long from now
+  /// A cancel of the job was asked: stop the attempt and report.
   bool cancel_requested = false;
+  /// With cancel_requested: the job ends as cancelled this long from now
+  /// unless the worker reports first (what is left of timeouts.to_stop).
+  millis stop_ms = 0;
 };
 
 enum class queue_op : std::uint8_t { pause, resume, configure };

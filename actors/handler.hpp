@@ -64,8 +64,10 @@ class job_context {
   /// percent in [0, 100], or -1 to leave it unchanged.
   void progress(std::int32_t percent, std::string detail = {});
 
-  /// True once the job was cancelled (or reclaimed): the handler should stop;
-  /// whatever it returns afterwards is refused as stale.
+  /// True once a cancel was asked or the attempt ended under the handler
+  /// (cancelled, reclaimed): the handler should stop. After a cancel
+  /// request, what it returns (within timeouts.to_stop) ends the job as
+  /// cancelled; after the attempt's end, it is refused as stale.
   bool cancelled() const { return cancelled_->load(std::memory_order_relaxed); }
 
   /// Records what is buffered now. Called by the pool when the handler returns.

@@ -47,6 +47,11 @@ void report_refused_start(self_ptr self, const job_command& cmd) {
 void after_commit(self_ptr self, std::uint64_t token_before) {
   auto& st = self->state;
   auto& rec = st.record;
+  // Asked to stop (job.cancel_requested): the handler sees cancelled() now;
+  // what it returns then ends the job as cancelled.
+  if (st.stop_flag && rec.state == job_state::running && rec.lease_token == token_before &&
+      rec.cancel_requested_at != 0)
+    st.stop_flag->store(true);
   if (st.stop_flag && (rec.state != job_state::running || rec.lease_token != token_before)) {
     // Ended by anything but the handler's own outcome: cancel, reclaim, discard.
     if (rec.last_end != attempt_end::succeeded && rec.last_end != attempt_end::failed)

@@ -337,8 +337,17 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
           if (buf.lines.size() < 1000) buf.lines.push_back(std::move(line));
         if (wall_now(self) - tj.last_progress >= st.config.progress_interval)
           flush_progress(self, tj);
+        heartbeat_reply reply{tj.rec.spec.timeouts.heartbeat};
+        if (tj.rec.cancel_requested_at != 0) {
+          // The worker learns of the cancel now: to_stop counts from here.
+          arm_stop(self, tj);
+          reply.cancel_requested = true;
+          auto left = std::chrono::duration_cast<std::chrono::milliseconds>(tj.stop_deadline -
+                                                                            mono_now(self));
+          reply.stop_ms = std::max<millis>(0, left.count());
+        }
         arm_tick(self);
-        return heartbeat_reply{tj.rec.spec.timeouts.heartbeat, false};
+        return reply;
       },
       [self](atom::kind, kind_configured& cfg,
              std::string& principal) -> caf::typed_response_promise<sequence_t> {

@@ -80,6 +80,9 @@ struct scheduler_state {
     std::uint64_t lease_id = 0;  // remote lease request being served, while starting
     time_point lease_deadline = time_point::max();
     time_point run_deadline = time_point::max();
+    // A cancel was asked and the worker told: the job is cancelled at this
+    // point unless the attempt ends first (timeouts.to_stop).
+    time_point stop_deadline = time_point::max();
     millis last_progress = 0;
     heartbeat_request buffered;  // progress not yet recorded
     // rec.spec.payload is the job's payload: no job actor was spawned from

@@ -101,6 +101,15 @@ void mark_running(self_ptr self, tracked_job& tj) {
   }
 }
 
+/// The running attempt's worker was told of a cancel: the job is cancelled
+/// timeouts.to_stop from now unless the attempt ends first. Once per attempt.
+void arm_stop(self_ptr self, tracked_job& tj) {
+  if (tj.stop_deadline != time_point::max()) return;
+  tj.stop_deadline = mono_now(self) + std::chrono::milliseconds(tj.rec.spec.timeouts.to_stop);
+  self->state.deadlines.emplace(tj.stop_deadline, std::make_pair(tj.rec.id, tj.token));
+  arm_tick(self);
+}
+
 /// A remote start was committed: the job joins the lease request's answer.
 void on_started(self_ptr self, job_id id, std::uint64_t token, job_record& rec,
                 std::uint64_t lease_id) {
@@ -308,6 +317,16 @@ void on_tick(self_ptr self) {
     if (i == st.jobs.end()) continue;
     auto& tj = i->second;
     if (tj.ph != phase::running || tj.token != token) continue;
+    if (tj.stop_deadline <= now_mono) {
+      flush_progress(self, tj);
+      tj.ph = phase::reclaiming;
+      tell_job(self, id,
+               cmd_cancel{"cancelled on request; attempt " + std::to_string(tj.rec.attempts) +
+                              " did not stop within its time to stop (" +
+                              std::to_string(tj.rec.spec.timeouts.to_stop) + " ms)",
+                          /*at_once=*/true});
+      continue;
+    }
     std::string reason;
     if (tj.run_deadline <= now_mono)
       reason = "time to run exceeded (" + std::to_string(tj.rec.spec.timeouts.to_run) + " ms)";

@@ -62,6 +62,7 @@ void submit_internal(self_ptr self, std::vector<job_submitted> specs, std::strin
 void on_granted(self_ptr self, job_id id);
 void maybe_finish_lease(self_ptr self, std::uint64_t lease_id, bool expired);
 void mark_running(self_ptr self, tracked_job& tj);
+void arm_stop(self_ptr self, tracked_job& tj);
 void on_started(self_ptr self, job_id id, std::uint64_t token, job_record& rec,
                 std::uint64_t lease_id);
 void on_start_failed(self_ptr self, job_id id, std::uint64_t token, const caf::error& err,

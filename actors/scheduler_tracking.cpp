@@ -107,6 +107,7 @@ void end_attempt(self_ptr self, tracked_job& tj) {
   st.leased.erase(tj.rec.id);
   tj.lease_deadline = time_point::max();
   tj.run_deadline = time_point::max();
+  tj.stop_deadline = time_point::max();
 }
 
 /// Puts a waiting job where its due time says: ready now, or a timer.
@@ -245,6 +246,11 @@ void resync(self_ptr self, tracked_job& tj) {
     // a runner); a remote one waits for the reply that carries it to the lease.
     if (tj.ph == phase::starting && tj.token == rec.lease_token && is_local_worker(tj.worker))
       mark_running(self, tj);
+    // A cancel was asked: an in-process handler sees it at once (its job
+    // actor sets the stop flag); a remote worker at its next heartbeat,
+    // which arms the stop then.
+    if (rec.cancel_requested_at != 0 && tj.ph == phase::running && is_local_worker(tj.worker))
+      arm_stop(self, tj);
     return;
   }
   bool was_attempt =

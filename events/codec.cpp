@@ -56,9 +56,12 @@
 //   16 engine.started   := engine_version: string  recovered_events: varint
 //                          reclaimed_jobs: varint
 //   17 kind.configured  := kind: string  on_accept: string  schema: string
+//   18 job.cancel_requested := attempt: varint  reason: string
 //
 // Later versions append fields:
 //    0 job.submitted v2 := ... follows: varint
+//    0 job.submitted v3 := ... follows: varint  to_stop: svarint (timeouts.to_stop;
+//                          10000 when reading v1 and v2)
 //    8 job.reviewed v2  := ... follow_up: varint
 //
 // Evolving a type: bump T::version, append the new fields at the end of its
@@ -129,6 +132,7 @@ void fields(Io& io, B& b) {
     io("recur", b.recur);
     io("schedule", b.schedule);
     if (io.version >= 2) io("follows", b.follows);
+    if (io.version >= 3) io("to_stop", b.timeouts.to_stop);
   } else if constexpr (std::is_same_v<T, job_started>) {
     io("attempt", b.attempt);
     io("worker", b.worker);
@@ -179,6 +183,9 @@ void fields(Io& io, B& b) {
     io("kind", b.kind);
     io("on_accept", b.on_accept);
     io("schema", b.schema);
+  } else if constexpr (std::is_same_v<T, job_cancel_requested>) {
+    io("attempt", b.attempt);
+    io("reason", b.reason);
   } else {
     static_assert(always_false<T>, "add the type's fields (and its grammar line)");
   }

@@ -50,6 +50,11 @@ struct phase_timeouts {
   millis to_start = 0;   // from becoming due to starting, else job.expired
   millis to_run = 0;     // from start to outcome, else job.reclaimed
   millis heartbeat = 30'000;  // lease length; a lease not renewed within it is reclaimed
+  /// From the moment a running attempt's worker is told of a cancel (its
+  /// next heartbeat; at once in-process) to the job's end as cancelled if
+  /// the worker has not reported by then. 0 = cancel at once, without
+  /// waiting for the worker (job.submitted version 3).
+  millis to_stop = 10'000;
   friend bool operator==(const phase_timeouts&, const phase_timeouts&) = default;
 };
 
@@ -79,7 +84,7 @@ struct log_line {
 /// A job entered the system. Its id is the event's job id.
 struct job_submitted {
   static constexpr std::string_view type_name = "job.submitted";
-  static constexpr std::uint16_t version = 2;
+  static constexpr std::uint16_t version = 3;
   std::string kind;
   std::string queue = "default";
   std::string payload = "{}";  // JSON text
@@ -162,6 +167,18 @@ struct job_discarded {
   static constexpr std::uint16_t version = 1;
   std::string reason;
   friend bool operator==(const job_discarded&, const job_discarded&) = default;
+};
+
+/// A cancel of a running attempt was asked: the worker is told (heartbeat
+/// answer, or the in-process handler's cancelled()) and has the job's
+/// timeouts.to_stop to stop. The job stays running until the attempt's
+/// report, its lease's end or to_stop's end records job.cancelled.
+struct job_cancel_requested {
+  static constexpr std::string_view type_name = "job.cancel_requested";
+  static constexpr std::uint16_t version = 1;
+  std::uint32_t attempt = 0;
+  std::string reason;
+  friend bool operator==(const job_cancel_requested&, const job_cancel_requested&) = default;
 };
 
 struct job_cancelled {
@@ -275,7 +292,7 @@ using event_body =
     std::variant<job_submitted, job_started, job_progress, job_succeeded, job_failed,
                  job_reclaimed, job_discarded, job_cancelled, job_reviewed, job_requested,
                  job_expired, queue_paused, queue_resumed, queue_configured, schedule_created,
-                 schedule_deleted, engine_started, kind_configured>;
+                 schedule_deleted, engine_started, kind_configured, job_cancel_requested>;
 
 /// One committed (or to-be-committed) fact.
 struct event {

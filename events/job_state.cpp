@@ -171,8 +171,17 @@ decision decide_one(const job_record& job, const cmd_progress& c, millis now) {
   return emit(job_progress{job.attempts, c.detail, c.percent, c.lines});
 }
 
+// The report that ends an attempt whose cancel was requested: the job is
+// cancelled whatever the attempt reports (it was told to stop).
+decision stopped(const job_record& job, const std::string& what) {
+  return emit(job_cancelled{"cancelled on request; attempt " + std::to_string(job.attempts) +
+                            " ended: " + what});
+}
+
 decision decide_one(const job_record& job, const cmd_succeed& c, millis now) {
   if (auto err = check_json("result", c.result)) return decision{{}, std::move(err)};
+  if (holds_lease(job, c.lease_token) && job.cancel_requested_at != 0)
+    return stopped(job, "the worker reported success");
   if (holds_lease(job, c.lease_token)) return emit(job_succeeded{job.attempts, c.result});
   if (c.lease_token == job.lease_token && job.last_end == attempt_end::succeeded)
     return {};  // a repeated complete, e.g. after a lost reply
@@ -184,6 +193,8 @@ decision decide_one(const job_record& job, const cmd_fail& c, millis now) {
   // JSON too when present.
   if (!c.handover.empty())
     if (auto err = check_json("handover", c.handover)) return decision{{}, std::move(err)};
+  if (holds_lease(job, c.lease_token) && job.cancel_requested_at != 0)
+    return stopped(job, "the worker reported failure: " + c.error);
   if (holds_lease(job, c.lease_token))
     return emit(job_failed{job.attempts, c.error, c.retryable,
                            next_run_at(job, c.retryable, c.jitter_draw, now), c.handover});
@@ -196,6 +207,7 @@ decision decide_one(const job_record& job, const cmd_reclaim& c, millis now) {
   if (job.state != job_state::running)
     return refuse(job_errc::illegal_transition,
                   job_is(job, now) + "; only a running job can be reclaimed");
+  if (job.cancel_requested_at != 0) return stopped(job, c.reason);
   return emit(job_reclaimed{job.attempts, c.reason, next_run_at(job, true, c.jitter_draw, now)});
 }
 
@@ -203,6 +215,12 @@ decision decide_one(const job_record& job, const cmd_cancel& c, millis now) {
   if (job.state == job_state::cancelled) return {};  // cancel is idempotent
   if (is_terminal(job.state))
     return refuse(job_errc::illegal_transition, job_is(job, now) + "; cannot cancel it");
+  // A running attempt is asked to stop first, unless the job allows it no
+  // time (to_stop 0) or the cancel is at once.
+  if (job.state == job_state::running && !c.at_once && job.spec.timeouts.to_stop > 0) {
+    if (job.cancel_requested_at != 0) return {};  // asked already
+    return emit(job_cancel_requested{job.attempts, c.reason});
+  }
   return emit(job_cancelled{c.reason});
 }
 
@@ -291,6 +309,7 @@ void apply_one(job_record& job, const event& ev, const job_started& b) {
   job.lease_token = b.lease_token;
   job.started_at = ev.time;
   job.last_end = attempt_end::none;
+  job.cancel_requested_at = 0;
   job.detail.clear();
   job.percent = -1;
 }
@@ -343,6 +362,11 @@ void apply_one(job_record& job, const event& ev, const job_cancelled&) {
   job.requested_at = 0;
   job.state = job_state::cancelled;
   job.finished_at = ev.time;
+}
+
+void apply_one(job_record& job, const event& ev, const job_cancel_requested& b) {
+  if (job.state != job_state::running || b.attempt != job.attempts) return;
+  if (job.cancel_requested_at == 0) job.cancel_requested_at = std::max<millis>(1, ev.time);
 }
 
 void apply_one(job_record& job, const event& ev, const job_reviewed& b) {
@@ -491,6 +515,7 @@ std::optional<job_error> validate(const job_submitted& spec, millis min_recurren
   if (auto err = check_duration("timeouts.to_start", spec.timeouts.to_start)) return err;
   if (auto err = check_duration("timeouts.to_run", spec.timeouts.to_run)) return err;
   if (auto err = check_duration("timeouts.heartbeat", spec.timeouts.heartbeat)) return err;
+  if (auto err = check_duration("timeouts.to_stop", spec.timeouts.to_stop)) return err;
 
   if (spec.resources.size() > max_resources_per_job)
     return invalid("resources must list at most " + std::to_string(max_resources_per_job) +

@@ -11,6 +11,7 @@
 //                     (attempts left)                   +--fail/reclaim (none left)--> discarded
 //   scheduled|queued --(time to start)--> expired
 //   any non-terminal --cancel--> cancelled
+//   running --cancel--> running (cancel requested) --report, lease end, to_stop--> cancelled
 //   discarded|expired|declined|cancelled --retry--> queued
 //
 // "scheduled" and "queued" differ only by time: a waiting job is stored as
@@ -82,6 +83,9 @@ struct job_record {
   // `state == running`, never a non-empty worker.
   std::string worker;
   std::uint64_t lease_token = 0;   // token of the current or last attempt
+  // When a cancel of the current attempt was asked (job.cancel_requested),
+  // else 0. Cleared when an attempt starts.
+  millis cancel_requested_at = 0;
   attempt_end last_end = attempt_end::none;  // how that attempt ended
   std::string last_error;
   std::string result = "null";  // JSON text of the last success
@@ -134,8 +138,12 @@ struct cmd_reclaim {
   std::string reason;
   double jitter_draw = 0.5;
 };
+/// Cancels the job. A running attempt is first asked to stop
+/// (job.cancel_requested) when its timeouts.to_stop is above 0; `at_once`
+/// cancels it now, without waiting for its worker.
 struct cmd_cancel {
   std::string reason;
+  bool at_once = false;
 };
 struct cmd_review {
   bool accept = false;

@@ -12,7 +12,7 @@
 //          {"kind", "queue", "payload", "priority", "run_at",
 //           "retry": {"max_attempts", "initial_interval", "backoff_coefficient",
 //                     "max_interval", "jitter"},
-//           "timeouts": {"to_start", "to_run", "heartbeat"},
+//           "timeouts": {"to_start", "to_run", "heartbeat", "to_stop"},
 //           "resources": [{"name", "mode": "shared"|"exclusive"} or "name"],
 //           "unique_key", "review_required",
 //           "recurrence": {"interval", "failure_backoff", "max_interval", "failure_limit"}}

@@ -53,6 +53,7 @@ inline void json_fields(Io& io, B& b) {
     io("to_start", b.to_start);
     io("to_run", b.to_run);
     io("heartbeat", b.heartbeat);
+    io("to_stop", b.to_stop);
   } else if constexpr (std::is_same_v<T, recurrence>) {
     io("interval", b.interval);
     io("failure_backoff", b.failure_backoff);
@@ -119,6 +120,9 @@ inline void json_fields(Io& io, B& b) {
     io("kind", b.kind);
     io("on_accept", b.on_accept);
     io.json_text_or_empty("schema", b.schema);
+  } else if constexpr (std::is_same_v<T, job_cancel_requested>) {
+    io("attempt", b.attempt);
+    io("reason", b.reason);
   } else {
     static_assert(always_false<T>, "add the type's JSON fields");
   }

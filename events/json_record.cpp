@@ -22,6 +22,7 @@ namespace {
 template <class Io>
 void record_fields(Io& io, const job_record& job, millis now) {
   io("attempts", job.attempts);
+  io("cancel_requested_at", job.cancel_requested_at);
   io("detail", job.detail);
   io("due_at", job.due_at);
   io("event_count", job.event_count);

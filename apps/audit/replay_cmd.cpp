@@ -72,6 +72,8 @@ std::string summary_of(const event& ev) {
                  (b.comment.empty() ? "" : ": " + b.comment);
         } else if constexpr (std::is_same_v<body_t, job_requested>) {
           return b.what == request_kind::run_now ? "run now" : "retry";
+        } else if constexpr (std::is_same_v<body_t, job_cancel_requested>) {
+          return "attempt " + std::to_string(b.attempt) + " asked to stop: " + b.reason;
         } else {
           return {};
         }

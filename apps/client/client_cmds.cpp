@@ -69,6 +69,7 @@ struct submit_options {
   std::int64_t timeout_start = -1;
   std::int64_t timeout_run = -1;
   std::int64_t heartbeat = -1;
+  std::int64_t timeout_stop = -1;
   std::vector<std::string> resources;
   std::string unique_key;
   bool review = false;
@@ -127,6 +128,7 @@ int run_submit(const submit_options& o) {
   if (o.timeout_start >= 0) timeouts["to_start"] = o.timeout_start;
   if (o.timeout_run >= 0) timeouts["to_run"] = o.timeout_run;
   if (o.heartbeat >= 0) timeouts["heartbeat"] = o.heartbeat;
+  if (o.timeout_stop >= 0) timeouts["to_stop"] = o.timeout_stop;
   if (!timeouts.empty()) s["timeouts"] = timeouts;
   if (!o.resources.empty()) {
     json rs = json::array();
@@ -300,7 +302,11 @@ int run_job_action(const connection_options& conn, const char* verb, std::uint64
   auto r = c->post("/v1/jobs/" + std::to_string(id) + "/" + action, body);
   return answer(r, conn, verb, [](const json& a) {
     const json& job = a.contains("job") ? a["job"] : json::object();
-    std::printf("job %s: %s\n", text_of(job, "id").c_str(), text_of(job, "state").c_str());
+    // A running job asked to stop stays running until its worker reports.
+    const bool stopping = job.value("state", "") == "running" &&
+                          job.value("cancel_requested_at", std::int64_t{0}) != 0;
+    std::printf("job %s: %s%s\n", text_of(job, "id").c_str(), text_of(job, "state").c_str(),
+                stopping ? " (cancel requested; the worker was asked to stop)" : "");
   });
 }
 
@@ -472,6 +478,8 @@ void add_client_commands(CLI::App& app, int& exit_code) {
     cmd->add_option("--timeout-start", o->timeout_start, "ms from due to started, else expired");
     cmd->add_option("--timeout-run", o->timeout_run, "ms from start to outcome, else reclaimed");
     cmd->add_option("--heartbeat", o->heartbeat, "lease length in ms (heartbeat timeout)");
+    cmd->add_option("--timeout-stop", o->timeout_stop,
+                    "ms a running job has to stop once cancelled (0 = cancel at once)");
     cmd->add_option("--resource", o->resources, "NAME[:shared|:exclusive], repeatable");
     cmd->add_option("--unique-key", o->unique_key, "at most one live job per key");
     cmd->add_flag("--review", o->review, "require review after success");
@@ -515,14 +523,20 @@ void add_client_commands(CLI::App& app, int& exit_code) {
     auto conn = std::make_shared<connection_options>();
     auto id = std::make_shared<std::uint64_t>(0);
     auto reason = std::make_shared<std::string>();
+    auto at_once = std::make_shared<bool>(false);
     auto* cmd = app.add_subcommand(verb, help);
     add_connection_options(cmd, *conn);
     cmd->add_option("id", *id, "job id")->required();
     std::string action = verb;
-    if (action == "cancel") cmd->add_option("--reason", *reason, "why (recorded in the event)");
+    if (action == "cancel") {
+      cmd->add_option("--reason", *reason, "why (recorded in the event)");
+      cmd->add_flag("--at-once", *at_once,
+                    "end a running job now instead of asking its worker to stop");
+    }
     cmd->callback([=] {
       json body = json::object();
       if (!reason->empty()) body["reason"] = *reason;
+      if (*at_once) body["at_once"] = true;
       *code = run_job_action(*conn, verb, *id, action, body);
     });
   }

@@ -256,6 +256,10 @@ void job_process::kill_child() {
   close_pipes();
 }
 
+void job_process::signal_group(int sig) {
+  if (pid_ > 0) ::kill(-pid_, sig);
+}
+
 void job_process::close_pipes() {
   close_fd(stdin_fd_);
   close_fd(stdout_fd_);

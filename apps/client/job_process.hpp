@@ -43,6 +43,7 @@ struct leased_job {
   std::string handover;  // compact JSON text; empty = none
   std::uint32_t attempt = 0;
   std::int64_t heartbeat_ms = 30'000;
+  std::int64_t to_stop_ms = 10'000;  // SIGTERM to SIGKILL after a cancel request
 
   /// From a slim leased job (Prefer: return=minimal: the spec's fields at
   /// the top, "attempt") or, from a server that sends whole jobs, from the
@@ -93,6 +94,8 @@ class job_process {
   bool pump(int timeout_ms);
   /// SIGKILLs the command's group, reaps it, closes the pipes.
   void kill_child();
+  /// Sends `sig` to the command's group (a child not yet reaped).
+  void signal_group(int sig);
   void close_pipes();
   int status() const { return status_; }
 

@@ -3,7 +3,9 @@
 // spawns the command (posix_spawn, its own process group, ended by a
 // guardian process if the worker dies: group_guardian), feeds the payload
 // on stdin, collects stdout/stderr lines, heartbeats with them every
-// heartbeat-timeout/3, and reports the exit status as complete or fail.
+// heartbeat-timeout/3, and reports the exit status as complete or fail. A
+// heartbeat answer that asks for a cancel gets the command SIGTERM, then
+// SIGKILL once the job's time to stop has passed.
 // The child process itself (spawn, pipes, output lines, the guardian) is in
 // apps/client/job_process.cpp; leasing, heartbeats and outcomes are here.
 #include "apps/client/worker.hpp"
@@ -82,6 +84,9 @@ bool leased_job::from(const json& j, leased_job& out) {
   if (s.contains("timeouts") && s["timeouts"].is_object() && s["timeouts"].contains("heartbeat") &&
       s["timeouts"]["heartbeat"].is_number_integer())
     out.heartbeat_ms = s["timeouts"]["heartbeat"].get<std::int64_t>();
+  if (s.contains("timeouts") && s["timeouts"].is_object() && s["timeouts"].contains("to_stop") &&
+      s["timeouts"]["to_stop"].is_number_integer())
+    out.to_stop_ms = s["timeouts"]["to_stop"].get<std::int64_t>();
   return true;
 }
 
@@ -130,6 +135,13 @@ class job_runner {
       int timeout = static_cast<int>(std::clamp<std::int64_t>(until_heartbeat, 0, 100));
       if (!outputs_open) timeout = std::min(timeout, 10);
       if (process_.pump(timeout)) exited = true;
+      if (exited) break;
+      if (stopping_ && !killed_ && steady::now() >= kill_at_) {
+        log_event("job %llu: still running %lld ms after SIGTERM; sending SIGKILL", ull(job_.id),
+                  static_cast<long long>(stop_ms_));
+        process_.signal_group(SIGKILL);
+        killed_ = true;
+      }
       if (steady::now() >= next_heartbeat || process_.pending_lines() >= 200) {
         next_heartbeat = steady::now() + interval_;
         if (!heartbeat()) {
@@ -150,8 +162,21 @@ class job_runner {
 
   static bool exited_zero(int status) { return WIFEXITED(status) && WEXITSTATUS(status) == 0; }
 
+  /// A cancel was asked: SIGTERM now, SIGKILL after `stop_ms` if the
+  /// command is still running. The exit is reported as usual, and the server
+  /// records the job cancelled.
+  void begin_stop(std::int64_t stop_ms) {
+    if (stopping_) return;
+    stopping_ = true;
+    stop_ms_ = std::max<std::int64_t>(0, stop_ms);
+    log_event("job %llu: cancel requested; sending SIGTERM, SIGKILL in %lld ms", ull(job_.id),
+              static_cast<long long>(stop_ms_));
+    process_.signal_group(SIGTERM);
+    kill_at_ = steady::now() + milliseconds(stop_ms_);
+  }
+
   /// Renews the lease and ships pending lines. False when the job is no
-  /// longer ours (409: reclaimed, cancelled, finished) or a cancel was asked.
+  /// longer ours (409: reclaimed, cancelled, finished).
   bool heartbeat() {
     json body = {{"lease_token", job_.token}};
     json& pending = process_.lines_to_send();
@@ -161,8 +186,10 @@ class job_runner {
       process_.lines_sent();
       auto j = r.json();
       if (j.is_object() && j.value("cancel_requested", false)) {
-        log_event("job %llu: cancel requested; killing the command", ull(job_.id));
-        return false;
+        std::int64_t stop_ms = job_.to_stop_ms;
+        if (j.contains("stop_ms") && j["stop_ms"].is_number_integer())
+          stop_ms = j["stop_ms"].get<std::int64_t>();
+        begin_stop(stop_ms);
       }
       if (j.is_object() && j.contains("lease_ms") && j["lease_ms"].is_number_integer()) {
         auto lease = j["lease_ms"].get<std::int64_t>();
@@ -206,6 +233,7 @@ class job_runner {
     } else if (WIFSIGNALED(status)) {
       why = "killed by signal " + std::to_string(WTERMSIG(status));
     }
+    if (stopping_) why = (killed_ ? "stopped by SIGKILL after SIGTERM: " : "stopped by SIGTERM: ") + why;
     if (!process_.last_stderr().empty()) why += ": " + process_.last_stderr();
     report_fail(why, retryable, handover);
   }
@@ -244,6 +272,11 @@ class job_runner {
   leased_job job_;
   milliseconds interval_;
   job_process process_{o_, job_};
+  // A cancel was asked (begin_stop): SIGTERM sent, SIGKILL due at kill_at_.
+  bool stopping_ = false;
+  bool killed_ = false;
+  std::int64_t stop_ms_ = 0;
+  steady::time_point kill_at_{};
 };
 
 }  // namespace

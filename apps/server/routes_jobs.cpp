@@ -221,9 +221,10 @@ std::optional<stream_request> cancel_job(request_context& rt) {
   auto body = rt.body_json(true);
   object_reader in{body, ""};
   std::string reason = in.str("reason", 4096).value_or("");
+  bool at_once = in.boolean("at_once").value_or(false);
   in.no_other_fields();
-  rt.on_pool([id = rt.id, reason](request_context& r) {
-    auto out = r.eng().cancel(id, reason, r.principal);
+  rt.on_pool([id = rt.id, reason, at_once](request_context& r) {
+    auto out = r.eng().cancel(id, reason, r.principal, at_once);
     answer_changed_job(r, out);
   });
   return std::nullopt;

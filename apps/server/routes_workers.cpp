@@ -227,8 +227,9 @@ std::optional<stream_request> heartbeat_job(request_context& rt) {
   auto shared = std::make_shared<request_context>(std::move(rt));
   shared->eng().heartbeat_async(std::move(hb), [shared](result<heartbeat_reply> out) {
     if (!out) return shared->fail(from_engine(out.error()));
-    shared->answer(200,
-                   {{"lease_ms", out->lease_ms}, {"cancel_requested", out->cancel_requested}});
+    json answer = {{"lease_ms", out->lease_ms}, {"cancel_requested", out->cancel_requested}};
+    if (out->cancel_requested) answer["stop_ms"] = out->stop_ms;
+    shared->answer(200, answer);
   });
   return std::nullopt;
 }

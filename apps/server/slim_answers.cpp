@@ -71,6 +71,8 @@ void append_leased_job_minimal(std::string& out, const job_record& job) {
   out += std::to_string(spec.timeouts.to_run);
   out += ",\"to_start\":";
   out += std::to_string(spec.timeouts.to_start);
+  out += ",\"to_stop\":";
+  out += std::to_string(spec.timeouts.to_stop);
   out += "}}";
 }
 

@@ -18,7 +18,7 @@ bool prefers_minimal(std::string_view prefer_header);
 
 /// Appends `job` as a worker needs it: {"attempt", "handover" (when there
 /// is one), "id", "kind", "lease_token", "payload", "queue", "timeouts":
-/// {"heartbeat", "to_run", "to_start"}}.
+/// {"heartbeat", "to_run", "to_start", "to_stop"}}.
 void append_leased_job_minimal(std::string& out, const job_record& job);
 
 /// `{"id":N,"state":"..."}`: a job's new state.

@@ -26,6 +26,7 @@
 
 #include "actors/engine.hpp"
 #include "tests/actors/print.hpp"
+#include "tests/actors/engine_support.hpp"
 #include "tests/test_support.hpp"
 
 using namespace jobsmith;
@@ -67,62 +68,6 @@ struct occupancy {
   }
   void leave() { --now; }
 };
-
-/// The error text of a failed result, for messages (evaluated eagerly).
-
-std::unique_ptr<engine> open_engine(engine_options opts) {
-  auto opened = engine::open(std::move(opts));
-  BOOST_REQUIRE_MESSAGE(opened.ok(), why(opened));
-  return std::move(opened.value());
-}
-
-engine_options options_in(const temp_dir& dir) {
-  engine_options opts;
-  opts.data_dir = dir.path();
-  opts.progress_flush = 5ms;
-  return opts;
-}
-
-job_submitted spec_of(std::string kind, std::string queue = "default") {
-  job_submitted s;
-  s.kind = std::move(kind);
-  s.queue = std::move(queue);
-  s.retry.initial_interval = 5;
-  s.retry.jitter = 0;
-  return s;
-}
-
-job_id submit_ok(engine& eng, job_submitted spec, const submit_options& o = {}) {
-  auto id = eng.submit(std::move(spec), o);
-  BOOST_REQUIRE_MESSAGE(id.ok(), why(id));
-  return *id;
-}
-
-job_record record_of(engine& eng, job_id id) {
-  auto view = eng.get(id);
-  BOOST_REQUIRE_MESSAGE(view.ok(), why(view));
-  return view->job;
-}
-
-std::vector<event> history_of(engine& eng, job_id id) {
-  auto view = eng.get(id);
-  BOOST_REQUIRE_MESSAGE(view.ok(), why(view));
-  return view->history;
-}
-
-bool reaches(engine& eng, job_id id, job_state want, std::chrono::milliseconds limit = 10s) {
-  return wait_until(
-      [&] {
-        auto view = eng.get(id);
-        return view.ok() && view->job.state == want;
-      },
-      limit);
-}
-
-#define REQUIRE_STATE(eng, id, want)                                                   \
-  BOOST_REQUIRE_MESSAGE(reaches(eng, id, want),                                        \
-                        "job " << (id) << " is " << to_string(record_of(eng, id).state) \
-                               << ", expected " << to_string(want))
 
 std::vector<std::string> types_of(const std::vector<event>& history) {
   std::vector<std::string> out;
@@ -500,39 +445,6 @@ BOOST_AUTO_TEST_CASE(cancelling_a_queued_job_keeps_it_from_running) {
   BOOST_TEST(calls.load() == 1);  // the sentinel only
   BOOST_TEST(record_of(*eng, id).state == job_state::cancelled);
   BOOST_TEST(history_of(*eng, id).back().principal == "user:carol");
-}
-
-BOOST_AUTO_TEST_CASE(cancelling_a_running_job_stops_its_handler_and_refuses_its_late_success) {
-  temp_dir dir;
-  std::atomic<bool> running{false};
-  std::atomic<bool> saw_cancel{false};
-  std::atomic<bool> returned{false};
-  auto opts = options_in(dir);
-  opts.worker_threads = 1;  // the follow-up job runs after the cancelled handler returned
-  opts.handlers.add("long", [&](job_context& ctx) {
-    running = true;
-    wait_until([&] { return ctx.cancelled(); });
-    saw_cancel = ctx.cancelled();
-    returned = true;
-    return outcome::success(R"({"finished":"anyway"})");
-  });
-  opts.handlers.add("short", [](job_context&) { return outcome::success(); });
-  auto eng = open_engine(std::move(opts));
-  auto id = submit_ok(*eng, spec_of("long"));
-  BOOST_REQUIRE(wait_until([&] { return running.load(); }));
-  REQUIRE_STATE(*eng, id, job_state::running);
-
-  auto cancelled = eng->cancel(id);
-  BOOST_REQUIRE_MESSAGE(cancelled.ok(), why(cancelled));
-  BOOST_REQUIRE(wait_until([&] { return returned.load(); }));
-  BOOST_TEST(saw_cancel.load());
-  // The next job on the (only) runner finishes after the late success was sent.
-  auto next = submit_ok(*eng, spec_of("short"));
-  REQUIRE_STATE(*eng, next, job_state::succeeded);
-  auto job = record_of(*eng, id);
-  BOOST_TEST(job.state == job_state::cancelled);
-  BOOST_TEST(job.result == "null");
-  BOOST_TEST(bodies_of<job_succeeded>(history_of(*eng, id)).empty());
 }
 
 // -- review -------------------------------------------------------------------------------------
@@ -1259,7 +1171,7 @@ BOOST_AUTO_TEST_CASE(completions_racing_cancels_are_judged_not_lost) {
     std::thread canceller([&] {
       // Every other job, from the back, while the completions go in.
       for (std::size_t i = items.size(); i-- > 0;)
-        if (i % 2 == 0) (void)eng->cancel(items[i].id, "race");
+        if (i % 2 == 0) (void)eng->cancel(items[i].id, "race", {}, /*at_once=*/true);
     });
     std::promise<result<std::vector<result<job_record>>>> answered;
     eng->complete_many_async(items, "worker:w1",
@@ -1371,16 +1283,16 @@ BOOST_AUTO_TEST_CASE(a_heartbeat_keeps_a_lease_alive) {
   BOOST_REQUIRE_MESSAGE(done.ok(), why(done));
 }
 
-BOOST_AUTO_TEST_CASE(a_cancelled_remote_job_refuses_its_workers_result) {
+BOOST_AUTO_TEST_CASE(a_remote_job_cancelled_at_once_refuses_its_workers_result) {
   temp_dir dir;
   auto eng = open_engine(remote_options(dir));
   auto id = submit_ok(*eng, spec_of("transcode"));
   auto leased = eng->lease(lease_for("w1"));
   BOOST_REQUIRE(leased.ok() && leased->size() == 1u);
   auto token = leased->front().lease_token;
-  BOOST_REQUIRE(eng->cancel(id).ok());
-  // At once: the scheduler, which answers heartbeats, has the cancel before
-  // cancel() returns.
+  BOOST_REQUIRE(eng->cancel(id, "stop", {}, /*at_once=*/true).ok());
+  // The scheduler, which answers heartbeats, has the cancel before cancel()
+  // returns.
   heartbeat_request hb;
   hb.id = id;
   hb.lease_token = token;

@@ -418,7 +418,9 @@ void producer(shared_state& s, int index) {
     json j = {{"kind", "crash"},
               {"payload", {{"producer", index}, {"n", ++n}}},
               {"retry", retry},
-              {"timeouts", {{"heartbeat", s.o->heartbeat_ms}}}};
+              // to_stop 0: a cancel ends even a running job at once, so a
+              // cancel's answer is its terminal state (invariant 3).
+              {"timeouts", {{"heartbeat", s.o->heartbeat_ms}, {"to_stop", 0}}}};
     if (u(rng) < 0.15) j["review_required"] = true;
     if (u(rng) < 0.1) j["delay"] = static_cast<int>(rng() % 2000);  // some to run now
     if (u(rng) < 0.25 && locking < max_locking) {
@@ -744,7 +746,7 @@ void operator_loop(shared_state& s) {
                  {"payload", {{"schedule", i}}},
                  {"recurrence", {{"interval", 100 + 100 * i}}},
                  {"retry", {{"max_attempts", 2}, {"initial_interval", 50}, {"max_interval", 200}}},
-                 {"timeouts", {{"heartbeat", s.o->heartbeat_ms}}}};
+                 {"timeouts", {{"heartbeat", s.o->heartbeat_ms}, {"to_stop", 0}}}};
     auto r = insist(*c, "POST", "/v1/jobs", spec);
     if (r.status != 201) {
       // A lost answer may have left a schedule the driver does not know:

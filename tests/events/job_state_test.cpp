@@ -2,6 +2,7 @@
 // what each event does to a job, and the refusals a caller meets.
 #define BOOST_TEST_MODULE events_job_state_test
 #include "events/job_state.hpp"
+#include "tests/events/job_harness.hpp"
 
 #include <boost/test/unit_test.hpp>
 #include <cmath>
@@ -12,73 +13,9 @@
 #include <vector>
 
 using namespace jobsmith;
-
-namespace jobsmith {
-// Lets BOOST_TEST print states in failure messages.
-std::ostream& operator<<(std::ostream& os, job_state s) { return os << to_string(s); }
-}  // namespace jobsmith
+using namespace jobsmith::test;
 
 namespace {
-
-constexpr job_id the_job = 12;
-
-// A deterministic retry policy: 1s, 2s, 4s, ... capped at 10s, no jitter.
-job_submitted make_spec() {
-  job_submitted s;
-  s.kind = "import";
-  s.retry = retry_policy{3, 1000, 2.0, 10'000, 0.0};
-  return s;
-}
-
-// Runs commands the way the job actor does: decide, then apply each event as
-// committed with the next sequence number and the decision time.
-struct job_harness {
-  job_record job;
-  sequence_t seq = 0;
-
-  decision run(const job_command& cmd, millis now, const std::string& principal = "user:alice") {
-    decision d = decide(job, cmd, now);
-    BOOST_TEST((d.ok() || d.events.empty()), "a refusal produced events");
-    for (const auto& body : d.events) apply(job, event{++seq, the_job, now, principal, body});
-    return d;
-  }
-
-  // Submits `spec` at time `now` and checks it was accepted.
-  void submit(const job_submitted& spec, millis now) {
-    BOOST_TEST_REQUIRE(run(cmd_submit{spec}, now).ok());
-  }
-  void start(std::uint64_t token, millis now) {
-    const decision d = run(cmd_start{"worker:w1", token}, now);
-    BOOST_TEST_REQUIRE(d.ok(), d.error->message);
-  }
-};
-
-// By value: the decision is usually a temporary.
-template <class T>
-T only_event(const decision& d) {
-  BOOST_TEST_REQUIRE(d.ok(), d.error->message);
-  BOOST_TEST_REQUIRE(d.events.size() == 1u);
-  BOOST_TEST_REQUIRE(std::holds_alternative<T>(d.events[0]));
-  return std::get<T>(d.events[0]);
-}
-
-void expect_refusal(const decision& d, job_errc code, const std::string& message) {
-  BOOST_TEST_REQUIRE(!d.ok());
-  BOOST_TEST(d.events.empty());
-  BOOST_TEST(to_string(d.error->code) == to_string(code));
-  BOOST_TEST(d.error->message == message);
-}
-
-void expect_refusal(const decision& d, job_errc code) {
-  BOOST_TEST_REQUIRE(!d.ok());
-  BOOST_TEST(d.events.empty());
-  BOOST_TEST(to_string(d.error->code) == to_string(code));
-}
-
-void expect_nothing(const decision& d) {
-  BOOST_TEST_REQUIRE(d.ok(), d.error->message);
-  BOOST_TEST(d.events.empty());
-}
 
 std::string validation_message(const std::function<void(job_submitted&)>& change) {
   job_submitted s = make_spec();
@@ -374,20 +311,6 @@ BOOST_AUTO_TEST_CASE(accepting_a_review_finalizes_the_job) {
                  "job 12 is not pending review (accepted)");
 }
 
-BOOST_AUTO_TEST_CASE(completing_a_cancelled_job_is_refused) {
-  job_harness h;
-  h.submit(make_spec(), 0);
-  h.start(5, 0);
-  only_event<job_cancelled>(h.run(cmd_cancel{"user asked"}, 1));
-  BOOST_TEST(h.job.state == job_state::cancelled);
-  BOOST_TEST(to_string(h.job.last_end) == "cancelled");
-  BOOST_TEST(h.job.finished_at == 1);
-  expect_refusal(h.run(cmd_succeed{5, "1"}, 2), job_errc::stale_token,
-                 "job 12 is cancelled; cannot complete it");
-  expect_refusal(h.run(cmd_fail{5, "x", true, ""}, 2), job_errc::stale_token,
-                 "job 12 is cancelled; cannot fail it");
-}
-
 BOOST_AUTO_TEST_CASE(a_reclaimed_attempts_late_result_is_refused) {
   job_harness h;
   h.submit(make_spec(), 0);
@@ -532,24 +455,6 @@ BOOST_AUTO_TEST_CASE(retry_times_saturate_instead_of_overflowing) {
   const millis late = std::numeric_limits<millis>::max() - 10;
   BOOST_TEST(only_event<job_failed>(h.run(cmd_fail{1, "x", true, ""}, late)).next_run_at ==
              std::numeric_limits<millis>::max());
-}
-
-BOOST_AUTO_TEST_CASE(cancel_is_idempotent_and_refused_once_finished) {
-  job_harness h;
-  h.submit(make_spec(), 0);
-  only_event<job_cancelled>(h.run(cmd_cancel{"no longer needed"}, 5));
-  BOOST_TEST(h.job.state == job_state::cancelled);
-  BOOST_TEST(h.job.finished_at == 5);
-  BOOST_TEST(to_string(h.job.last_end) == "none");  // it was not running
-  expect_nothing(h.run(cmd_cancel{"again"}, 6));
-  BOOST_TEST(h.job.finished_at == 5);
-
-  job_harness done;
-  done.submit(make_spec(), 0);
-  done.start(1, 0);
-  only_event<job_succeeded>(done.run(cmd_succeed{1}, 1));
-  expect_refusal(done.run(cmd_cancel{"too late"}, 2), job_errc::illegal_transition,
-                 "job 12 is succeeded; cannot cancel it");
 }
 
 BOOST_AUTO_TEST_CASE(run_now_makes_a_scheduled_job_due) {

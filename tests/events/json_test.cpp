@@ -118,6 +118,7 @@ BOOST_AUTO_TEST_CASE(enums_are_names_and_submission_has_one_shape) {
   BOOST_TEST(body["recurrence"]["interval"] == 3'600'000);
   BOOST_TEST(body["schedule"] == 42);
   BOOST_TEST(body["retry"]["jitter"] == 0.25);
+  BOOST_TEST(body["timeouts"]["to_stop"] == 2'500);
   BOOST_TEST(!body.contains("recur"));
   // The body is the submission shape plus "schedule" and, when set,
   // "follows".
@@ -205,7 +206,7 @@ BOOST_AUTO_TEST_CASE(malformed_events_are_refused_naming_the_field) {
   BOOST_TEST(event_error(with("/type"_json_pointer, "job.exploded")) ==
              "type: unknown event type 'job.exploded'");
   BOOST_TEST(event_error(with("/version"_json_pointer, 7)) ==
-             "job.submitted version 7 is newer than this reader (2)");
+             "job.submitted version 7 is newer than this reader (3)");
   BOOST_TEST(event_error(with("/version"_json_pointer, 0)) ==
              "job.submitted version 0 is older than the oldest this reader can read (1)");
 
@@ -328,7 +329,7 @@ BOOST_AUTO_TEST_CASE(job_record_shows_the_effective_state_and_every_field) {
   BOOST_TEST(j["last_seq"] == 40);
   BOOST_TEST(j["event_count"] == 4);
   for (const char* key : {"submitted_at", "started_at", "finished_at", "worker", "detail",
-                          "review_comment", "reviewer", "requested_at"})
+                          "review_comment", "reviewer", "requested_at", "cancel_requested_at"})
     BOOST_TEST(j.contains(key), key);
 
   job.handover.clear();
@@ -420,6 +421,7 @@ BOOST_AUTO_TEST_CASE(job_text_is_byte_for_byte_the_dumped_tree) {
     j.attempts = static_cast<std::uint32_t>(rng());
     j.worker = strings[pick(strings.size())];
     j.lease_token = rng();
+    j.cancel_requested_at = pick(2) ? 0 : static_cast<millis>(rng() % 4'000'000'000'000);
     j.last_end = static_cast<attempt_end>(pick(6));
     j.last_error = strings[pick(strings.size())];
     j.result = json_texts[pick(json_texts.size())];

@@ -16,7 +16,7 @@ std::vector<event> sample_events() {
   submitted.priority = -7;
   submitted.run_at = 1'700'000'123'456;
   submitted.retry = retry_policy{9, 250, 1.5, 60'000, 0.25};
-  submitted.timeouts = phase_timeouts{5'000, 120'000, 10'000};
+  submitted.timeouts = phase_timeouts{5'000, 120'000, 10'000, 2'500};
   submitted.resources = {{"db:charts", lock_mode::shared}, {"disk:/tmp", lock_mode::exclusive}};
   submitted.unique_key = "charts-2024";
   submitted.review_required = true;
@@ -51,6 +51,7 @@ std::vector<event> sample_events() {
       engine_started{"0.1.0", 123'456, 7},
       kind_configured{"import.charts", "publish.charts",
                       R"({"properties":{"file":{"type":"string"}},"required":["file"]})"},
+      job_cancel_requested{3, "user asked to stop"},
   };
 
   std::vector<event> out;

@@ -13,7 +13,8 @@ const RETRYABLE_STATES = new Set(['discarded', 'expired', 'declined', 'cancelled
 const EVENT_TYPES = ['job.submitted', 'job.started', 'job.progress', 'job.succeeded',
   'job.failed', 'job.reclaimed', 'job.discarded', 'job.cancelled', 'job.reviewed',
   'job.requested', 'job.expired', 'queue.paused', 'queue.resumed', 'queue.configured',
-  'schedule.created', 'schedule.deleted', 'engine.started'];
+  'schedule.created', 'schedule.deleted', 'engine.started', 'kind.configured',
+  'job.cancel_requested'];
 const TOKEN_KEY = 'jobsmith.token';
 const RATE_WINDOW_MS = 60_000;
 
@@ -544,6 +545,7 @@ function details(ev) {
     case 'job.expired': return b.reason || '';
     case 'job.reviewed': return `${b.accepted ? 'accepted' : 'declined'}${b.comment ? `: ${b.comment}` : ''}`;
     case 'job.requested': return b.what === 'run_now' ? 'run now' : (b.what || '');
+    case 'job.cancel_requested': return `attempt ${b.attempt} asked to stop: ${b.reason || ''}`;
     default: return shortJson(b, 200);
   }
 }

@@ -361,8 +361,9 @@ void connection::run_delete_other(command& c, const started& s) {
     } guard{svc, id};
     const std::string why = "deleted over the beanstalkd protocol";
     if (svc->holds().take(id)) {
-      // Released with a delay and held here: cancel ends the lease too.
-      auto r = eng.cancel(id, why, principal);
+      // Released with a delay and held here: cancel ends the lease too, at
+      // once (nobody runs it to be told).
+      auto r = eng.cancel(id, why, principal, /*at_once=*/true);
       if (r) svc->count_tube_delete(r->spec.queue);
       return line(r ? "DELETED" : refusal_of(r.error()));
     }

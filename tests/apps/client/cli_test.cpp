@@ -489,13 +489,65 @@ BOOST_AUTO_TEST_CASE(a_killed_worker_s_job_is_reclaimed_and_run_by_another) {
   BOOST_TEST(w2->wait(10s) == 0);
 }
 
-BOOST_AUTO_TEST_CASE(a_cancelled_job_s_command_is_killed) {
+/// The reason of the job.cancelled event in job `id`'s history.
+std::string cancel_reason(served& s, std::uint64_t id) {
+  auto j = s.job(id);  // (a temporary's member in a range-for would dangle)
+  for (auto& ev : j["history"])
+    if (ev["type"] == "job.cancelled") return ev["body"].value("reason", "");
+  return {};
+}
+
+BOOST_AUTO_TEST_CASE(a_cancelled_job_s_command_gets_sigterm_and_its_exit_cancels_the_job) {
+  served s;
+  auto id = s.submit({"--kind", "k", "--heartbeat", "600"});
+  // Exits 3 on SIGTERM, after a last line on stderr.
+  auto w = s.start(work_args(
+      {}, {"--", "sh", "-c",
+           "trap 'echo cleaning up >&2; exit 3' TERM; while :; do sleep 0.05; done"}));
+  BOOST_TEST_REQUIRE(s.wait_state(id, "running"), w->err());
+  auto c = s.run({"cancel", std::to_string(id)});
+  BOOST_TEST(c.code == 0, c.err);
+  BOOST_TEST(contains(c.out, "running (cancel requested"), c.out);
+  // The next heartbeat (every 200 ms) brings the request.
+  BOOST_TEST(s.wait_state(id, "cancelled", 10s), w->err());
+  BOOST_TEST(contains(w->err(), "cancel requested; sending SIGTERM"), w->err());
+  BOOST_TEST(!contains(w->err(), "sending SIGKILL"), w->err());
+  BOOST_TEST(cancel_reason(s, id) ==
+             "cancelled on request; attempt 1 ended: the worker reported failure: stopped by "
+             "SIGTERM: exit code 3: cleaning up");
+  w->signal(SIGTERM);
+  BOOST_TEST(w->wait(5s) == 0, w->err());
+}
+
+BOOST_AUTO_TEST_CASE(a_command_that_ignores_sigterm_is_killed_after_the_time_to_stop) {
+  served s;
+  auto id = s.submit({"--kind", "k", "--heartbeat", "600", "--timeout-stop", "1000"});
+  auto w = s.start(work_args({}, {"--", "sh", "-c", "trap '' TERM; sleep 30"}));
+  BOOST_TEST_REQUIRE(s.wait_state(id, "running"), w->err());
+  auto asked = std::chrono::steady_clock::now();
+  BOOST_TEST(s.run({"cancel", std::to_string(id)}).code == 0);
+  BOOST_TEST(s.wait_state(id, "cancelled", 10s), w->err());
+  BOOST_TEST((std::chrono::steady_clock::now() - asked >= 1s));
+  // The server gives up when the time to stop has passed since the worker
+  // was told; the worker kills at about the same moment.
+  BOOST_TEST(wait_until([&] { return contains(w->err(), "sending SIGKILL"); }, 5s), w->err());
+  auto reason = cancel_reason(s, id);
+  BOOST_TEST((reason ==
+                  "cancelled on request; attempt 1 did not stop within its time to stop (1000 ms)" ||
+              contains(reason, "stopped by SIGKILL after SIGTERM")),
+             reason);
+  w->signal(SIGTERM);
+  BOOST_TEST(w->wait(5s) == 0, w->err());  // quickly: the sleep is gone
+}
+
+BOOST_AUTO_TEST_CASE(a_cancel_at_once_kills_the_command_at_the_next_heartbeat) {
   served s;
   auto id = s.submit({"--kind", "k", "--heartbeat", "600"});
   auto w = s.start(work_args({}, {"--", "sh", "-c", "sleep 30"}));
   BOOST_TEST_REQUIRE(s.wait_state(id, "running"), w->err());
-  auto c = s.run({"cancel", std::to_string(id)});
+  auto c = s.run({"cancel", std::to_string(id), "--at-once"});
   BOOST_TEST(c.code == 0, c.err);
+  BOOST_TEST(contains(c.out, "cancelled"), c.out);
   // the next heartbeat (every 200 ms) learns the lease is gone
   BOOST_TEST(wait_until([&] { return contains(w->err(), "killing the command"); }, 5s), w->err());
   w->signal(SIGTERM);
