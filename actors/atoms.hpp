@@ -37,5 +37,7 @@ using unique = caf::atom_constant<caf::atom("unique")>;
 using leases = caf::atom_constant<caf::atom("leases")>;
 using hook_done = caf::atom_constant<caf::atom("hook_done")>;
 using kind = caf::atom_constant<caf::atom("kind")>;
+using retired = caf::atom_constant<caf::atom("retired")>;
+using retention = caf::atom_constant<caf::atom("retention")>;
 
 }  // namespace jobsmith::atom

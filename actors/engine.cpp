@@ -16,6 +16,7 @@
 #include "actors/worker_pool.hpp"
 #include "events/codec.hpp"
 #include "events/json.hpp"
+#include "events/time_text.hpp"
 #include "store/memory_log.hpp"
 #include "store/rocksdb_log.hpp"
 
@@ -156,6 +157,9 @@ result<std::unique_ptr<engine>> engine::open(engine_options options) {
   queue_view view;
   auto seed = recover_from_snapshot(*im->log, view);
   if (!seed) return seed.error();
+  if (opts.retention)
+    if (auto problem = check_retention(*opts.retention)) return *problem;
+  const bool set_retention = opts.retention && *opts.retention != view.default_retention();
   im->report.recover_seconds = since(recovering);
   // The lease clock the previous run saved (actors/lease_clock.hpp); a
   // missing or unreadable record leaves every remote lease its whole timeout.
@@ -198,6 +202,12 @@ result<std::unique_ptr<engine>> engine::open(engine_options options) {
   std::vector<event> started_event{
       event{0, 0, now, "engine",
             engine_started{JOBSMITH_VERSION, im->report.events_replayed, reclaimed}}};
+  // The configured default retention, as a fact of the log (replay --at
+  // then retires as this process does).
+  if (set_retention)
+    started_event.push_back(event{0, 0, now, "engine",
+                                  queue_retention{"", opts.retention->succeeded,
+                                                  opts.retention->failed}});
   auto appended = im->ask<sequence_t>(im->core.journal, atom::append::value, std::move(started_event));
   if (!appended) {
     stop_core(im->core);
@@ -348,6 +358,15 @@ result<job_view> engine::get(job_id id) const {
     return engine_error{engine_errc::not_found, "job " + std::to_string(id) + " does not exist"};
   job_view view;
   for (auto& ev : *events) apply(view.job, ev);
+  if (is_terminal(view.job.state)) {
+    auto retired = im.ask<millis>(im.core.projector, atom::retired::value, id);
+    if (!retired) return retired.error();
+    if (*retired != 0)
+      return engine_error{engine_errc::retired,
+                          "job " + std::to_string(id) + " was retired at " + format_time(*retired) +
+                              ", when its queue's retention ran out; its history is in the log: "
+                              "jobsmith replay --job " + std::to_string(id)};
+  }
   view.history = std::move(*events);
   return view;
 }

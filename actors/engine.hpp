@@ -85,6 +85,11 @@ struct engine_options {
   /// writes arrive (docs/reliability.md, "Disk faults").
   std::chrono::milliseconds resume_interval{1000};
   wall_clock clock;  // empty = the system clock
+  /// The default retention of finished jobs (engine::set_retention with an
+  /// empty queue), recorded at open when the log says otherwise; nullopt =
+  /// whatever the log says (a new log keeps them). `jobsmith serve` sets
+  /// it from --retention and --retention-failed.
+  std::optional<retention_policy> retention;
   /// For tests only: the RocksDB environment the log writes through (fault
   /// injection, tests/store/fault_env.hpp); nullptr = the default. Must
   /// outlive the engine.
@@ -195,6 +200,19 @@ class engine {
                                std::string principal = {});
 
   // -- kinds (actors/engine_kinds.cpp) --------------------------------------------------
+  // -- retention (actors/engine_kinds.cpp) ------------------------------------------------
+  /// Sets how long the finished jobs of `queue` stay in the live views
+  /// (lists, counts, get(), which answers engine_errc::retired after it):
+  /// policy.succeeded after a success, policy.failed after any other end;
+  /// 0 = kept. An empty queue sets the default of queues without their own.
+  /// Recorded as queue.retention; applies to jobs not retired yet
+  /// (docs/api.md, "Retention"). invalid_argument for a bad name or a
+  /// duration past 10 years.
+  result<sequence_t> set_retention(std::string queue, retention_policy policy,
+                                   std::string principal = {});
+  /// The default retention the log records ({0, 0}: kept).
+  result<retention_policy> default_retention() const;
+
   /// Registers a kind's settings, replacing its previous ones whole, and
   /// answers once they are durable (a kind.configured event):
   ///   on_accept  the kind of the job that accepting a review of this kind

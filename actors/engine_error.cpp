@@ -32,6 +32,8 @@ std::string_view to_string(engine_errc c) {
       return "rejected";
     case engine_errc::no_space:
       return "no_space";
+    case engine_errc::retired:
+      return "retired";
   }
   return "unknown";
 }

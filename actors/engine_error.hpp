@@ -43,6 +43,9 @@ enum class engine_errc : std::uint8_t {
   /// was acknowledged. The engine refuses writes meanwhile, keeps serving
   /// reads, and resumes by itself once space is freed.
   no_space = 11,
+  /// The job finished and its queue's retention has passed: it left the
+  /// live views (its events stay in the log; `jobsmith replay --job`).
+  retired = 12,
 };
 
 std::string_view to_string(engine_errc c);

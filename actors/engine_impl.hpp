@@ -18,6 +18,10 @@
 
 namespace jobsmith {
 
+/// A retention's durations out of range (0 to max_duration), or nullopt
+/// (actors/engine_kinds.cpp).
+std::optional<engine_error> check_retention(const retention_policy& policy);
+
 struct subscription::impl {
   /// Held while the subscriber calls the function; stop() clears `live`
   /// under it, so once stop() returns the function is not running on

@@ -1,8 +1,36 @@
-// The facade's kind registration (engine.hpp, "kinds").
+// The facade's kind registration and retention settings (engine.hpp,
+// "kinds", "retention").
 #include "actors/engine_impl.hpp"
 #include "events/json.hpp"
 
 namespace jobsmith {
+
+std::optional<engine_error> check_retention(const retention_policy& policy) {
+  for (auto [name, value] : {std::pair{"succeeded", policy.succeeded}, {"failed", policy.failed}}) {
+    if (value < 0 || value > max_duration)
+      return engine_error{engine_errc::invalid_argument,
+                          std::string("retention ") + name + ": must be 0 (kept) to " +
+                              std::to_string(max_duration) + " ms (10 years)"};
+  }
+  return std::nullopt;
+}
+
+result<sequence_t> engine::set_retention(std::string queue, retention_policy policy,
+                                         std::string principal) {
+  auto& im = *impl_;
+  if (!queue.empty())
+    if (auto problem = validate_name("queue", queue))
+      return engine_error{engine_errc::invalid_argument, problem->message};
+  if (auto problem = check_retention(policy)) return *problem;
+  std::vector<event> events{event{0, 0, im.clock(), im.principal_or_default(std::move(principal)),
+                                  queue_retention{std::move(queue), policy.succeeded,
+                                                  policy.failed}}};
+  return im.ask<sequence_t>(im.core.journal, atom::append::value, std::move(events));
+}
+
+result<retention_policy> engine::default_retention() const {
+  return impl_->ask<retention_policy>(impl_->core.projector, atom::retention::value);
+}
 
 result<kind_configured> engine::configure_kind(kind_configured settings, std::string principal) {
   auto& im = *impl_;

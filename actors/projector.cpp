@@ -72,6 +72,10 @@ projector_actor::behavior_type projector(projector_actor::stateful_pointer<proje
       [self](atom::snapshot) { return write_snapshot(self->state); },
       [self](atom::queues) { return self->state.view.queues(self->state.clock()); },
       [self](atom::totals) { return self->state.view.totals(); },
+      [self](atom::retired, job_id id) {
+        return self->state.view.retired_at(id, self->state.clock());
+      },
+      [self](atom::retention) { return self->state.view.default_retention(); },
       [self](atom::list, const job_filter& filter) {
         return self->state.view.match(filter, self->state.clock());
       },

@@ -52,6 +52,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<jobsmith::resource_claim>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<jobsmith::lock_table::wait_reason>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<jobsmith::queue_info>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::queue_info)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::retention_policy)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<jobsmith::schedule_view>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::job_record)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(jobsmith::job_filter)
@@ -124,6 +125,10 @@ using projector_actor = caf::typed_actor<
     caf::replies_to<atom::queues>::with<std::vector<queue_row>>,
     /// Events of the whole log by what they did.
     caf::replies_to<atom::totals>::with<event_counts>,
+    /// When the job was retired (its retention passed), 0 when it is not.
+    caf::replies_to<atom::retired, job_id>::with<millis>,
+    /// The default retention the log records ({0, 0} = kept).
+    caf::replies_to<atom::retention>::with<retention_policy>,
     /// Writes the queue view snapshot now, unless it is current; replies
     /// with the sequence it covers (0 when nothing was written).
     caf::replies_to<atom::snapshot>::with<sequence_t>>;

@@ -57,6 +57,7 @@
 //                          reclaimed_jobs: varint
 //   17 kind.configured  := kind: string  on_accept: string  schema: string
 //   18 job.cancel_requested := attempt: varint  reason: string
+//   19 queue.retention  := queue: string  succeeded: svarint  failed: svarint
 //
 // Later versions append fields:
 //    0 job.submitted v2 := ... follows: varint
@@ -186,6 +187,10 @@ void fields(Io& io, B& b) {
   } else if constexpr (std::is_same_v<T, job_cancel_requested>) {
     io("attempt", b.attempt);
     io("reason", b.reason);
+  } else if constexpr (std::is_same_v<T, queue_retention>) {
+    io("queue", b.queue);
+    io("succeeded", b.succeeded);
+    io("failed", b.failed);
   } else {
     static_assert(always_false<T>, "add the type's fields (and its grammar line)");
   }

@@ -276,6 +276,23 @@ struct kind_configured {
   friend bool operator==(const kind_configured&, const kind_configured&) = default;
 };
 
+/// How long the finished jobs of `queue` stay in the live views (lists,
+/// counts, GET of the job) before they are retired: `succeeded` after a job
+/// succeeded or was accepted, `failed` after it was discarded, declined,
+/// cancelled or expired; 0 = kept. `queue` empty sets the default of every
+/// queue without a setting of its own. A job's retirement time is fixed
+/// when it ends, by the setting then in force; a later setting retires
+/// sooner (from its own time on) or later (if not retired yet), never
+/// brings a retired job back (projections/queue_view.hpp).
+struct queue_retention {
+  static constexpr std::string_view type_name = "queue.retention";
+  static constexpr std::uint16_t version = 1;
+  std::string queue;
+  millis succeeded = 0;
+  millis failed = 0;
+  friend bool operator==(const queue_retention&, const queue_retention&) = default;
+};
+
 /// The engine finished recovery and began serving.
 struct engine_started {
   static constexpr std::string_view type_name = "engine.started";
@@ -292,7 +309,8 @@ using event_body =
     std::variant<job_submitted, job_started, job_progress, job_succeeded, job_failed,
                  job_reclaimed, job_discarded, job_cancelled, job_reviewed, job_requested,
                  job_expired, queue_paused, queue_resumed, queue_configured, schedule_created,
-                 schedule_deleted, engine_started, kind_configured, job_cancel_requested>;
+                 schedule_deleted, engine_started, kind_configured, job_cancel_requested,
+                 queue_retention>;
 
 /// One committed (or to-be-committed) fact.
 struct event {

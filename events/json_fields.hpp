@@ -123,6 +123,10 @@ inline void json_fields(Io& io, B& b) {
   } else if constexpr (std::is_same_v<T, job_cancel_requested>) {
     io("attempt", b.attempt);
     io("reason", b.reason);
+  } else if constexpr (std::is_same_v<T, queue_retention>) {
+    io("queue", b.queue);
+    io("succeeded", b.succeeded);
+    io("failed", b.failed);
   } else {
     static_assert(always_false<T>, "add the type's JSON fields");
   }

@@ -3,6 +3,8 @@
 #include <charconv>
 #include <cstdio>
 #include <ctime>
+#include <string>
+#include <utility>
 
 namespace jobsmith {
 
@@ -91,6 +93,34 @@ std::optional<millis> parse_time(std::string_view text) {
   const std::int64_t days =
       days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
   return ((days * 24 + h) * 60 + mi) * 60'000 + static_cast<millis>(sec) * 1000 + ms;
+}
+
+std::optional<millis> parse_duration(std::string_view text) {
+  if (text == "0") return 0;
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0 || digits > 16) return std::nullopt;
+  std::int64_t n = 0;
+  std::from_chars(text.data(), text.data() + digits, n);
+  const std::string_view unit = text.substr(digits);
+  std::int64_t scale = 0;
+  if (unit == "ms") scale = 1;
+  else if (unit == "s") scale = 1'000;
+  else if (unit == "m") scale = 60'000;
+  else if (unit == "h") scale = 3'600'000;
+  else if (unit == "d") scale = 86'400'000;
+  else return std::nullopt;
+  constexpr std::int64_t limit = std::int64_t{1} << 53;
+  if (n > limit / scale) return std::nullopt;
+  return n * scale;
+}
+
+std::string format_duration(millis d) {
+  if (d == 0) return "0";
+  for (auto [scale, unit] : {std::pair<millis, const char*>{86'400'000, "d"}, {3'600'000, "h"},
+                             {60'000, "m"}, {1'000, "s"}})
+    if (d % scale == 0) return std::to_string(d / scale) + unit;
+  return std::to_string(d) + "ms";
 }
 
 }  // namespace jobsmith

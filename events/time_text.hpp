@@ -19,4 +19,13 @@ std::string format_time(millis t);
 /// including dates that do not exist (2026-02-29).
 std::optional<millis> parse_time(std::string_view text);
 
+/// Reads a duration: "0", or digits followed by one unit, "ms", "s", "m",
+/// "h" or "d" ("90s", "12h", "1d"). nullopt for anything else, or past
+/// 2^53 ms.
+std::optional<millis> parse_duration(std::string_view text);
+
+/// The shortest exact form parse_duration reads back: "0", "1d", "36h",
+/// "90s", "1500ms".
+std::string format_duration(millis d);
+
 }  // namespace jobsmith

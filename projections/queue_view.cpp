@@ -46,6 +46,13 @@ void end_attempt(job_row& row, attempt_end how, millis next_run_at, millis time)
   }
 }
 
+// When a job that just ended retires under `p`; 0 = kept.
+millis retire_time(const job_row& r, const retention_policy& p) {
+  const bool success = r.state == job_state::succeeded || r.state == job_state::accepted;
+  const millis keep = success ? p.succeeded : p.failed;
+  return keep > 0 ? r.finished_at + keep : 0;
+}
+
 }  // namespace
 
 job_row* queue_view::row_for(job_id id, bool create) {
@@ -107,6 +114,8 @@ void queue_view::apply(const event& ev) {
       schedules_[sc->id] = schedule_row{sc->id, 0, false, 0};
     } else if (auto sd = std::get_if<schedule_deleted>(&ev.body)) {
       schedules_.erase(sd->id);
+    } else if (auto rt = std::get_if<queue_retention>(&ev.body)) {
+      apply_retention(*rt, ev.time);
     } else {
       apply_kind_event(kinds_, ev);
     }
@@ -230,6 +239,13 @@ void queue_view::apply(const event& ev) {
         // engine events carry no job.
       },
       ev.body);
+  // Retirement: fixed when the job ends, undone when a retry revives it.
+  if (row->id != 0) {
+    if (!is_terminal(row->state))
+      row->retire_at = 0;
+    else if (was_live)
+      row->retire_at = retire_time(*row, policy_of(row->queue));
+  }
   // A schedule's run that just ended: the schedule's next run is due, and
   // the run's verdict moves its failure streak (actors/recovery.cpp, the
   // same rule as the live scheduler's).
@@ -252,6 +268,43 @@ void queue_view::apply(const event& ev) {
       }
     }
   }
+}
+
+retention_policy queue_view::policy_of(std::uint32_t queue) const {
+  if (auto i = retention_.find(queue); i != retention_.end()) return i->second;
+  return default_retention();
+}
+
+retention_policy queue_view::default_retention() const {
+  auto i = retention_.find(0);
+  return i != retention_.end() ? i->second : retention_policy{};
+}
+
+retention_policy queue_view::retention_for(std::string_view queue) const {
+  auto id = names_.find(queue);
+  return id ? policy_of(*id) : default_retention();
+}
+
+millis queue_view::retired_at(job_id id, millis now) const {
+  const job_row* r = find(id);
+  return r != nullptr && retired(*r, now) ? r->retire_at : 0;
+}
+
+// A new setting applies to the finished jobs it concerns that are not
+// retired at its time: they retire by the new rule, but not before the
+// setting was made (a shorter retention takes effect from now on, it does
+// not rewrite what was shown before), and a retired job stays retired.
+void queue_view::apply_retention(const queue_retention& setting, millis time) {
+  const std::uint32_t queue = names_.intern(setting.queue);
+  retention_[queue] = retention_policy{setting.succeeded, setting.failed};
+  auto update = [&](job_row& r) {
+    if (r.id == 0 || !is_terminal(r.state) || retired(r, time)) return;
+    if (queue != 0 ? r.queue != queue : retention_.contains(r.queue)) return;
+    const millis at = retire_time(r, policy_of(r.queue));
+    r.retire_at = at == 0 ? 0 : std::max(at, time);
+  };
+  for (auto& r : rows_) update(r);
+  for (auto& [id, r] : sparse_) update(r);
 }
 
 job_id queue_view::max_job() const {
@@ -281,7 +334,7 @@ std::vector<job_id> queue_view::match(const job_filter& filter, millis now) cons
     kind = *id;
   }
   auto matches = [&](const job_row& r) {
-    if (r.id == 0) return false;
+    if (r.id == 0 || retired(r, now)) return false;
     job_state state = r.state;
     if (state == job_state::scheduled && r.due_at <= now) state = job_state::queued;
     if (!filter.states_in.empty() && !contains(filter.states_in, state)) return false;
@@ -319,7 +372,7 @@ std::vector<job_id> queue_view::match(const job_filter& filter, millis now) cons
 std::array<std::uint64_t, job_state_count> queue_view::counts(millis now) const {
   std::array<std::uint64_t, job_state_count> out{};
   auto count = [&](const job_row& r) {
-    if (r.id == 0) return;
+    if (r.id == 0 || retired(r, now)) return;
     job_state s = r.state;
     if (s == job_state::scheduled && r.due_at <= now) s = job_state::queued;
     ++out[static_cast<std::size_t>(s)];
@@ -333,9 +386,13 @@ std::vector<queue_row> queue_view::queues(millis now) const {
   std::map<std::string, queue_row> by_name;
   auto count = [&](const job_row& r) {
     if (r.id == 0) return;
+    auto& q = by_name[names_.name(r.queue)];
+    if (retired(r, now)) {
+      ++q.retired;
+      return;
+    }
     job_state s = r.state;
     if (s == job_state::scheduled && r.due_at <= now) s = job_state::queued;
-    auto& q = by_name[names_.name(r.queue)];
     ++q.by_state[static_cast<std::size_t>(s)];
   };
   for (const auto& r : rows_) count(r);
@@ -345,6 +402,9 @@ std::vector<queue_row> queue_view::queues(millis now) const {
     q.paused = s.paused;
     q.concurrency = s.concurrency;
   }
+  for (const auto& [name_id, p] : retention_)
+    if (name_id != 0) by_name[names_.name(name_id)];  // a queue with a setting exists
+  for (auto& [name, q] : by_name) q.retention = retention_for(name);
   std::vector<queue_row> out;
   out.reserve(by_name.size());
   for (auto& [name, q] : by_name) {
@@ -399,6 +459,7 @@ std::vector<resource_row> queue_view::resources(millis now) const {
 std::string queue_view::explain(job_id id, millis now) const {
   const job_row* r = find(id);
   if (r == nullptr) return "no such job";
+  if (retired(*r, now)) return "retired at " + format_time(r->retire_at);
   const std::string& queue = names_.name(r->queue);
   switch (r->state) {
     case job_state::running:

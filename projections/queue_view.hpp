@@ -73,7 +73,19 @@ struct job_row {
   sequence_t last_seq = 0;
   std::uint64_t event_count = 0;
   schedule_id schedule = 0;  // spec.schedule: the recurring schedule it is a run of
+  // When the finished job leaves the live views (retention), fixed when it
+  // ends; 0 while it is live, or when its retention keeps it.
+  millis retire_at = 0;
   std::string last_error;
+};
+
+/// How long finished jobs stay in the live views (queue.retention): after
+/// a success (succeeded, accepted) and after any other end (discarded,
+/// declined, cancelled, expired). 0 = kept.
+struct retention_policy {
+  millis succeeded = 0;
+  millis failed = 0;
+  friend bool operator==(const retention_policy&, const retention_policy&) = default;
 };
 
 /// A recurring schedule as the log tells it (schedule.created until
@@ -91,7 +103,9 @@ struct queue_row {
   std::string name;
   bool paused = false;
   std::uint32_t concurrency = 0;  // 0 = unlimited
-  std::array<std::uint64_t, job_state_count> by_state{};  // effective states
+  std::array<std::uint64_t, job_state_count> by_state{};  // effective states, retired jobs not counted
+  std::uint64_t retired = 0;  // finished jobs past their retention
+  retention_policy retention;  // in force: the queue's own, else the default
 };
 
 /// Events of the whole log by what they did (an event the job rules ignore
@@ -131,8 +145,10 @@ class queue_view {
   /// the row before them, and a word-wise checksum (half the bytes of 4).
   /// 6: registered kinds. 7: a finished attempt keeps its worker; a past
   /// run_at stays the due time; rows keep the time of a run-now request
-  /// (flag bit 8, then the time after the error text).
-  static constexpr std::uint32_t version = 7;
+  /// (flag bit 8, then the time after the error text). 8: retention
+  /// settings (after the kinds), and rows their retirement time (flag bit
+  /// 9, then the time after the request's).
+  static constexpr std::uint32_t version = 8;
 
   /// Folds one committed event; `ev.seq` must follow the last one applied.
   void apply(const event& ev);
@@ -168,6 +184,26 @@ class queue_view {
   /// (attempt 2)", "waiting for db:charts held by job 17", "queue 'mail' is
   /// paused", "due at 2026-11-22T14:02:00.000Z", "succeeded".
   std::string explain(job_id id, millis now) const;
+
+  // -- retention ----------------------------------------------------------------
+  // A finished job is retired once its row's retire_at has passed: lists,
+  // counts, queues and explain() leave it out from then on (its events stay
+  // in the log). retire_at is set when the job ends, from the retention in
+  // force then; a queue.retention event moves it for the jobs it concerns
+  // that are not retired yet (to no earlier than the event's time), so a
+  // retired job never comes back and every query at `now` is a pure
+  // function of the events up to now: replay --at T answers as live at T.
+
+  /// The retention in force for a queue (its own setting, else the default).
+  retention_policy retention_for(std::string_view queue) const;
+  /// The default (queue.retention with an empty queue); {0, 0} = kept.
+  retention_policy default_retention() const;
+  /// Retention settings as recorded, by queue name id (0 = the default).
+  const std::unordered_map<std::uint32_t, retention_policy>& retention_settings() const {
+    return retention_;
+  }
+  /// When job `id` was retired if it is retired at `now`, else 0.
+  millis retired_at(job_id id, millis now) const;
 
   /// The whole view as bytes, for a snapshot:
   ///   "jsqv" | u32 LE version | u64 LE checksum of head | varint len | head
@@ -215,6 +251,9 @@ class queue_view {
 
  private:
   job_row* row_for(job_id id, bool create);
+  static bool retired(const job_row& r, millis now) { return r.retire_at != 0 && r.retire_at <= now; }
+  retention_policy policy_of(std::uint32_t queue) const;
+  void apply_retention(const queue_retention& setting, millis time);
 
   sequence_t head_ = 0;
   millis head_time_ = 0;
@@ -229,6 +268,7 @@ class queue_view {
   std::map<schedule_id, schedule_row> schedules_;
   kind_table kinds_;
   event_counts totals_;
+  std::unordered_map<std::uint32_t, retention_policy> retention_;  // name id 0 = the default
 };
 
 }  // namespace jobsmith

@@ -42,6 +42,7 @@ std::uint64_t get_fixed(std::string_view in, int bytes) {
 //   zigzag submitted_seq - previous submitted_seq | zigzag last_seq - submitted_seq
 //   varint event_count, schedule | varint len, last_error
 //   zigzag requested_at - submitted_at, only with the `requested` flag
+//   zigzag retire_at - finished_at, only with the `retiring` flag (bit 9)
 // Differences wrap (two's complement), so every value round-trips.
 struct row_base {
   job_id id = 0;
@@ -59,7 +60,8 @@ void put_row(binary::writer& w, const job_row& r, row_base& base) {
   w.put_varint(r.id - base.id);
   w.put_varint(static_cast<std::uint64_t>(r.state) | static_cast<std::uint64_t>(r.last_end) << 4 |
                static_cast<std::uint64_t>(r.review_required) << 7 |
-               static_cast<std::uint64_t>(r.requested_at != 0) << 8);
+               static_cast<std::uint64_t>(r.requested_at != 0) << 8 |
+               static_cast<std::uint64_t>(r.retire_at != 0) << 9);
   w.put_varint(binary::zigzag(r.priority));
   for (std::uint32_t v : {r.queue, r.kind, r.worker, r.attempts, r.max_attempts, r.retry_budget,
                           r.resources})
@@ -75,6 +77,8 @@ void put_row(binary::writer& w, const job_row& r, row_base& base) {
   w.put(r.last_error);
   if (r.requested_at != 0)
     w.put_varint(delta(static_cast<std::uint64_t>(r.requested_at), submitted_at));
+  if (r.retire_at != 0)
+    w.put_varint(delta(static_cast<std::uint64_t>(r.retire_at), static_cast<std::uint64_t>(r.finished_at)));
   base = {r.id, r.submitted_at, r.submitted_seq};
 }
 
@@ -97,7 +101,7 @@ class row_reader {
     if (v[0] == 0 || base.id + v[0] < base.id) return bad(error, "row ids do not rise");
     const std::uint64_t flags = v[1];
     const std::uint64_t state = flags & 0x0f, last_end = (flags >> 4) & 0x07;
-    if (flags > 0x1ff || state >= job_state_count ||
+    if (flags > 0x3ff || state >= job_state_count ||
         last_end > static_cast<std::uint64_t>(attempt_end::discarded))
       return bad(error, "a row's state flags are out of range");
     const std::int64_t priority = binary::unzigzag(v[2]);
@@ -130,11 +134,19 @@ class row_reader {
     r.last_error.assign(reinterpret_cast<const char*>(p_), static_cast<std::size_t>(len));
     p_ += len;
     r.requested_at = 0;
-    if ((flags >> 8) != 0) {
+    if (((flags >> 8) & 1) != 0) {
       std::uint64_t requested = 0;
       if (!varint(requested)) return bad(error, "a row ends early or has an overlong varint");
       r.requested_at = static_cast<millis>(undelta(requested, submitted_at));
       if (r.requested_at == 0) return bad(error, "a row's request time is 0");
+    }
+    r.retire_at = 0;
+    if (((flags >> 9) & 1) != 0) {
+      std::uint64_t retire = 0;
+      if (!varint(retire)) return bad(error, "a row ends early or has an overlong varint");
+      r.retire_at = static_cast<millis>(undelta(retire, static_cast<std::uint64_t>(r.finished_at)));
+      if (r.retire_at == 0 || !is_terminal(r.state))
+        return bad(error, "a row's retirement time is 0 or the job is live");
     }
     base = {r.id, r.submitted_at, r.submitted_seq};
     return true;
@@ -261,6 +273,15 @@ std::string queue_view::encode() const {
     w.put(k.kind);
     w.put(k.on_accept);
     w.put(k.schema);
+  }
+  std::vector<std::pair<std::uint32_t, retention_policy>> retention(retention_.begin(),
+                                                                     retention_.end());
+  std::sort(retention.begin(), retention.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  w.put_varint(retention.size());
+  for (auto& [name, p] : retention) {
+    w.put(name);
+    w.put(p.succeeded);
+    w.put(p.failed);
   }
 
   std::vector<const job_row*> rows;
@@ -391,6 +412,21 @@ std::optional<queue_view> queue_view::decode(std::string_view bytes, std::string
     if (k.kind.empty() || (k.on_accept.empty() && k.schema.empty()) || v.kinds_.count(k.kind) != 0)
       return fail("kind '" + k.kind + "' is empty, unset or appears twice");
     v.kinds_.emplace(k.kind, std::move(k));
+  }
+  r("retention", n);
+  if (!r.failed() && n > r.left()) return fail("retention count exceeds the input");
+  for (std::uint64_t i = 0; i < n && !r.failed(); ++i) {
+    std::uint32_t name = 0;
+    retention_policy p;
+    r("queue", name);
+    r("succeeded", p.succeeded);
+    r("failed", p.failed);
+    if (r.failed()) break;
+    if (name >= v.names_.size() || v.retention_.count(name) != 0)
+      return fail("retention queue id out of range or appears twice");
+    if (p.succeeded < 0 || p.failed < 0 || p.succeeded > max_duration || p.failed > max_duration)
+      return fail("a retention is out of range");
+    v.retention_[name] = p;
   }
   if (r.failed()) return fail(r.path() + ": " + r.what());
   if (r.left() != 0) return fail(std::to_string(r.left()) + " bytes after the head");

@@ -109,6 +109,7 @@ const route routes[] = {
     {"POST", "/v1/queues/{queue}/pause", permission::administer, pause_queue},
     {"POST", "/v1/queues/{queue}/resume", permission::administer, resume_queue},
     {"POST", "/v1/queues/{queue}/concurrency", permission::administer, configure_queue},
+    {"POST", "/v1/queues/{queue}/config", permission::administer, configure_queue_retention},
 
     // routes_kinds.cpp
     {"GET", "/v1/kinds", permission::read, list_kinds},

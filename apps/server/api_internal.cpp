@@ -25,6 +25,7 @@ api_error from_engine(const engine_error& err) {
     case engine_errc::illegal_transition: return {409, "conflict", err.message};
     case engine_errc::stale_token: return {409, "stale_token", err.message};
     case engine_errc::not_found: return {404, "not_found", err.message};
+    case engine_errc::retired: return {410, "gone", err.message};
     case engine_errc::overloaded: return {429, "overloaded", err.message};
     case engine_errc::rejected: return {422, "rejected", err.message};
     // Nothing was written; the engine resumes by itself once space is freed.

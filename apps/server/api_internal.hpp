@@ -227,6 +227,7 @@ std::optional<stream_request> list_queues(request_context& rt);
 std::optional<stream_request> pause_queue(request_context& rt);
 std::optional<stream_request> resume_queue(request_context& rt);
 std::optional<stream_request> configure_queue(request_context& rt);
+std::optional<stream_request> configure_queue_retention(request_context& rt);
 // routes_kinds.cpp
 std::optional<stream_request> list_kinds(request_context& rt);
 std::optional<stream_request> get_kind(request_context& rt);

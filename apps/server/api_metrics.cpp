@@ -54,6 +54,11 @@ std::string api::metrics_text() {
                std::string{to_string(static_cast<job_state>(s))} + "\"}",
            static_cast<double>(q.by_state[static_cast<std::size_t>(s)]));
 
+  gauge("jobsmith_jobs_retired", "Finished jobs past their queue's retention, by queue.", "gauge");
+  for (auto& q : counts)
+    line("jobsmith_jobs_retired{queue=\"" + label_escape(q.name) + "\"}",
+         static_cast<double>(q.retired));
+
   auto t = hub_.totals();
   auto counter = [&](const char* name, const char* help, std::uint64_t v) {
     gauge(name, help, "counter");

@@ -1,9 +1,10 @@
 // /v1/queues: the list with each queue's counts, and what an admin does to
-// one queue: pause, resume, set its concurrency.
+// one queue: pause, resume, set its concurrency or its retention.
 #include <map>
 #include <string>
 
 #include "apps/server/api_internal.hpp"
+#include "events/time_text.hpp"
 
 namespace jobsmith::server {
 
@@ -43,7 +44,56 @@ void change_queue(request_context& rt, queue_change change) {
   });
 }
 
+json retention_json(const retention_policy& p) {
+  return {{"succeeded", p.succeeded}, {"failed", p.failed}};
+}
+
+/// A retention duration: ms as an integer, or text such as "1d" or "90m".
+std::optional<millis> duration_field(object_reader& in, const char* key) {
+  const json* v = in.find(key);
+  if (v == nullptr) return std::nullopt;
+  std::optional<millis> d;
+  if (v->is_number_unsigned()) d = static_cast<millis>(v->get<std::uint64_t>());
+  else if (v->is_string()) d = parse_duration(v->get<std::string>());
+  if (!d || *d > max_duration)
+    throw bad_request(std::string(key) +
+                      ": ms as an integer, or a duration such as \"1d\", \"12h\", \"30m\", "
+                      "\"45s\" (0 = kept), at most 10 years");
+  return d;
+}
+
 }  // namespace
+
+std::optional<stream_request> configure_queue_retention(request_context& rt) {
+  const auto& lim = rt.limits();
+  rt.only_query({});
+  auto name_or = percent_decode(rt.path_arg("queue"));
+  if (!name_or || name_or->empty() || name_or->size() > lim.max_name_length)
+    throw bad_request("queue name: 1 to " + std::to_string(lim.max_name_length) + " bytes");
+  auto body = rt.body_json(false);
+  object_reader in{body, ""};
+  auto succeeded = duration_field(in, "retention");
+  auto failed = duration_field(in, "retention_failed");
+  in.no_other_fields();
+  if (!succeeded && !failed) throw bad_request("say retention, retention_failed or both");
+  rt.on_pool([name = *name_or, succeeded, failed](request_context& r) {
+    auto& eng = r.eng();
+    // The one not given keeps what is in force for the queue now.
+    auto rows = eng.queue_counts();
+    if (!rows) return r.fail(from_engine(rows.error()));
+    auto current = eng.default_retention();
+    if (!current) return r.fail(from_engine(current.error()));
+    retention_policy policy = *current;
+    for (auto& q : *rows)
+      if (q.name == name) policy = q.retention;
+    if (succeeded) policy.succeeded = *succeeded;
+    if (failed) policy.failed = *failed;
+    auto seq = eng.set_retention(name, policy, r.principal);
+    if (!seq) return r.fail(from_engine(seq.error()));
+    r.answer(200, {{"queue", {{"name", name}, {"retention", retention_json(policy)}}}});
+  });
+  return std::nullopt;
+}
 
 std::optional<stream_request> list_queues(request_context& rt) {
   rt.only_query({});
@@ -59,6 +109,8 @@ std::optional<stream_request> list_queues(request_context& rt) {
             c ? c->by_state[static_cast<std::size_t>(s)] : 0;
       return out;
     };
+    auto stored_default = r.eng().default_retention();
+    const retention_policy fallback = stored_default ? *stored_default : retention_policy{};
     for (auto& q : *infos) {
       const queue_row* c = nullptr;
       for (auto& x : counts)
@@ -66,7 +118,9 @@ std::optional<stream_request> list_queues(request_context& rt) {
       by_name[q.name] = {{"name", q.name},         {"paused", q.paused},
                          {"concurrency", q.concurrency}, {"scheduled", q.scheduled},
                          {"ready", q.ready},       {"locking", q.locking},
-                         {"running", q.running},   {"counts", counts_json(c)}};
+                         {"running", q.running},   {"counts", counts_json(c)},
+                         {"retired", c ? c->retired : 0},
+                         {"retention", retention_json(c ? c->retention : fallback)}};
     }
     // Queues whose jobs all finished are gone from the scheduler but
     // still have counts.
@@ -74,7 +128,8 @@ std::optional<stream_request> list_queues(request_context& rt) {
       if (!by_name.count(c.name))
         by_name[c.name] = {{"name", c.name},  {"paused", false}, {"concurrency", 0},
                            {"scheduled", 0},  {"ready", 0},      {"locking", 0},
-                           {"running", 0},    {"counts", counts_json(&c)}};
+                           {"running", 0},    {"counts", counts_json(&c)},
+                           {"retired", c.retired}, {"retention", retention_json(c.retention)}};
     json arr = json::array();
     for (auto& [name, q] : by_name) arr.push_back(std::move(q));
     r.answer(200, {{"queues", std::move(arr)}});

@@ -16,6 +16,7 @@
 #include "apps/server/backup_target.hpp"
 #include "apps/server/server.hpp"
 #include "apps/verbs.hpp"
+#include "events/time_text.hpp"
 
 #ifndef JOBSMITH_VERSION
 #define JOBSMITH_VERSION "0.0.0"
@@ -84,6 +85,8 @@ struct serve_options {
   std::size_t io_threads = half_the_cores();
   std::uint64_t memory_budget_mb = 0;
   std::string beanstalk_listen;  // empty = the beanstalkd protocol is off
+  std::string retention = "1d";         // finished jobs after success, in the live views
+  std::string retention_failed = "7d";  // after any other end
   std::size_t beanstalk_max_job_bytes = 65535;
 };
 
@@ -151,6 +154,16 @@ int run_serve(const serve_options& o) {
   cfg.engine.snapshots_kept = o.snapshots_kept;
   cfg.engine.max_inflight_submits = o.max_inflight_submits;
   cfg.engine.min_recurrence_interval = o.min_recurrence_ms;
+  {
+    auto ok = parse_duration(o.retention);
+    auto failed = parse_duration(o.retention_failed);
+    if (!ok || !failed || *ok > max_duration || *failed > max_duration) {
+      spdlog::error("--retention, --retention-failed: a duration such as 1d, 12h, 30m, 45s "
+                    "(0 = kept), at most 10 years");
+      return 2;
+    }
+    cfg.engine.retention = retention_policy{*ok, *failed};
+  }
 
   // Every thread the server starts inherits this mask, so the signals wait
   // for sigwait below instead of killing a random thread.
@@ -212,6 +225,13 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--backup-dir", o->backup_dir,
                   "existing folder outside the data directory that POST /v1/admin/backup may "
                   "create new directories in (without it, HTTP backups are refused)");
+  cmd->add_option("--retention", o->retention,
+                  "how long succeeded and accepted jobs stay in the live views (lists, counts, "
+                  "GET) once finished: 1d, 12h, 30m, 45s; 0 = kept")
+      ->capture_default_str();
+  cmd->add_option("--retention-failed", o->retention_failed,
+                  "the same for discarded, declined, cancelled and expired jobs")
+      ->capture_default_str();
   cmd->add_option("--beanstalk-listen", o->beanstalk_listen,
                   "also speak the beanstalkd protocol on address:port (docs/beanstalk.md)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);

@@ -1104,7 +1104,8 @@ std::map<std::string, std::set<std::string>> expected_principals(const options& 
           {"queue.resumed", {admin}},
           {"schedule.created", {admin}},
           {"schedule.deleted", {admin}},
-          {"engine.started", {engine}}};
+          {"engine.started", {engine}},
+          {"queue.retention", {engine}}};  // serve's default, at each start
 }
 
 /// The event log as the API serves it: sequence numbers 1..head without a

@@ -52,6 +52,7 @@ std::vector<event> sample_events() {
       kind_configured{"import.charts", "publish.charts",
                       R"({"properties":{"file":{"type":"string"}},"required":["file"]})"},
       job_cancel_requested{3, "user asked to stop"},
+      queue_retention{"imports", 86'400'000, 604'800'000},
   };
 
   std::vector<event> out;

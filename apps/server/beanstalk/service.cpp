@@ -21,6 +21,7 @@ std::string_view refusal_of(const engine_error& e) {
     case engine_errc::no_space:
       return "OUT_OF_MEMORY";
     case engine_errc::not_found:
+    case engine_errc::retired:
     case engine_errc::stale_token:
     case engine_errc::illegal_transition:
       return "NOT_FOUND";
