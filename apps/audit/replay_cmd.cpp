@@ -158,7 +158,8 @@ json view_to_json(const queue_view& view, millis now, std::size_t limit) {
         by_state[std::string(to_string(static_cast<job_state>(i)))] =
             q.by_state[static_cast<std::size_t>(i)];
     out["queues"].push_back(
-        {{"name", q.name}, {"paused", q.paused}, {"concurrency", q.concurrency}, {"counts", by_state}});
+        {{"name", q.name}, {"paused", q.paused}, {"concurrency", q.concurrency}, {"counts", by_state},
+         {"retired", q.retired}});
   }
   const auto& names = view.names();
   out["running"] = json::array();
@@ -204,20 +205,21 @@ void print_view(const queue_view& view, millis now, std::size_t limit) {
                 static_cast<unsigned long long>(c[static_cast<std::size_t>(i)]),
                 i + 1 < job_state_count ? ", " : "\n");
 
-  std::printf("\nqueues:\n  %-16s %-7s %-5s %9s %9s %9s %9s %9s %9s\n", "NAME", "PAUSED", "LIMIT",
-              "SCHEDULED", "QUEUED", "RUNNING", "REVIEW", "DONE", "FAILED");
+  std::printf("\nqueues:\n  %-16s %-7s %-5s %9s %9s %9s %9s %9s %9s %9s\n", "NAME", "PAUSED",
+              "LIMIT", "SCHEDULED", "QUEUED", "RUNNING", "REVIEW", "DONE", "FAILED", "RETIRED");
   for (const auto& q : view.queues(now)) {
     auto n = [&](job_state s) { return q.by_state[static_cast<std::size_t>(s)]; };
     unsigned long long done = n(job_state::succeeded) + n(job_state::accepted);
     unsigned long long failed = n(job_state::discarded) + n(job_state::declined) +
                                 n(job_state::cancelled) + n(job_state::expired);
-    std::printf("  %-16s %-7s %-5s %9llu %9llu %9llu %9llu %9llu %9llu\n", q.name.c_str(),
+    std::printf("  %-16s %-7s %-5s %9llu %9llu %9llu %9llu %9llu %9llu %9llu\n", q.name.c_str(),
                 q.paused ? "yes" : "no",
                 q.concurrency ? std::to_string(q.concurrency).c_str() : "-",
                 static_cast<unsigned long long>(n(job_state::scheduled)),
                 static_cast<unsigned long long>(n(job_state::queued)),
                 static_cast<unsigned long long>(n(job_state::running)),
-                static_cast<unsigned long long>(n(job_state::pending_review)), done, failed);
+                static_cast<unsigned long long>(n(job_state::pending_review)), done, failed,
+                static_cast<unsigned long long>(q.retired));
   }
 
   auto running = view.running();

@@ -6,6 +6,9 @@
 #define BOOST_TEST_MODULE apps_replay
 #include <boost/test/unit_test.hpp>
 
+#include <atomic>
+#include <memory>
+
 #include <nlohmann/json.hpp>
 
 #include "actors/engine.hpp"
@@ -177,6 +180,69 @@ BOOST_AUTO_TEST_CASE(the_queue_at_any_point_is_the_same_from_a_snapshot_as_from_
     }
   }
   BOOST_TEST(used_a_snapshot);
+}
+
+BOOST_AUTO_TEST_CASE(retired_jobs_leave_the_replayed_queue_when_they_left_the_live_one) {
+  temp_dir dir;
+  constexpr millis hour = 3'600'000;
+  auto offset = std::make_shared<std::atomic<millis>>(0);  // the engine's clock, moved by hand
+  millis half_way = 0, after = 0;
+  std::vector<std::size_t> live_half_way, live_after;
+  std::uint64_t retired_after = 0;
+  job_id first = 0;
+  {
+    engine_options opts;
+    opts.data_dir = dir.sub("data");
+    opts.clock = [offset] { return wall_now_ms() + offset->load(); };
+    opts.retention = retention_policy{hour, 2 * hour};
+    opts.handlers.add("ok", [](job_context&) { return outcome::success(); });
+    opts.handlers.add("bad", [](job_context&) { return outcome::permanent("no"); });
+    auto opened = engine::open(std::move(opts));
+    BOOST_REQUIRE_MESSAGE(opened.ok(), why(opened));
+    auto& eng = **opened;
+    job_submitted ok;
+    ok.kind = "ok";
+    job_submitted bad;
+    bad.kind = "bad";
+    first = submit(eng, ok);
+    const job_id failed = submit(eng, bad);
+    BOOST_REQUIRE(wait_until([&] {
+      return state_of(eng, first) == job_state::succeeded &&
+             state_of(eng, failed) == job_state::discarded;
+    }));
+    offset->fetch_add(hour / 2);
+    half_way = wall_now_ms() + offset->load();
+    live_half_way = *eng.counts();
+    offset->fetch_add(hour);  // the success is retired, the failure not yet
+    after = wall_now_ms() + offset->load();
+    live_after = *eng.counts();
+    auto queues = eng.queue_counts();
+    BOOST_REQUIRE(queues.ok() && queues->size() == 1u);
+    retired_after = queues->front().retired;
+    auto gone = eng.get(first);
+    BOOST_REQUIRE(!gone.ok());
+    BOOST_TEST(to_string(gone.error().code) == "retired");
+    BOOST_TEST(eng.get(failed).ok());
+    eng.close();
+  }
+  BOOST_TEST(live_half_way[static_cast<std::size_t>(job_state::succeeded)] == 1u);
+  BOOST_TEST(live_after[static_cast<std::size_t>(job_state::succeeded)] == 0u);
+  BOOST_TEST(live_after[static_cast<std::size_t>(job_state::discarded)] == 1u);
+  BOOST_TEST(retired_after == 1u);
+  for (auto [moment, live] : {std::pair{half_way, live_half_way}, std::pair{after, live_after}}) {
+    json at = replay_json({"--data", dir.sub("data"), "--at", format_time(moment)});
+    for (int i = 0; i < job_state_count; ++i) {
+      auto name = std::string(to_string(static_cast<job_state>(i)));
+      BOOST_TEST(at["counts"][name].get<std::size_t>() == live[static_cast<std::size_t>(i)],
+                 name << " at " << format_time(moment));
+    }
+  }
+  json at = replay_json({"--data", dir.sub("data"), "--at", format_time(after)});
+  BOOST_TEST(at["queues"][0]["retired"] == 1);
+  // The retired job's whole timeline is still one command.
+  json job = replay_json({"--data", dir.sub("data"), "--job", std::to_string(first)});
+  BOOST_TEST(job["job"]["state"] == "succeeded");
+  BOOST_TEST(job["history"].size() == 3u);
 }
 
 BOOST_AUTO_TEST_CASE(bad_arguments_get_a_clear_error) {
