@@ -199,7 +199,6 @@ class engine {
   result<queue_info> configure(std::string queue, std::uint32_t concurrency,
                                std::string principal = {});
 
-  // -- kinds (actors/engine_kinds.cpp) --------------------------------------------------
   // -- retention (actors/engine_kinds.cpp) ------------------------------------------------
   /// Sets how long the finished jobs of `queue` stay in the live views
   /// (lists, counts, get(), which answers engine_errc::retired after it):
@@ -213,6 +212,7 @@ class engine {
   /// The default retention the log records ({0, 0}: kept).
   result<retention_policy> default_retention() const;
 
+  // -- kinds (actors/engine_kinds.cpp) --------------------------------------------------
   /// Registers a kind's settings, replacing its previous ones whole, and
   /// answers once they are durable (a kind.configured event):
   ///   on_accept  the kind of the job that accepting a review of this kind
