@@ -322,6 +322,12 @@ result<job_record> engine::run_now(job_id id, std::string principal) {
 }
 
 result<job_record> engine::retry(job_id id, std::string principal) {
+  // A retired job stays retired (docs/api.md, "Retention").
+  auto retired = impl_->ask<millis>(impl_->core.projector, atom::retired::value, id);
+  if (!retired) return retired.error();
+  if (*retired != 0)
+    return engine_error{engine_errc::retired, "job " + std::to_string(id) + " was retired at " +
+                                                  format_time(*retired) + "; it cannot be retried"};
   return impl_->command(id, cmd_request{request_kind::retry}, std::move(principal));
 }
 

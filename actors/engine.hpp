@@ -166,6 +166,7 @@ class engine {
   result<job_record> cancel(job_id id, std::string reason = {}, std::string principal = {},
                             bool at_once = false);
   result<job_record> run_now(job_id id, std::string principal = {});
+  /// engine_errc::retired for a job its queue's retention retired.
   result<job_record> retry(job_id id, std::string principal = {});
   result<job_record> discard(job_id id, std::string reason = {}, std::string principal = {});
   /// Accepting runs the kind's on-accept hook first; if it throws, nothing

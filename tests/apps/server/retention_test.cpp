@@ -112,6 +112,9 @@ BOOST_AUTO_TEST_CASE(a_job_past_its_queues_retention_is_gone_from_every_view) {
   BOOST_TEST(metrics.find("jobsmith_jobs_retired{queue=\"reports\"} 1") != std::string::npos);
   BOOST_TEST(metrics.find("jobsmith_jobs{queue=\"reports\",state=\"succeeded\"} 0") !=
              std::string::npos);
+  // It cannot be brought back.
+  auto retry = s.post("/v1/jobs/" + std::to_string(id) + "/retry", json::object());
+  BOOST_TEST(retry.status == 410, retry.body);
   // The job's events are still in the log.
   auto events = s.c->get("/v1/events?job=" + std::to_string(id)).json()["events"];
   BOOST_TEST(events.size() >= 3u);
