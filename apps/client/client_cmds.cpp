@@ -23,19 +23,6 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string text_of(const json& j, const char* key) {
-  if (!j.is_object() || !j.contains(key)) return "";
-  auto& v = j[key];
-  if (v.is_null()) return "";
-  if (v.is_string()) return v.get<std::string>();
-  return compact(v);
-}
-
-std::int64_t int_of(const json& j, const char* key) {
-  if (!j.is_object() || !j.contains(key) || !j[key].is_number()) return 0;
-  return j[key].get<std::int64_t>();
-}
-
 /// Prints the answer raw (--json) or calls `human`; returns the exit code.
 template <class Human>
 int answer(const http::response& r, const connection_options& o, std::string_view verb,

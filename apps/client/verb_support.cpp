@@ -127,4 +127,17 @@ std::string compact(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+std::string text_of(const nlohmann::json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key)) return "";
+  auto& v = j[key];
+  if (v.is_null()) return "";
+  if (v.is_string()) return v.get<std::string>();
+  return compact(v);
+}
+
+std::int64_t int_of(const nlohmann::json& j, const char* key) {
+  if (!j.is_object() || !j.contains(key) || !j[key].is_number()) return 0;
+  return j[key].get<std::int64_t>();
+}
+
 }  // namespace jobsmith::apps

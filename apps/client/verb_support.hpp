@@ -58,4 +58,10 @@ void print_table(const std::vector<std::vector<std::string>>& rows);
 /// A JSON value as compact text, invalid UTF-8 replaced.
 std::string compact(const nlohmann::json& j);
 
+/// An answer's field as text (strings as they are, other values compact);
+/// "" when absent or null.
+std::string text_of(const nlohmann::json& j, const char* key);
+/// An answer's numeric field; 0 when absent or not a number.
+std::int64_t int_of(const nlohmann::json& j, const char* key);
+
 }  // namespace jobsmith::apps
