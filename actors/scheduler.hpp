@@ -108,6 +108,9 @@ struct scheduler_state {
     lease_request request;
     caf::typed_response_promise<std::vector<job_record>> promise;
     std::vector<job_record> leased;
+    /// The jobs given to it, in the order taken: the answer's order, since
+    /// their starts commit (and are answered) in any order.
+    std::vector<job_id> taken;
     std::uint32_t starting = 0;
     /// Jobs were given to it in one dispatch round; it takes no more and is
     /// answered once their starts commit. Reset if none of them started.

@@ -1,6 +1,7 @@
 // The scheduler's dispatch: leases, starting jobs on workers, and its timers
 // (ticks, deadlines, the saved lease clock) (scheduler_internal.hpp).
 #include <algorithm>
+#include <unordered_map>
 
 #include "actors/caf_error.hpp"
 #include "actors/job_actor.hpp"
@@ -84,6 +85,12 @@ void maybe_finish_lease(self_ptr self, std::uint64_t lease_id, bool expired) {
   if (!full && l.leased.empty() && !expired) {
     l.filled = false;  // every start was refused: open for jobs again
     return;            // keep polling
+  }
+  if (l.leased.size() > 1) {
+    std::unordered_map<job_id, std::size_t> rank;
+    for (std::size_t k = 0; k < l.taken.size(); ++k) rank.emplace(l.taken[k], k);
+    std::sort(l.leased.begin(), l.leased.end(),
+              [&](const job_record& a, const job_record& b) { return rank[a.id] < rank[b.id]; });
   }
   l.promise.deliver(std::move(l.leased));
   st.leases.erase(i);
@@ -171,6 +178,7 @@ void start(self_ptr self, tracked_job& tj, scheduler_state::worker_entry& worker
   std::string principal = "worker:" + worker.name;
   if (auto lease = st.leases.find(lease_id); lease != st.leases.end()) {
     ++lease->second.starting;
+    lease->second.taken.push_back(id);
     if (!lease->second.request.principal.empty()) principal = lease->second.request.principal;
   }
   self->request(actor_of(self, id), caf::infinite, atom::command::value,
