@@ -39,5 +39,6 @@ using hook_done = caf::atom_constant<caf::atom("hook_done")>;
 using kind = caf::atom_constant<caf::atom("kind")>;
 using retired = caf::atom_constant<caf::atom("retired")>;
 using retention = caf::atom_constant<caf::atom("retention")>;
+using rows = caf::atom_constant<caf::atom("rows")>;
 
 }  // namespace jobsmith::atom

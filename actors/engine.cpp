@@ -6,7 +6,6 @@
 #include <random>
 #include <shared_mutex>
 
-
 #include "actors/caf_error.hpp"
 #include "actors/caf_runtime.hpp"
 #include "actors/engine_actors.hpp"
@@ -27,6 +26,16 @@
 namespace jobsmith {
 
 // The error helpers (to_string, from_job_errc, from_caf): engine_error.cpp.
+
+namespace {
+
+/// " was retired at <time>", or " was retired" when the view let the
+/// row go and its time with it (queue_view::retired_at answers -1).
+std::string retired_text(millis at) {
+  return at > 0 ? " was retired at " + format_time(at) : std::string(" was retired");
+}
+
+}  // namespace
 
 // -- spawning -------------------------------------------------------------------------
 
@@ -326,8 +335,8 @@ result<job_record> engine::retry(job_id id, std::string principal) {
   auto retired = impl_->ask<millis>(impl_->core.projector, atom::retired::value, id);
   if (!retired) return retired.error();
   if (*retired != 0)
-    return engine_error{engine_errc::retired, "job " + std::to_string(id) + " was retired at " +
-                                                  format_time(*retired) + "; it cannot be retried"};
+    return engine_error{engine_errc::retired,
+                        "job " + std::to_string(id) + retired_text(*retired) + "; it cannot be retried"};
   return impl_->command(id, cmd_request{request_kind::retry}, std::move(principal));
 }
 
@@ -369,7 +378,7 @@ result<job_view> engine::get(job_id id) const {
     if (!retired) return retired.error();
     if (*retired != 0)
       return engine_error{engine_errc::retired,
-                          "job " + std::to_string(id) + " was retired at " + format_time(*retired) +
+                          "job " + std::to_string(id) + retired_text(*retired) +
                               ", when its queue's retention ran out; its history is in the log: "
                               "jobsmith replay --job " + std::to_string(id)};
   }
@@ -406,6 +415,12 @@ result<std::vector<queue_row>> engine::queue_counts() const {
 
 result<event_counts> engine::totals() const {
   return impl_->ask<event_counts>(impl_->core.projector, atom::totals::value);
+}
+
+result<engine::view_rows> engine::rows() const {
+  auto r = impl_->ask<std::vector<std::uint64_t>>(impl_->core.projector, atom::rows::value);
+  if (!r) return r.error();
+  return view_rows{r->at(0), r->at(1)};
 }
 
 result<dispatch_explanation> engine::explain(job_id id) const {

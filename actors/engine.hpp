@@ -187,6 +187,13 @@ class engine {
   result<std::vector<queue_row>> queue_counts() const;
   /// Events of the whole log by what they did, from the queue view.
   result<event_counts> totals() const;
+  /// What the queue view's rows take in memory: row slots held, and rows
+  /// of retired jobs let go so far (queue_view::row_slots, released).
+  struct view_rows {
+    std::uint64_t slots = 0;
+    std::uint64_t released = 0;
+  };
+  result<view_rows> rows() const;
   result<dispatch_explanation> explain(job_id id) const;
   result<std::vector<queue_info>> queues() const;
   /// The recurring schedules not deleted, by id.

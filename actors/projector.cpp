@@ -28,6 +28,13 @@ sequence_t write_snapshot(projector_state& st) {
 
 }  // namespace
 
+void release_rows(projector_state& st) {
+  const millis now = st.clock();
+  if (now < st.next_release) return;
+  st.next_release = now + release_every_ms;
+  st.view.release_retired(now - release_grace_ms);
+}
+
 std::vector<std::string> snapshots_to_drop(std::vector<store::snapshot_info> stored,
                                            std::size_t keep) {
   keep = std::max<std::size_t>(keep, 1);
@@ -62,24 +69,36 @@ projector_actor::behavior_type projector(projector_actor::stateful_pointer<proje
   st.snapshot_every = snapshot_every;
   st.snapshots_kept = snapshots_kept;
   st.snapshot_seq = snapshot_seq;
+  release_rows(st);
   return {
       [self](atom::committed, const committed_batch& batch) {
         auto& st = self->state;
         for (auto& ev : *batch) st.view.apply(ev);
+        release_rows(st);
         if (st.snapshot_every != 0 && st.view.head() - st.snapshot_seq >= st.snapshot_every)
           write_snapshot(st);
       },
       [self](atom::snapshot) { return write_snapshot(self->state); },
-      [self](atom::queues) { return self->state.view.queues(self->state.clock()); },
+      [self](atom::queues) {
+        release_rows(self->state);
+        return self->state.view.queues(self->state.clock());
+      },
       [self](atom::totals) { return self->state.view.totals(); },
       [self](atom::retired, job_id id) {
         return self->state.view.retired_at(id, self->state.clock());
       },
       [self](atom::retention) { return self->state.view.default_retention(); },
+      [self](atom::rows) {
+        release_rows(self->state);
+        auto& v = self->state.view;
+        return std::vector<std::uint64_t>{v.row_slots(), v.released()};
+      },
       [self](atom::list, const job_filter& filter) {
+        release_rows(self->state);
         return self->state.view.match(filter, self->state.clock());
       },
       [self](atom::stats) {
+        release_rows(self->state);
         auto counts = self->state.view.counts(self->state.clock());
         return std::vector<std::size_t>(counts.begin(), counts.end());
       },

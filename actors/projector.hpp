@@ -24,7 +24,21 @@ struct projector_state {
   sequence_t snapshot_seq = 0;       // what the stored snapshot covers
   std::size_t snapshots_kept = 8;
   std::uint64_t snapshot_failures = 0;
+  millis next_release = 0;  // wall time of the next look for rows to let go
 };
+
+/// Rows of jobs retired this long ago are let go: events are stamped when
+/// they commit, so none for such a job can still be on its way (the view
+/// would ignore it anyway, but replay must too; see release_rows).
+inline constexpr millis release_grace_ms = 60'000;
+/// How often the projector looks for rows to let go, at most.
+inline constexpr millis release_every_ms = 10'000;
+
+/// Lets go of the view's rows of jobs retired release_grace_ms before
+/// now, at most every release_every_ms (a pass reads every row). Called
+/// on start, on each committed batch and on each query, so an idle server
+/// that is asked nothing keeps its rows until it is.
+void release_rows(projector_state& st);
 
 /// Which of `stored` (oldest first) to delete so at most `keep` (>= 1)
 /// remain. Never the newest; otherwise, one at a time, the one whose

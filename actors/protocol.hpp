@@ -129,6 +129,8 @@ using projector_actor = caf::typed_actor<
     caf::replies_to<atom::retired, job_id>::with<millis>,
     /// The default retention the log records ({0, 0} = kept).
     caf::replies_to<atom::retention>::with<retention_policy>,
+    /// What the view's rows take: {row slots held, rows of retired jobs let go}.
+    caf::replies_to<atom::rows>::with<std::vector<std::uint64_t>>,
     /// Writes the queue view snapshot now, unless it is current; replies
     /// with the sequence it covers (0 when nothing was written).
     caf::replies_to<atom::snapshot>::with<sequence_t>>;

@@ -30,7 +30,7 @@ set(JOBSMITH_ENGINE_HEADERS
   events/event.hpp
   events/job_state.hpp
   projections/job_filter.hpp
-  projections/large_allocator.hpp  # the allocator of queue_view's rows
+  projections/row_store.hpp  # the storage of queue_view's rows
   projections/queue_view.hpp
 )
 # jobsmith::server's: the server over an engine, its tokens, the beanstalkd

@@ -27,10 +27,6 @@ std::optional<std::uint32_t> name_table::find(std::string_view name) const {
 
 namespace {
 
-// Rows past this distance from the dense range go to the sparse map, so a
-// stray large id cannot make the vector huge.
-constexpr job_id dense_slack = 1'000'000;
-
 const std::vector<std::pair<std::uint32_t, lock_mode>> no_resources;
 
 // The rules of events/job_state.cpp's apply(), on a row. Kept in the same
@@ -55,33 +51,8 @@ millis retire_time(const job_row& r, const retention_policy& p) {
 
 }  // namespace
 
-job_row* queue_view::row_for(job_id id, bool create) {
-  if (id == 0) return nullptr;
-  if (id <= rows_.size()) return &rows_[id - 1];
-  if (auto i = sparse_.find(id); i != sparse_.end()) return &i->second;
-  if (!create) return nullptr;
-  if (id > rows_.size() + dense_slack) return &sparse_[id];
-  rows_.resize(id);
-  // Rows that were sparse move into the dense range once it reaches them.
-  for (auto it = sparse_.begin(); it != sparse_.end();) {
-    if (it->first <= rows_.size()) {
-      rows_[it->first - 1] = std::move(it->second);
-      it = sparse_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  return &rows_[id - 1];
-}
-
 const job_row* queue_view::find(job_id id) const {
-  if (id == 0) return nullptr;
-  const job_row* row = nullptr;
-  if (id <= rows_.size()) {
-    row = &rows_[id - 1];
-  } else if (auto i = sparse_.find(id); i != sparse_.end()) {
-    row = &i->second;
-  }
+  const job_row* row = rows_.find(id);
   return row != nullptr && row->id != 0 ? row : nullptr;
 }
 
@@ -121,7 +92,12 @@ void queue_view::apply(const event& ev) {
     }
     return;
   }
-  job_row* row = row_for(ev.job, true);
+  // A retired job's events change nothing, whether its row was let go or
+  // not (an id let go gets a row again only from its job.submitted: one
+  // that was never submitted).
+  if (rows_.released(ev.job) && !std::holds_alternative<job_submitted>(ev.body)) return;
+  job_row* row = &rows_.get(ev.job);
+  if (row->id != 0 && retired(*row, ev.time)) return;
   const bool was_live = row->id != 0 && !is_terminal(row->state);
   ++row->event_count;
   row->last_seq = ev.seq;
@@ -286,8 +262,21 @@ retention_policy queue_view::retention_for(std::string_view queue) const {
 }
 
 millis queue_view::retired_at(job_id id, millis now) const {
+  if (rows_.released(id)) return id <= rows_.max_id() ? -1 : 0;
   const job_row* r = find(id);
   return r != nullptr && retired(*r, now) ? r->retire_at : 0;
+}
+
+std::size_t queue_view::release_retired(millis before) {
+  if (retention_.empty()) return 0;  // no job was ever given a retirement time
+  return rows_.release([&](const job_row& r) { return retired(r, before); },
+                       [&](const job_row& r) { ++released_[r.queue]; });
+}
+
+std::uint64_t queue_view::released() const {
+  std::uint64_t n = 0;
+  for (const auto& [queue, count] : released_) n += count;
+  return n;
 }
 
 // A new setting applies to the finished jobs it concerns that are not
@@ -303,16 +292,7 @@ void queue_view::apply_retention(const queue_retention& setting, millis time) {
     const millis at = retire_time(r, policy_of(r.queue));
     r.retire_at = at == 0 ? 0 : std::max(at, time);
   };
-  for (auto& r : rows_) update(r);
-  for (auto& [id, r] : sparse_) update(r);
-}
-
-job_id queue_view::max_job() const {
-  // Rows exist for every id an event named (submitted or not), and the
-  // dense range ends at the highest of those below the sparse ones.
-  job_id best = rows_.size();
-  for (const auto& [id, r] : sparse_) best = std::max(best, id);
-  return best;
+  rows_.for_each(update);
 }
 
 std::vector<job_id> queue_view::match(const job_filter& filter, millis now) const {
@@ -334,7 +314,7 @@ std::vector<job_id> queue_view::match(const job_filter& filter, millis now) cons
     kind = *id;
   }
   auto matches = [&](const job_row& r) {
-    if (r.id == 0 || retired(r, now)) return false;
+    if (retired(r, now)) return false;
     job_state state = r.state;
     if (state == job_state::scheduled && r.due_at <= now) state = job_state::queued;
     if (!filter.states_in.empty() && !contains(filter.states_in, state)) return false;
@@ -353,50 +333,39 @@ std::vector<job_id> queue_view::match(const job_filter& filter, millis now) cons
     if (filter.attempts_max && r.attempts > *filter.attempts_max) return false;
     return true;
   };
-  // Dense rows are in id order; sparse ids all lie beyond them.
-  for (std::size_t i = filter.after; i < rows_.size() && out.size() < filter.limit; ++i)
-    if (matches(rows_[i])) out.push_back(rows_[i].id);
-  if (out.size() < filter.limit && !sparse_.empty()) {
-    std::vector<job_id> far;
-    for (const auto& [id, r] : sparse_)
-      if (id > filter.after && matches(r)) far.push_back(id);
-    std::sort(far.begin(), far.end());
-    for (auto id : far) {
-      if (out.size() >= filter.limit) break;
-      out.push_back(id);
-    }
-  }
+  rows_.visit(filter.after, [&](const job_row& r) {
+    if (matches(r)) out.push_back(r.id);
+    return out.size() < filter.limit;
+  });
   return out;
 }
 
 std::array<std::uint64_t, job_state_count> queue_view::counts(millis now) const {
   std::array<std::uint64_t, job_state_count> out{};
-  auto count = [&](const job_row& r) {
-    if (r.id == 0 || retired(r, now)) return;
+  rows_.visit(0, [&](const job_row& r) {
+    if (retired(r, now)) return true;
     job_state s = r.state;
     if (s == job_state::scheduled && r.due_at <= now) s = job_state::queued;
     ++out[static_cast<std::size_t>(s)];
-  };
-  for (const auto& r : rows_) count(r);
-  for (const auto& [id, r] : sparse_) count(r);
+    return true;
+  });
   return out;
 }
 
 std::vector<queue_row> queue_view::queues(millis now) const {
   std::map<std::string, queue_row> by_name;
-  auto count = [&](const job_row& r) {
-    if (r.id == 0) return;
+  rows_.visit(0, [&](const job_row& r) {
     auto& q = by_name[names_.name(r.queue)];
     if (retired(r, now)) {
       ++q.retired;
-      return;
+      return true;
     }
     job_state s = r.state;
     if (s == job_state::scheduled && r.due_at <= now) s = job_state::queued;
     ++q.by_state[static_cast<std::size_t>(s)];
-  };
-  for (const auto& r : rows_) count(r);
-  for (const auto& [id, r] : sparse_) count(r);
+    return true;
+  });
+  for (const auto& [name_id, n] : released_) by_name[names_.name(name_id)].retired += n;
   for (const auto& [name_id, s] : settings_) {
     auto& q = by_name[names_.name(name_id)];
     q.paused = s.paused;
@@ -416,21 +385,19 @@ std::vector<queue_row> queue_view::queues(millis now) const {
 
 std::vector<const job_row*> queue_view::running() const {
   std::vector<const job_row*> out;
-  for (const auto& r : rows_)
-    if (r.id != 0 && r.state == job_state::running) out.push_back(&r);
-  for (const auto& [id, r] : sparse_)
+  rows_.visit(0, [&](const job_row& r) {
     if (r.state == job_state::running) out.push_back(&r);
-  std::sort(out.begin(), out.end(), [](auto* a, auto* b) { return a->id < b->id; });
+    return true;
+  });
   return out;
 }
 
 std::vector<const job_row*> queue_view::ready(millis now) const {
   std::vector<const job_row*> out;
-  auto take = [&](const job_row& r) {
-    if (r.id != 0 && r.state == job_state::scheduled && r.due_at <= now) out.push_back(&r);
-  };
-  for (const auto& r : rows_) take(r);
-  for (const auto& [id, r] : sparse_) take(r);
+  rows_.visit(0, [&](const job_row& r) {
+    if (r.state == job_state::scheduled && r.due_at <= now) out.push_back(&r);
+    return true;
+  });
   std::sort(out.begin(), out.end(), [](const job_row* a, const job_row* b) {
     // Requested first, earliest request first (actors/ready_index.hpp).
     if ((a->requested_at == 0) != (b->requested_at == 0)) return a->requested_at != 0;

@@ -27,7 +27,7 @@
 #include "../events/event.hpp"
 #include "../events/job_state.hpp"
 #include "job_filter.hpp"
-#include "large_allocator.hpp"
+#include "row_store.hpp"
 
 namespace jobsmith {
 
@@ -79,6 +79,8 @@ struct job_row {
   std::string last_error;
 };
 
+using row_store = basic_row_store<job_row>;
+
 /// How long finished jobs stay in the live views (queue.retention): after
 /// a success (succeeded, accepted) and after any other end (discarded,
 /// declined, cancelled, expired). 0 = kept.
@@ -104,7 +106,7 @@ struct queue_row {
   bool paused = false;
   std::uint32_t concurrency = 0;  // 0 = unlimited
   std::array<std::uint64_t, job_state_count> by_state{};  // effective states, retired jobs not counted
-  std::uint64_t retired = 0;  // finished jobs past their retention
+  std::uint64_t retired = 0;  // finished jobs past their retention, rows let go or not
   retention_policy retention;  // in force: the queue's own, else the default
 };
 
@@ -147,8 +149,11 @@ class queue_view {
   /// run_at stays the due time; rows keep the time of a run-now request
   /// (flag bit 8, then the time after the error text). 8: retention
   /// settings (after the kinds), and rows their retirement time (flag bit
-  /// 9, then the time after the request's).
-  static constexpr std::uint32_t version = 8;
+  /// 9, then the time after the request's). 9: rows of retired jobs let
+  /// go (the highest job id, the released blocks and the jobs let go per
+  /// queue, after the retention settings); the rule that events of a
+  /// retired job change nothing.
+  static constexpr std::uint32_t version = 9;
 
   /// Folds one committed event; `ev.seq` must follow the last one applied.
   void apply(const event& ev);
@@ -202,8 +207,22 @@ class queue_view {
   const std::unordered_map<std::uint32_t, retention_policy>& retention_settings() const {
     return retention_;
   }
-  /// When job `id` was retired if it is retired at `now`, else 0.
+  /// When job `id` was retired if it is retired at `now`, else 0; -1 for
+  /// an id whose row was let go (the time went with it; an id that never
+  /// had a job answers -1 too, and its log has no events).
   millis retired_at(job_id id, millis now) const;
+
+  /// Lets go of the rows of jobs retired at `before` (with whole blocks of
+  /// rows: row_store.hpp), counting them per queue. Queries answer as
+  /// before; events for those jobs change nothing, as for any retired
+  /// job. Returns how many rows were let go.
+  std::size_t release_retired(millis before);
+  /// What the rows take: row slots held in blocks and in maps.
+  std::size_t row_slots() const {
+    return rows_.blocks_held() * row_store::block_rows + rows_.rows_in_maps();
+  }
+  /// Rows of retired jobs let go so far.
+  std::uint64_t released() const;
 
   /// The whole view as bytes, for a snapshot:
   ///   "jsqv" | u32 LE version | u64 LE checksum of head | varint len | head
@@ -236,21 +255,17 @@ class queue_view {
   /// Registered kinds (kind.configured), by name.
   const kind_table& kinds() const { return kinds_; }
   /// The highest job id any event named (0 when none).
-  job_id max_job() const;
+  job_id max_job() const { return rows_.max_id(); }
   /// Calls fn(row) for every job not in a terminal state, in id order.
   template <class Fn>
   void for_each_live(Fn&& fn) const {
-    for (const auto& r : rows_)
-      if (r.id != 0 && !is_terminal(r.state)) fn(r);
-    std::vector<const job_row*> far;
-    for (const auto& [id, r] : sparse_)
-      if (r.id != 0 && !is_terminal(r.state)) far.push_back(&r);
-    std::sort(far.begin(), far.end(), [](auto* a, auto* b) { return a->id < b->id; });
-    for (const job_row* r : far) fn(*r);
+    rows_.visit(0, [&](const job_row& r) {
+      if (!is_terminal(r.state)) fn(r);
+      return true;
+    });
   }
 
  private:
-  job_row* row_for(job_id id, bool create);
   static bool retired(const job_row& r, millis now) { return r.retire_at != 0 && r.retire_at <= now; }
   retention_policy policy_of(std::uint32_t queue) const;
   void apply_retention(const queue_retention& setting, millis time);
@@ -259,10 +274,9 @@ class queue_view {
   millis head_time_ = 0;
   std::uint64_t job_count_ = 0;
   name_table names_;
-  // Job ids are dense (the scheduler counts them up), so rows live in a
-  // vector indexed by id; ids far beyond it go to `sparse_`.
-  std::vector<job_row, large_allocator<job_row>> rows_;
-  std::unordered_map<job_id, job_row> sparse_;
+  row_store rows_;
+  // Retired jobs whose rows were let go, per queue name id.
+  std::unordered_map<std::uint32_t, std::uint64_t> released_;
   std::vector<std::vector<std::pair<std::uint32_t, lock_mode>>> resource_sets_;
   std::unordered_map<std::uint32_t, queue_settings> settings_;
   std::map<schedule_id, schedule_row> schedules_;

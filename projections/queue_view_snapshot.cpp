@@ -283,16 +283,27 @@ std::string queue_view::encode() const {
     w.put(p.succeeded);
     w.put(p.failed);
   }
+  w.put(rows_.max_id());
+  const auto ranges = rows_.released_ranges();
+  w.put_varint(ranges.size());
+  for (auto [first, last] : ranges) {
+    w.put_varint(first);
+    w.put_varint(last);
+  }
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> released(released_.begin(), released_.end());
+  std::sort(released.begin(), released.end());
+  w.put_varint(released.size());
+  for (auto [name, count] : released) {
+    w.put(name);
+    w.put(count);
+  }
 
   std::vector<const job_row*> rows;
   rows.reserve(job_count_);
-  for (const auto& r : rows_)
-    if (r.id != 0) rows.push_back(&r);
-  std::vector<const job_row*> sparse;
-  for (const auto& [id, r] : sparse_)
-    if (r.id != 0) sparse.push_back(&r);
-  std::sort(sparse.begin(), sparse.end(), [](auto* a, auto* b) { return a->id < b->id; });
-  rows.insert(rows.end(), sparse.begin(), sparse.end());
+  rows_.visit(0, [&](const job_row& r) {
+    rows.push_back(&r);
+    return true;
+  });
 
   std::string out(snapshot_magic);
   put_fixed(out, version, 4);
@@ -428,6 +439,36 @@ std::optional<queue_view> queue_view::decode(std::string_view bytes, std::string
       return fail("a retention is out of range");
     v.retention_[name] = p;
   }
+  job_id max_job = 0;
+  r("max_job", max_job);
+  // Released blocks: ranges rising and apart, of whole blocks below the
+  // highest job id.
+  r("released_blocks", n);
+  if (!r.failed() && n > r.left()) return fail("released range count exceeds the input");
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;
+  for (std::uint64_t i = 0; i < n && !r.failed(); ++i) {
+    std::uint64_t first = 0, last = 0;
+    if (!r.get_varint(first) || !r.get_varint(last)) return fail("released ranges are damaged");
+    if (last < first || (!ranges.empty() && first <= ranges.back().second + 1) ||
+        last >= max_job / row_store::block_rows)
+      return fail("released ranges out of order or past the highest job");
+    ranges.emplace_back(first, last);
+  }
+  std::uint64_t released_total = 0;
+  r("released", n);
+  if (!r.failed() && n > r.left()) return fail("released count exceeds the input");
+  for (std::uint64_t i = 0; i < n && !r.failed(); ++i) {
+    std::uint32_t name = 0;
+    std::uint64_t count = 0;
+    r("queue", name);
+    r("count", count);
+    if (r.failed()) break;
+    if (name >= v.names_.size() || v.released_.count(name) != 0 || count == 0 ||
+        count > job_count - released_total)
+      return fail("released jobs of a queue out of range or twice");
+    v.released_[name] = count;
+    released_total += count;
+  }
   if (r.failed()) return fail(r.path() + ": " + r.what());
   if (r.left() != 0) return fail(std::to_string(r.left()) + " bytes after the head");
 
@@ -464,9 +505,22 @@ std::optional<queue_view> queue_view::decode(std::string_view bytes, std::string
     rest = rest.substr(body_at + ch.bytes.size());
   }
   if (frames.left() != 0) return fail(std::to_string(frames.left()) + " bytes after the last row");
-  if (total_rows != job_count)
-    return fail("row count " + std::to_string(total_rows) + " does not match the job count " +
+  if (total_rows + released_total != job_count)
+    return fail("row count " + std::to_string(total_rows) + " and " +
+                std::to_string(released_total) + " let go do not make the job count " +
                 std::to_string(job_count));
+  // Memory in proportion to the input: the blocks between released ranges
+  // are allocated, and a kept block holds rows (else it would have been
+  // released with its neighbours), so there are no more than rows; the
+  // ranges' span costs a pointer a block.
+  if (!ranges.empty()) {
+    std::uint64_t kept = ranges[0].first == 0 ? 0 : ranges[0].first;
+    for (std::size_t k = 1; k < ranges.size(); ++k) kept += ranges[k].first - ranges[k - 1].second - 1;
+    const std::uint64_t start = ranges[0].first == 0 ? ranges[0].second + 1 : 0;
+    if (kept > total_rows || ranges.back().second + 1 - start > bytes.size() + 1024)
+      return fail("released ranges claim more blocks than the rows fill");
+    v.rows_.restore_released(ranges);
+  }
 
   // Each chunk's first row id (its first field) tells where its rows go:
   // ids rise across chunks, so chunk k's ids lie in [first[k], first[k+1]).
@@ -487,11 +541,11 @@ std::optional<queue_view> queue_view::decode(std::string_view bytes, std::string
   // sparse map. (With the live fold's slack of a million ids, 20 bytes
   // naming job 999,999 made a million empty rows: 150 MB, found by the
   // snapshot fuzzer as a slow input.)
-  const job_id dense_limit = 2 * total_rows + 1024;
+  const job_id dense_limit = v.rows_.first_id() + 2 * total_rows + 1024;
   // Every id below the last chunk's first, plus that chunk's rows if its
   // ids are dense; ids past that (gaps in the last chunk) are placed after.
   const bool in_place = rising && first.back() + chunks.back().rows - 1 <= dense_limit;
-  if (in_place) v.rows_.resize(static_cast<std::size_t>(first.back() + chunks.back().rows - 1));
+  if (in_place) v.rows_.reserve_to(first.back() + chunks.back().rows - 1);
 
   // Check and read the chunks on a few threads; each checks what it can
   // alone (names in range, ids rising within the chunk and inside its
@@ -521,12 +575,12 @@ std::optional<queue_view> queue_view::decode(std::string_view bytes, std::string
         return;
       }
       if (in_place) {
-        // Only the last chunk can reach past the vector (gaps in its ids):
-        // those rows are placed after the threads are done.
-        if (row.id > v.rows_.size())
-          ch.out.push_back(std::move(row));
+        // Rows of released blocks, and rows past the reserved blocks (gaps
+        // in the last chunk's ids) are placed after the threads are done.
+        if (job_row* slot = v.rows_.slot(row.id))
+          *slot = std::move(row);
         else
-          v.rows_[static_cast<std::size_t>(row.id - 1)] = std::move(row);
+          ch.out.push_back(std::move(row));
       }
     }
     if (cr.left() != 0) ch.error = std::to_string(cr.left()) + " bytes after a chunk's rows";
@@ -552,18 +606,15 @@ std::optional<queue_view> queue_view::decode(std::string_view bytes, std::string
         return fail("rows out of id order at job " + std::to_string(ch.out.front().id));
       previous = ch.out.back().id;
     }
-    v.rows_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(job_count, 1u << 26)));
   }
   for (auto& ch : chunks) {
     for (auto& row : ch.out) {
       auto id = row.id;
-      if (id > dense_limit && id > v.rows_.size())
-        v.sparse_[id] = std::move(row);
-      else
-        *v.row_for(id, true) = std::move(row);
+      v.rows_.get(id, dense_limit) = std::move(row);
     }
     std::vector<job_row>().swap(ch.out);
   }
+  v.rows_.max_id(max_job);
   v.job_count_ = job_count;
   return v;
 }

@@ -59,6 +59,16 @@ std::string api::metrics_text() {
     line("jobsmith_jobs_retired{queue=\"" + label_escape(q.name) + "\"}",
          static_cast<double>(q.retired));
 
+  if (auto rows = eng_.rows()) {
+    gauge("jobsmith_view_row_slots",
+          "Row slots the queue view holds in memory (whole blocks, and rows kept apart).",
+          "gauge");
+    line("jobsmith_view_row_slots", static_cast<double>(rows->slots));
+    gauge("jobsmith_view_rows_released", "Retired jobs whose rows the queue view let go of.",
+          "gauge");
+    line("jobsmith_view_rows_released", static_cast<double>(rows->released));
+  }
+
   auto t = hub_.totals();
   auto counter = [&](const char* name, const char* help, std::uint64_t v) {
     gauge(name, help, "counter");

@@ -370,8 +370,9 @@ BOOST_AUTO_TEST_CASE(chunk_frames_claiming_more_rows_than_bytes_are_refused_befo
     for (int i = 0; i < n; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
   };
   // head: seq 0, time 0, job count 300 * 65,536, no names, sets, settings,
-  // schedules; eight zero totals; no kinds, no retention settings.
-  const std::string head = std::string("\x00\x00\x80\x80\xb0\x09", 6) + std::string(14, '\0');
+  // schedules; eight zero totals; no kinds, no retention settings; highest
+  // job 0, nothing let go.
+  const std::string head = std::string("\x00\x00\x80\x80\xb0\x09", 6) + std::string(17, '\0');
   std::string bytes = "jsqv";
   fixed(bytes, queue_view::version, 4);
   fixed(bytes, queue_view::checksum(head), 8);
