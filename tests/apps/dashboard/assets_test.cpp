@@ -38,6 +38,7 @@ BOOST_AUTO_TEST_CASE(files_are_byte_for_byte_with_their_types) {
   } const files[] = {
       {"index.html", "text/html; charset=utf-8"},
       {"app.js", "text/javascript; charset=utf-8"},
+      {"format.js", "text/javascript; charset=utf-8"},
       {"style.css", "text/css; charset=utf-8"},
   };
   for (const auto& f : files) {
@@ -60,6 +61,18 @@ BOOST_AUTO_TEST_CASE(the_page_loads_only_what_is_embedded) {
     BOOST_TEST(page.find(ref) != std::string::npos, ref);
     BOOST_TEST(find_asset(ref).has_value(), ref);
   }
+  // Every module app.js imports ("from './x.js'", resolved under /ui/).
+  const std::string app(find_asset("/ui/app.js")->body);
+  int imports = 0;
+  for (auto at = app.find("from './"); at != std::string::npos; at = app.find("from './", at + 1)) {
+    const auto start = at + 8;
+    const auto end = app.find('\'', start);
+    BOOST_TEST_REQUIRE(end != std::string::npos);
+    const std::string ref = "/ui/" + app.substr(start, end - start);
+    BOOST_TEST(find_asset(ref).has_value(), "app.js imports " << ref);
+    ++imports;
+  }
+  BOOST_TEST(imports >= 1);
 }
 
 BOOST_AUTO_TEST_CASE(other_paths_are_not_assets) {
