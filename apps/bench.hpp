@@ -21,10 +21,21 @@ struct embedded_bench_options {
   bool in_memory = false;        // for comparison only: no disk
   bool stock_clock = false;      // for comparison only: CAF's own timer clock
   std::string ack_file;          // append each acknowledged job id here (crash tests)
+  // --soak: run for this long (ms) at `rate` instead of `jobs` jobs.
+  std::int64_t soak = 0;
+  std::int64_t soak_retention = 60'000;     // the engine's retention, both kinds of end
+  std::int64_t soak_report_every = 60'000;  // a reading this often
 };
 
 /// Prints the figures to stdout; returns the process exit code.
 int run_embedded_bench(const embedded_bench_options& options);
+
+/// `--soak`: submits one job per call at `rate` (default 1,000/s) for
+/// `soak` ms under `soak_retention`, and prints every `soak_report_every`
+/// the resident memory, the data directory's and its archive folder's
+/// size, the live jobs and the queue view's row slots and rows let go; at
+/// the end, the last reading against the one at minute 3.
+int run_embedded_soak(const embedded_bench_options& options);
 
 struct log_bench_options {
   std::uint64_t events = 300'000;

@@ -8,6 +8,7 @@
 #include "apps/client/bench_url.hpp"
 #include "apps/demo.hpp"
 #include "apps/verbs.hpp"
+#include "events/time_text.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"jobsmith: an event-sourced, actor-model job engine"};
@@ -55,6 +56,21 @@ int main(int argc, char** argv) {
                      "CAF's own timer clock, woken by every actor's end (for comparison only)");
   bench_cmd->add_option("--ack-file", bench.ack_file,
                         "append every acknowledged job id to this file (crash tests)");
+  std::string soak, soak_retention = "60s", soak_report_every = "1m";
+  auto duration = [](const std::string& text) -> std::string {
+    return jobsmith::parse_duration(text) ? "" : "expected a duration such as 20m, 60s or 1h";
+  };
+  bench_cmd->add_option("--soak", soak,
+                        "with --embedded: run this long (20m, 1h) at --rate (default 1000) "
+                        "and print a reading every --report-every")
+      ->check(duration);
+  bench_cmd->add_option("--retention", soak_retention,
+                        "with --soak: how long finished jobs stay in the live views")
+      ->check(duration)
+      ->capture_default_str();
+  bench_cmd->add_option("--report-every", soak_report_every, "with --soak: a reading this often")
+      ->check(duration)
+      ->capture_default_str();
   // bench --url: the same workload through a running `jobsmith serve`.
   jobsmith::apps::url_bench_options url_bench;
   bench_cmd->add_option("--url", url_bench.url, "a running server: bench it over HTTP");
@@ -109,6 +125,12 @@ int main(int argc, char** argv) {
       log_bench.batch = bench.batch;
       log_bench.data_dir = bench.data_dir;
       return jobsmith::apps::run_log_bench(log_bench);
+    }
+    if (embedded && !soak.empty()) {
+      bench.soak = *jobsmith::parse_duration(soak);
+      bench.soak_retention = *jobsmith::parse_duration(soak_retention);
+      bench.soak_report_every = std::max<std::int64_t>(1'000, *jobsmith::parse_duration(soak_report_every));
+      return jobsmith::apps::run_embedded_soak(bench);
     }
     if (embedded) return jobsmith::apps::run_embedded_bench(bench);
     if (!url_bench.url.empty()) {
