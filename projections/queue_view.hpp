@@ -217,10 +217,8 @@ class queue_view {
   /// before; events for those jobs change nothing, as for any retired
   /// job. Returns how many rows were let go.
   std::size_t release_retired(millis before);
-  /// What the rows take: row slots held in blocks and in maps.
-  std::size_t row_slots() const {
-    return rows_.blocks_held() * row_store::block_rows + rows_.rows_in_maps();
-  }
+  /// What the rows take: rows built in the blocks held, and in maps.
+  std::size_t row_slots() const { return rows_.rows_held(); }
   /// Rows of retired jobs let go so far.
   std::uint64_t released() const;
 

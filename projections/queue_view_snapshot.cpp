@@ -510,14 +510,15 @@ std::optional<queue_view> queue_view::decode(std::string_view bytes, std::string
                 std::to_string(released_total) + " let go do not make the job count " +
                 std::to_string(job_count));
   // Memory in proportion to the input: the blocks between released ranges
-  // are allocated, and a kept block holds rows (else it would have been
-  // released with its neighbours), so there are no more than rows; the
+  // are allocated, and a kept one holds more than a quarter of a block of
+  // rows (else it would have been released with its neighbours); the
   // ranges' span costs a pointer a block.
   if (!ranges.empty()) {
     std::uint64_t kept = ranges[0].first == 0 ? 0 : ranges[0].first;
     for (std::size_t k = 1; k < ranges.size(); ++k) kept += ranges[k].first - ranges[k - 1].second - 1;
     const std::uint64_t start = ranges[0].first == 0 ? ranges[0].second + 1 : 0;
-    if (kept > total_rows || ranges.back().second + 1 - start > bytes.size() + 1024)
+    if (kept * (row_store::block_rows / 4) > total_rows ||
+        ranges.back().second + 1 - start > bytes.size() + 1024)
       return fail("released ranges claim more blocks than the rows fill");
     v.rows_.restore_released(ranges);
   }

@@ -3,7 +3,9 @@
 // Job ids are dense (the scheduler counts them up), so rows live in blocks
 // of consecutive ids, each block one 4 MiB mapping advised to use
 // transparent huge pages (filling a block then takes two page faults, not a
-// thousand). A block the view no longer needs is released whole: the few
+// thousand). Rows are built in id order as ids come, so memory is touched
+// only up to the highest id. A block the view no longer needs is released
+// whole: the few
 // rows it still holds ("stragglers") move to a map and its memory goes back
 // to the system at once. Ids far beyond the blocks also live in a map, so a
 // stray large id cannot allocate every block up to it.
@@ -55,7 +57,7 @@ class basic_row_store {
   /// The row of `id`, created empty if none is stored. An id in a released
   /// block gets a row in the map; so does an id past `extend_limit`
   /// (default: dense_slack past the last block) unless a block holds it.
-  Row& get(job_id id) { return get(id, end_id() + dense_slack); }
+  Row& get(job_id id) { return get(id, built_ + dense_slack); }
   Row& get(job_id id, job_id extend_limit);
   /// Whether `id` lies in a released block and no row of it is stored:
   /// its row was let go (or it never had a job).
@@ -80,9 +82,9 @@ class basic_row_store {
   template <class Done, class OnRelease>
   std::size_t release(Done&& done, OnRelease&& on_release);
 
-  /// Blocks held, and rows in the maps: what the rows cost in memory.
-  std::size_t blocks_held() const;
-  std::size_t rows_in_maps() const { return stragglers_.size() + far_.size(); }
+  /// Rows built in the blocks held, and rows in the maps: what the rows
+  /// cost in memory.
+  std::size_t rows_held() const;
 
   // -- snapshot support -------------------------------------------------------
   /// Released blocks as ranges [first, last] of block numbers (block b
@@ -91,7 +93,7 @@ class basic_row_store {
   /// Marks the ranges released. Only on an empty store, ranges rising and
   /// apart; the caller bounds them (block numbers are not checked).
   void restore_released(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& ranges);
-  /// Allocates every unreleased block up to the one holding `id`.
+  /// Builds the rows of every id up to `id` (allocating their blocks).
   void reserve_to(job_id id);
   /// The slot of `id` in an allocated block, or nullptr; never allocates.
   Row* slot(job_id id);
@@ -102,8 +104,13 @@ class basic_row_store {
   static std::uint64_t block_of(job_id id) { return (id - 1) / block_rows; }
   // One past the last id the blocks cover.
   job_id end_id() const { return (first_block_ + blocks_.size()) * block_rows + 1; }
-  static Row* allocate_block();
-  static void free_block(Row* block) noexcept;
+  // Rows built in block i (all but the last are whole).
+  job_id built_in(std::size_t i) const {
+    const job_id base = (first_block_ + i) * block_rows + 1;
+    return built_ <= base ? 0 : std::min<job_id>(block_rows, built_ - base);
+  }
+  static Row* allocate_block();  // raw memory: rows are built by extend_to
+  static void free_block(Row* block, job_id built) noexcept;
   void clear() noexcept;
   void swap(basic_row_store& other) noexcept {
     std::swap(first_block_, other.first_block_);
@@ -111,14 +118,17 @@ class basic_row_store {
     stragglers_.swap(other.stragglers_);
     far_.swap(other.far_);
     std::swap(max_id_, other.max_id_);
+    std::swap(built_, other.built_);
   }
-  // Extends the blocks to hold `id`, moving rows of the far map into them.
+  // Builds the rows up to `id` (allocating blocks), moving rows of the far
+  // map into them.
   void extend_to(job_id id);
 
   std::uint64_t first_block_ = 0;  // every block before it is released
   std::deque<Row*> blocks_;        // block first_block_ + i; nullptr = released
-  std::unordered_map<job_id, Row> stragglers_;  // ids below end_id(), in released blocks
-  std::unordered_map<job_id, Row> far_;         // ids at or past end_id()
+  job_id built_ = 1;               // rows of ids below it are built (or released)
+  std::unordered_map<job_id, Row> stragglers_;  // ids below built_, in released blocks
+  std::unordered_map<job_id, Row> far_;         // ids at or past built_
   job_id max_id_ = 0;
 };
 
@@ -138,7 +148,7 @@ void basic_row_store<Row>::visit(job_id after, Fn&& fn) const {
     const Row* block = blocks_[i];
     const job_id base = (first_block_ + i) * block_rows + 1;
     if (block == nullptr || base + block_rows - 1 <= after) continue;
-    for (job_id k = after >= base ? after - base + 1 : 0; k < block_rows; ++k) {
+    for (job_id k = after >= base ? after - base + 1 : 0, n = built_in(i); k < n; ++k) {
       const Row& r = block[k];
       if (r.id == 0) continue;
       for (; next != loose.end() && (*next)->id < r.id; ++next)
@@ -153,9 +163,9 @@ void basic_row_store<Row>::visit(job_id after, Fn&& fn) const {
 template <class Row>
 template <class Fn>
 void basic_row_store<Row>::for_each(Fn&& fn) {
-  for (Row* block : blocks_)
-    if (block != nullptr)
-      for (job_id k = 0; k < block_rows; ++k)
+  for (std::size_t i = 0; i < blocks_.size(); ++i)
+    if (Row* block = blocks_[i])
+      for (job_id k = 0, n = built_in(i); k < n; ++k)
         if (block[k].id != 0) fn(block[k]);
   for (auto* map : {&stragglers_, &far_})
     for (auto& [id, r] : *map)
@@ -181,7 +191,8 @@ std::size_t basic_row_store<Row>::release(Done&& done, OnRelease&& on_release) {
     Row* block = blocks_[i];
     const job_id base = (first_block_ + i) * block_rows + 1;
     if (block == nullptr) continue;
-    if (base + block_rows - 1 > max_id_) break;  // ids still to come
+    // Ids still to come, or rows not built yet.
+    if (base + block_rows - 1 > max_id_ || base + block_rows > built_) break;
     job_id staying = 0;
     for (job_id k = 0; k < block_rows; ++k)
       if (block[k].id != 0 && !done(block[k])) ++staying;
@@ -196,7 +207,7 @@ std::size_t basic_row_store<Row>::release(Done&& done, OnRelease&& on_release) {
         stragglers_.emplace(base + k, std::move(r));
       }
     }
-    free_block(block);
+    free_block(block, block_rows);
     blocks_[i] = nullptr;
   }
   while (!blocks_.empty() && blocks_.front() == nullptr) {
@@ -211,11 +222,12 @@ basic_row_store<Row>& basic_row_store<Row>::operator=(const basic_row_store& oth
   if (this == &other) return *this;
   basic_row_store copy;
   copy.first_block_ = other.first_block_;
-  for (const Row* block : other.blocks_) {
+  copy.built_ = other.built_;
+  for (std::size_t i = 0; i < other.blocks_.size(); ++i) {
     Row* mine = nullptr;
-    if (block != nullptr) {
+    if (const Row* block = other.blocks_[i]) {
       mine = allocate_block();
-      std::copy(block, block + block_rows, mine);
+      std::uninitialized_copy_n(block, other.built_in(i), mine);
     }
     copy.blocks_.push_back(mine);
   }
@@ -242,31 +254,30 @@ Row* basic_row_store<Row>::allocate_block() {
 #ifdef MADV_HUGEPAGE
   (void)::madvise(reinterpret_cast<void*>(aligned), block_bytes, MADV_HUGEPAGE);
 #endif
-  Row* rows = reinterpret_cast<Row*>(aligned);
-  std::uninitialized_value_construct_n(rows, block_rows);
-  return rows;
+  return reinterpret_cast<Row*>(aligned);
 }
 
 template <class Row>
-void basic_row_store<Row>::free_block(Row* block) noexcept {
-  std::destroy_n(block, block_rows);
+void basic_row_store<Row>::free_block(Row* block, job_id built) noexcept {
+  std::destroy_n(block, built);
   ::munmap(block, block_bytes);
 }
 
 template <class Row>
 void basic_row_store<Row>::clear() noexcept {
-  for (Row* block : blocks_)
-    if (block != nullptr) free_block(block);
+  for (std::size_t i = 0; i < blocks_.size(); ++i)
+    if (blocks_[i] != nullptr) free_block(blocks_[i], built_in(i));
   blocks_.clear();
   stragglers_.clear();
   far_.clear();
   first_block_ = 0;
+  built_ = 1;
   max_id_ = 0;
 }
 
 template <class Row>
 Row* basic_row_store<Row>::slot(job_id id) {
-  if (id == 0) return nullptr;
+  if (id == 0 || id >= built_) return nullptr;
   const auto b = block_of(id);
   if (b < first_block_ || b - first_block_ >= blocks_.size()) return nullptr;
   Row* block = blocks_[b - first_block_];
@@ -277,14 +288,14 @@ template <class Row>
 Row* basic_row_store<Row>::find(job_id id) {
   if (id == 0) return nullptr;
   if (Row* r = slot(id)) return r;
-  auto& map = id < end_id() ? stragglers_ : far_;
+  auto& map = id < built_ ? stragglers_ : far_;
   auto i = map.find(id);
   return i == map.end() ? nullptr : &i->second;
 }
 
 template <class Row>
 bool basic_row_store<Row>::released(job_id id) const {
-  if (id == 0 || id >= end_id()) return false;
+  if (id == 0 || id >= built_) return false;
   const auto b = block_of(id);
   const bool block_released = b < first_block_ || blocks_[b - first_block_] == nullptr;
   return block_released && !stragglers_.contains(id);
@@ -294,7 +305,7 @@ template <class Row>
 Row& basic_row_store<Row>::get(job_id id, job_id extend_limit) {
   max_id_ = std::max(max_id_, id);
   if (Row* r = find(id)) return *r;
-  if (id < end_id()) return stragglers_[id];  // in a released block
+  if (id < built_) return stragglers_[id];  // in a released block
   if (id > extend_limit) return far_[id];
   extend_to(id);
   return *slot(id);
@@ -302,11 +313,15 @@ Row& basic_row_store<Row>::get(job_id id, job_id extend_limit) {
 
 template <class Row>
 void basic_row_store<Row>::extend_to(job_id id) {
+  if (id < built_) return;
   while (end_id() <= id) blocks_.push_back(allocate_block());
+  for (; built_ <= id; ++built_) {
+    const auto b = block_of(built_) - first_block_;
+    ::new (static_cast<void*>(&blocks_[b][(built_ - 1) % block_rows])) Row();
+  }
   // Rows that were far move into the blocks once these reach them.
-  const job_id end = end_id();
   for (auto it = far_.begin(); it != far_.end();) {
-    if (it->first < end) {
+    if (it->first < built_) {
       *slot(it->first) = std::move(it->second);
       it = far_.erase(it);
     } else {
@@ -322,9 +337,11 @@ void basic_row_store<Row>::reserve_to(job_id id) {
 }
 
 template <class Row>
-std::size_t basic_row_store<Row>::blocks_held() const {
-  return static_cast<std::size_t>(
-      std::count_if(blocks_.begin(), blocks_.end(), [](const Row* b) { return b != nullptr; }));
+std::size_t basic_row_store<Row>::rows_held() const {
+  std::size_t n = stragglers_.size() + far_.size();
+  for (std::size_t i = 0; i < blocks_.size(); ++i)
+    if (blocks_[i] != nullptr) n += built_in(i);
+  return n;
 }
 
 template <class Row>
@@ -351,10 +368,15 @@ void basic_row_store<Row>::restore_released(
   std::size_t k = 0;
   if (ranges[0].first == 0) first_block_ = ranges[k++].second + 1;
   for (; k < ranges.size(); ++k) {
-    while (first_block_ + blocks_.size() < ranges[k].first) blocks_.push_back(allocate_block());
+    while (first_block_ + blocks_.size() < ranges[k].first) {
+      Row* block = allocate_block();
+      std::uninitialized_value_construct_n(block, block_rows);
+      blocks_.push_back(block);
+    }
     while (first_block_ + blocks_.size() <= ranges[k].second) blocks_.push_back(nullptr);
   }
-  max_id_ = end_id() - 1;
+  built_ = end_id();
+  max_id_ = built_ - 1;
 }
 
 }  // namespace jobsmith

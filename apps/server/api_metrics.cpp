@@ -61,7 +61,7 @@ std::string api::metrics_text() {
 
   if (auto rows = eng_.rows()) {
     gauge("jobsmith_view_row_slots",
-          "Row slots the queue view holds in memory (whole blocks, and rows kept apart).",
+          "Rows the queue view holds in memory (in blocks, and kept apart).",
           "gauge");
     line("jobsmith_view_row_slots", static_cast<double>(rows->slots));
     gauge("jobsmith_view_rows_released", "Retired jobs whose rows the queue view let go of.",
