@@ -33,19 +33,6 @@ void apply_queue_event(std::unordered_map<std::string, queue_settings>& queues, 
   }
 }
 
-run_verdict verdict_of(job_state terminal) {
-  switch (terminal) {
-    case job_state::succeeded:
-    case job_state::accepted:
-    case job_state::declined:
-      return run_verdict::success;
-    case job_state::discarded:
-    case job_state::expired:
-      return run_verdict::failure;
-    default:
-      return run_verdict::neutral;
-  }
-}
 
 result<recovered_state> recover(const store::event_log& log,
                                 const std::function<void(const event&)>& observe) {
@@ -62,11 +49,7 @@ result<recovered_state> recover(const store::event_log& log,
     auto s = out.schedules.find(job.spec.schedule);
     if (s == out.schedules.end() || s->second.last_run != job.id) return;
     s->second.last_run_ended = true;
-    switch (verdict_of(job.state)) {
-      case run_verdict::success: s->second.consecutive_failures = 0; break;
-      case run_verdict::failure: ++s->second.consecutive_failures; break;
-      case run_verdict::neutral: break;
-    }
+    s->second.consecutive_failures = streak_after(s->second.consecutive_failures, job.state);
   };
 
   auto status = log.read(1, out.head, [&](const store::record& rec) {

@@ -63,10 +63,6 @@ struct schedule_info {
   job_submitted spec;  // the last run's submission: the template of the next
 };
 
-/// How a run's terminal state counts for its schedule's failure streak.
-enum class run_verdict { success, failure, neutral };
-run_verdict verdict_of(job_state terminal);
-
 struct recovered_state {
   std::vector<job_record> live_jobs;  // not terminal, in id order
   std::unordered_map<std::string, queue_settings> queues;

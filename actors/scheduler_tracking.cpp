@@ -169,16 +169,7 @@ void schedule_run_ended(self_ptr self, const job_record& rec) {
   auto s = st.schedules.find(rec.spec.schedule);
   if (s == st.schedules.end() || s->second.last_run != rec.id) return;
   s->second.last_run_ended = true;
-  switch (verdict_of(rec.state)) {
-    case run_verdict::success:
-      s->second.consecutive_failures = 0;
-      break;
-    case run_verdict::failure:
-      ++s->second.consecutive_failures;
-      break;
-    case run_verdict::neutral:
-      break;
-  }
+  s->second.consecutive_failures = streak_after(s->second.consecutive_failures, rec.state);
   continue_schedule(self, s->second);
 }
 

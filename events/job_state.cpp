@@ -574,6 +574,20 @@ millis retry_delay(const retry_policy& policy, std::uint32_t attempt, double jit
   return round_millis(base * (1 + spread));
 }
 
+std::uint32_t streak_after(std::uint32_t consecutive_failures, job_state terminal) {
+  switch (terminal) {
+    case job_state::succeeded:
+    case job_state::accepted:
+    case job_state::declined:
+      return 0;
+    case job_state::discarded:
+    case job_state::expired:
+      return consecutive_failures + 1;
+    default:
+      return consecutive_failures;
+  }
+}
+
 millis next_recurrence(const recurrence& rec, millis now, std::uint32_t consecutive_failures) {
   if (rec.interval <= 0) return now;
   const double cap = static_cast<double>(std::max(rec.max_interval, rec.interval));

@@ -258,6 +258,12 @@ void apply(job_record& job, const event& ev);
 /// draw in [0, 1) placing it within +-jitter.
 millis retry_delay(const retry_policy& policy, std::uint32_t attempt, double jitter_draw);
 
+/// A schedule's failure streak once its run ended in `terminal`: 0 after a
+/// success (succeeded, accepted, declined), one more after a failure
+/// (discarded, expired), unchanged after a cancel. The one rule the
+/// scheduler, recovery and the queue view fold.
+std::uint32_t streak_after(std::uint32_t consecutive_failures, job_state terminal);
+
 /// Due time of the next run of a recurring job that just ended at `now`
 /// after `consecutive_failures` failed runs in a row (0 after a success).
 millis next_recurrence(const recurrence& rec, millis now, std::uint32_t consecutive_failures);

@@ -133,8 +133,10 @@ void queue_view::apply(const event& ev) {
             set.reserve(b.resources.size());
             for (const auto& claim : b.resources)
               set.emplace_back(names_.intern(claim.name), claim.mode);
-            resource_sets_.push_back(std::move(set));
-            r.resources = static_cast<std::uint32_t>(resource_sets_.size());
+            auto [at, added] = resource_set_ids_.try_emplace(
+                set, static_cast<std::uint32_t>(resource_sets_.size() + 1));
+            if (added) resource_sets_.push_back(std::move(set));
+            r.resources = at->second;
           }
         } else if constexpr (std::is_same_v<body_t, job_started>) {
           if (r.state != job_state::scheduled) return;
@@ -223,25 +225,12 @@ void queue_view::apply(const event& ev) {
       row->retire_at = retire_time(*row, policy_of(row->queue));
   }
   // A schedule's run that just ended: the schedule's next run is due, and
-  // the run's verdict moves its failure streak (actors/recovery.cpp, the
-  // same rule as the live scheduler's).
+  // its end moves the failure streak (events/job_state.hpp, streak_after).
   if (was_live && is_terminal(row->state) && row->schedule != 0) {
     auto s = schedules_.find(row->schedule);
     if (s != schedules_.end() && s->second.last_run == row->id) {
       s->second.last_run_ended = true;
-      switch (row->state) {
-        case job_state::succeeded:
-        case job_state::accepted:
-        case job_state::declined:
-          s->second.consecutive_failures = 0;
-          break;
-        case job_state::discarded:
-        case job_state::expired:
-          ++s->second.consecutive_failures;
-          break;
-        default:
-          break;
-      }
+      s->second.consecutive_failures = streak_after(s->second.consecutive_failures, row->state);
     }
   }
 }

@@ -168,6 +168,8 @@ class queue_view {
   const name_table& names() const { return names_; }
   /// The resource set of a row (empty when it declares none).
   const std::vector<std::pair<std::uint32_t, lock_mode>>& resources_of(const job_row& row) const;
+  /// Distinct resource sets the rows name (each is kept once).
+  std::size_t resource_set_count() const { return resource_sets_.size(); }
 
   /// Jobs per effective state at wall time `now` (a waiting job is queued
   /// once due), indexed by job_state.
@@ -275,7 +277,10 @@ class queue_view {
   row_store rows_;
   // Retired jobs whose rows were let go, per queue name id.
   std::unordered_map<std::uint32_t, std::uint64_t> released_;
+  // Distinct resource sets, each once (a row names its set by 1 + index):
+  // they grow with the kinds of work, not with history.
   std::vector<std::vector<std::pair<std::uint32_t, lock_mode>>> resource_sets_;
+  std::map<std::vector<std::pair<std::uint32_t, lock_mode>>, std::uint32_t> resource_set_ids_;
   std::unordered_map<std::uint32_t, queue_settings> settings_;
   std::map<schedule_id, schedule_row> schedules_;
   kind_table kinds_;

@@ -378,6 +378,8 @@ std::optional<queue_view> queue_view::decode(std::string_view bytes, std::string
       if (name >= v.names_.size()) return fail("resource name id out of range");
       set.emplace_back(name, mode);
     }
+    // A repeated set keeps its first index.
+    v.resource_set_ids_.try_emplace(set, static_cast<std::uint32_t>(i + 1));
   }
   r("settings", n);
   if (n > r.left()) return fail("settings count exceeds the input");

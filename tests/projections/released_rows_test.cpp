@@ -221,3 +221,26 @@ BOOST_AUTO_TEST_CASE(a_snapshot_keeps_what_was_let_go) {
   BOOST_TEST(empty->row_slots() == 0u);
   BOOST_TEST(empty->queues(t0 + 1'000).at(0).retired == per_block);
 }
+
+BOOST_AUTO_TEST_CASE(a_resource_set_is_kept_once_however_many_jobs_name_it) {
+  queue_view v;
+  sequence_t seq = 0;
+  for (job_id id = 1; id <= 1000; ++id) {
+    job_submitted s;
+    s.kind = "k";
+    s.resources = {{"db", lock_mode::exclusive}, {id % 2 ? "s3" : "s4", lock_mode::shared}};
+    v.apply(event{++seq, id, t0, "t", s});
+  }
+  BOOST_TEST(v.resource_set_count() == 2u);
+  BOOST_TEST(v.names().name(v.resources_of(*v.find(3))[1].first) == "s3");
+  BOOST_TEST(v.names().name(v.resources_of(*v.find(4))[1].first) == "s4");
+  std::string error;
+  auto back = queue_view::decode(v.encode(), &error);
+  BOOST_TEST_REQUIRE(back.has_value(), error);
+  BOOST_TEST(back->resource_set_count() == 2u);
+  job_submitted again;
+  again.kind = "k";
+  again.resources = {{"db", lock_mode::exclusive}, {"s4", lock_mode::shared}};
+  back->apply(event{++seq, 1001, t0, "t", again});
+  BOOST_TEST(back->resource_set_count() == 2u);
+}
