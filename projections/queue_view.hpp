@@ -6,8 +6,8 @@
 // A pure fold over committed events in sequence order: no CAF, no I/O, the
 // same code live and in replay. Rows are compact (names interned, no
 // payloads, results or handovers: the log keeps those and a job's own view
-// reads them from its stream), about 150 bytes a job, so the history of
-// millions of jobs fits.
+// reads them from its stream), about 170 bytes a job, and a retired job's
+// row is let go (row_store.hpp), so memory follows the jobs not retired.
 //
 // The job fields follow events/job_state.cpp's apply() exactly;
 // tests/projections/queue_view_test.cpp checks every row against apply()
