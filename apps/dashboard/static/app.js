@@ -5,6 +5,7 @@
 
 import {$, h, fmtTime, timeCell, stateBadge, progressText, fact, details, finishKind,
   filterLink, filtersHash, coalesce} from './format.js';
+import {api, showError, clearError, getToken, setToken} from './api.js';
 
 const STATES = ['scheduled', 'queued', 'running', 'pending_review', 'succeeded',
   'accepted', 'declined', 'discarded', 'cancelled', 'expired'];
@@ -18,61 +19,7 @@ const EVENT_TYPES = ['job.submitted', 'job.started', 'job.progress', 'job.succee
   'job.requested', 'job.expired', 'queue.paused', 'queue.resumed', 'queue.configured',
   'schedule.created', 'schedule.deleted', 'engine.started', 'kind.configured',
   'job.cancel_requested'];
-const TOKEN_KEY = 'jobsmith.token';
 const RATE_WINDOW_MS = 60_000;
-
-// -- the API -------------------------------------------------------------------
-
-let token = localStorage.getItem(TOKEN_KEY) || '';
-
-class ApiError extends Error {
-  constructor(status, code, message) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
-
-async function api(method, path, body) {
-  const headers = {Accept: 'application/json'};
-  if (token) headers.Authorization = `Bearer ${token}`;
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  let res;
-  try {
-    res = await fetch(path, {method, headers, body: body === undefined ? undefined : JSON.stringify(body)});
-  } catch (e) {
-    throw new ApiError(0, 'network', `cannot reach the server (${e.message})`);
-  }
-  const text = await res.text();
-  let data = null;
-  try { data = text ? JSON.parse(text) : null; } catch { /* not JSON: reported below */ }
-  if (!res.ok) {
-    const err = data && data.error;
-    const message = (err && err.message) || text.trim() || res.statusText;
-    throw new ApiError(res.status, (err && err.code) || '', message);
-  }
-  if (data === null) throw new ApiError(res.status, 'bad_response', `${method} ${path}: the answer is not JSON`);
-  return data;
-}
-
-// -- errors --------------------------------------------------------------------
-
-function showError(err, context) {
-  const box = $('#error');
-  let text = err instanceof ApiError
-    ? `${err.status ? `${err.status} ` : ''}${err.code ? `${err.code}: ` : ''}${err.message}`
-    : String(err && err.message ? err.message : err);
-  if (context) text = `${context}: ${text}`;
-  if (err instanceof ApiError && (err.status === 401 || err.status === 403))
-    text += ' — paste a token with the right role into “API token”.';
-  $('#error-text').textContent = text;
-  box.hidden = false;
-}
-
-function clearError() {
-  $('#error').hidden = true;
-  $('#error-text').textContent = '';
-}
 
 $('#error-close').addEventListener('click', clearError);
 
@@ -513,7 +460,7 @@ async function connect() {
     } catch { /* start at the stream's head */ }
   }
   if (lastSeq > 0) params.set('from', String(lastSeq + 1));
-  if (token) params.set('access_token', token);
+  if (getToken()) params.set('access_token', getToken());
   const es = new EventSource(`/v1/events/stream?${params}`);
   source = es;
   setStreamStatus('connecting…', 'connecting');
@@ -583,12 +530,10 @@ setInterval(() => { if (route.view === 'overview' && queues.length) renderQueues
 
 // -- the token -----------------------------------------------------------------------
 
-$('#token').value = token;
+$('#token').value = getToken();
 $('#token-form').addEventListener('submit', (e) => {
   e.preventDefault();
-  token = $('#token').value.trim();
-  if (token) localStorage.setItem(TOKEN_KEY, token);
-  else localStorage.removeItem(TOKEN_KEY);
+  setToken($('#token').value.trim());
   clearError();
   connect();
   refreshAll();

@@ -38,6 +38,7 @@ BOOST_AUTO_TEST_CASE(files_are_byte_for_byte_with_their_types) {
   } const files[] = {
       {"index.html", "text/html; charset=utf-8"},
       {"app.js", "text/javascript; charset=utf-8"},
+      {"api.js", "text/javascript; charset=utf-8"},
       {"format.js", "text/javascript; charset=utf-8"},
       {"style.css", "text/css; charset=utf-8"},
   };

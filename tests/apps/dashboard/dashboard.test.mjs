@@ -264,7 +264,7 @@ await step('jobsmith serve starts on a free loopback port', async () => {
 });
 
 await step('the page and its files are served with their content types', async () => {
-  for (const [p, type] of [['/', 'text/html'], ['/ui/app.js', 'text/javascript'], ['/ui/format.js', 'text/javascript'], ['/ui/style.css', 'text/css']]) {
+  for (const [p, type] of [['/', 'text/html'], ['/ui/app.js', 'text/javascript'], ['/ui/format.js', 'text/javascript'], ['/ui/api.js', 'text/javascript'], ['/ui/style.css', 'text/css']]) {
     const res = await fetch(`${base}${p}`);
     const got = res.headers.get('content-type') || '';
     if (res.status !== 200 || !got.startsWith(type)) throw new Error(`GET ${p}: ${res.status} ${got}, expected 200 ${type}`);
