@@ -64,6 +64,20 @@ long peak_rss_mb() {
 
 }  // namespace
 
+engine_options bench_engine_options(const embedded_bench_options& o, const std::string& dir) {
+  engine_options opts;
+  opts.data_dir = dir;
+  opts.in_memory = o.in_memory;
+  opts.worker_threads = o.worker_threads;
+  opts.scheduler_threads = o.scheduler_threads;
+  opts.scheduler_policy = o.scheduler_policy;
+  opts.commit_delay = std::chrono::microseconds(o.commit_delay_us);
+  opts.quiet_timer_clock = !o.stock_clock;
+  opts.worker_slots = o.worker_slots;
+  opts.max_inflight_submits = std::max<std::size_t>(100'000, o.batch * o.producers * 2);
+  return opts;
+}
+
 int run_embedded_bench(const embedded_bench_options& o) {
   auto dir = o.data_dir;
   bool remove_dir = false;
@@ -77,16 +91,7 @@ int run_embedded_bench(const embedded_bench_options& o) {
   std::vector<std::int64_t> start_latency(o.jobs, -1);
   std::atomic<std::uint64_t> handled{0};
 
-  engine_options opts;
-  opts.data_dir = dir;
-  opts.in_memory = o.in_memory;
-  opts.worker_threads = o.worker_threads;
-  opts.scheduler_threads = o.scheduler_threads;
-  opts.scheduler_policy = o.scheduler_policy;
-  opts.commit_delay = std::chrono::microseconds(o.commit_delay_us);
-  opts.quiet_timer_clock = !o.stock_clock;
-  opts.worker_slots = o.worker_slots;
-  opts.max_inflight_submits = std::max<std::size_t>(100'000, o.batch * o.producers * 2);
+  engine_options opts = bench_engine_options(o, dir);
   opts.handlers.add("noop", [&](job_context& ctx) {
     std::uint64_t index = 0;
     std::int64_t t = 0;

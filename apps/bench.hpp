@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "actors/engine.hpp"
+
 namespace jobsmith::apps {
 
 struct embedded_bench_options {
@@ -26,6 +28,10 @@ struct embedded_bench_options {
   std::int64_t soak_retention = 60'000;     // the engine's retention, both kinds of end
   std::int64_t soak_report_every = 60'000;  // a reading this often
 };
+
+/// The engine options both embedded benches open with (no handlers yet).
+engine_options bench_engine_options(const embedded_bench_options& options,
+                                    const std::string& data_dir);
 
 /// Prints the figures to stdout; returns the process exit code.
 int run_embedded_bench(const embedded_bench_options& options);

@@ -67,11 +67,8 @@ int run_embedded_soak(const embedded_bench_options& o) {
   }
   const std::uint64_t rate = o.rate > 0 ? o.rate : 1000;
 
-  engine_options opts;
-  opts.data_dir = dir;
-  opts.worker_threads = o.worker_threads;
-  opts.scheduler_threads = o.scheduler_threads;
-  opts.worker_slots = o.worker_slots;
+  engine_options opts = bench_engine_options(o, dir);
+  opts.in_memory = false;  // the soak measures the data directory
   opts.retention = retention_policy{o.soak_retention, o.soak_retention};
   std::atomic<std::uint64_t> done{0};
   opts.handlers.add("noop", [&](job_context&) {
